@@ -1,0 +1,1 @@
+"""Persistence: models, engine setup and migrations."""

@@ -1,0 +1,312 @@
+"""SQLAlchemy 2.x models for the engine's state and the canonical source tables.
+
+Engine tables carry the ``vigil_`` prefix.  The canonical source tables (``logins``, ...) are what
+``vigil import`` fills in the engine's own database; their columns are text so that ingest
+validates every source the same way and quarantines what does not parse.
+
+The Alembic migration in ``alerts/store/migrations`` is generated from these models
+(``python -m alerts.store.regen``); a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from detectors.contract import TABLES
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = String(64)
+TS = DateTime(timezone=True)
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Cursor(Base):
+    """How far each source has been read: ``state`` = {"pos": ..., "gaps": {...}}."""
+
+    __tablename__ = "vigil_cursors"
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Profile(Base):
+    """Per-account, per-detector baseline; ``version`` increments on every update."""
+
+    __tablename__ = "vigil_profiles"
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    detector: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class FindingRow(Base):
+    __tablename__ = "vigil_findings"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    detector: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    ts: Mapped[datetime] = mapped_column(TS)
+    kind: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    event_ids: Mapped[list[Any]] = mapped_column(default=list)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class AlertRow(Base):
+    __tablename__ = "vigil_alerts"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule_hash: Mapped[str] = mapped_column(String(64), default="")
+    detector: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16), default="live")
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    ts: Mapped[datetime] = mapped_column(TS, index=True)
+    finding_ids: Mapped[list[Any]] = mapped_column(default=list)
+    event_ids: Mapped[list[Any]] = mapped_column(default=list)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    template: Mapped[str] = mapped_column(String(64), default="")
+    channels: Mapped[list[Any]] = mapped_column(default=list)
+    confirm: Mapped[bool] = mapped_column(Boolean, default=False)
+    throttle_key: Mapped[str | None] = mapped_column(String(256), index=True)
+    group_key: Mapped[str | None] = mapped_column(String(256))
+    sms_code: Mapped[str | None] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None] = mapped_column(TS)
+    answered_at: Mapped[datetime | None] = mapped_column(TS)
+    answer: Mapped[str | None] = mapped_column(String(16))
+    escalation_step: Mapped[int] = mapped_column(default=0)
+    ticket_id: Mapped[str | None] = mapped_column(Id)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __table_args__ = (Index("ix_vigil_alerts_rule_throttle_ts", "rule_id", "throttle_key", "ts"),)
+
+
+class AlertEvent(Base):
+    """Audit of everything that happened to an alert (lifecycle moves, coalesced findings)."""
+
+    __tablename__ = "vigil_alert_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(Id, ForeignKey("vigil_alerts.id"), index=True)
+    at: Mapped[datetime] = mapped_column(TS)
+    event: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128), default="system")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboxRow(Base):
+    __tablename__ = "vigil_outbox"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    alert_id: Mapped[str | None] = mapped_column(Id, ForeignKey("vigil_alerts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(32), default="alert")
+    template: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(default=5)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TS, index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(TS)
+    provider_id: Mapped[str | None] = mapped_column(String(256), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    sent_at: Mapped[datetime | None] = mapped_column(TS)
+    delivered_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Delivery(Base):
+    """One attempt to send one outbox message, with the provider's answer."""
+
+    __tablename__ = "vigil_deliveries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[str] = mapped_column(Id, ForeignKey("vigil_outbox.id"), index=True)
+    attempt: Mapped[int] = mapped_column()
+    channel: Mapped[str] = mapped_column(String(32))
+    transport: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(256))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(TS)
+
+
+class ConfirmToken(Base):
+    """A confirmation link token, stored as its SHA-256 only; single use, expiring."""
+
+    __tablename__ = "vigil_confirm_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(Id, ForeignKey("vigil_alerts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+    used_at: Mapped[datetime | None] = mapped_column(TS)
+    used_action: Mapped[str | None] = mapped_column(String(16))
+
+
+class Ticket(Base):
+    """A support ticket.  ``open_key`` = "account:category" while open, NULL once resolved:
+    the unique constraint keeps one open ticket per account and category."""
+
+    __tablename__ = "vigil_tickets"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(4))
+    queue: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    open_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    first_response_due: Mapped[datetime | None] = mapped_column(TS)
+    resolve_due: Mapped[datetime | None] = mapped_column(TS)
+    first_response_at: Mapped[datetime | None] = mapped_column(TS)
+    resolved_at: Mapped[datetime | None] = mapped_column(TS)
+    sla_state: Mapped[str] = mapped_column(String(16), default="ok")
+    resolution_code: Mapped[str | None] = mapped_column(String(32))
+    classifier_confidence: Mapped[float | None] = mapped_column(Float)
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class TicketEvent(Base):
+    """The ticket timeline: alerts, messages, receipts, answers, freezes, staff actions."""
+
+    __tablename__ = "vigil_ticket_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(Id, ForeignKey("vigil_tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(TS)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128), default="system")
+    ref_id: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", "ref_id", name="uq_vigil_ticket_events_ref"),)
+
+
+class QuarantineRow(Base):
+    __tablename__ = "vigil_quarantine"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200), index=True)
+    row_ref: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class AccountRow(Base):
+    """The engine's mirror of an account: contact data from the source, status owned here."""
+
+    __tablename__ = "vigil_accounts"
+    account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime | None] = mapped_column(TS)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(320))
+    push_token: Mapped[str | None] = mapped_column(String(512))
+    tier: Mapped[str | None] = mapped_column(String(32))
+    anti_phishing_code: Mapped[str | None] = mapped_column(String(64))
+    source_status: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    frozen_at: Mapped[datetime | None] = mapped_column(TS)
+    frozen_reason: Mapped[str | None] = mapped_column(Text)
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone_bad: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Run(Base):
+    """One run of a daemon job: what it read and produced, and any gap it caught up."""
+
+    __tablename__ = "vigil_runs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(TS)
+    finished_at: Mapped[datetime | None] = mapped_column(TS)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RuleSetRow(Base):
+    """Every rule set applied (or refused), with its content hash, for audit."""
+
+    __tablename__ = "vigil_rule_sets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    rules: Mapped[list[Any]] = mapped_column(default=list)
+    errors: Mapped[list[Any]] = mapped_column(default=list)
+    at: Mapped[datetime] = mapped_column(TS)
+
+
+class Suppression(Base):
+    """A user-declared suppression (travel notice, allow-listed address) with its expiry."""
+
+    __tablename__ = "vigil_suppressions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+    created_by: Mapped[str] = mapped_column(String(128), default="user")
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
+def _source_table(name: str) -> type[Base]:
+    cols: dict[str, Any] = {
+        "__tablename__": name,
+        "ingest_seq": mapped_column(BigId, primary_key=True, autoincrement=True),
+        "__annotations__": {"ingest_seq": Mapped[int]},
+    }
+    for col in TABLES[name].columns:
+        cols[col.name] = mapped_column(Text, nullable=True)
+        cols["__annotations__"][col.name] = Mapped[str | None]
+    cls_name = "Src" + "".join(p.title() for p in name.split("_"))
+    return type(cls_name, (Base,), cols)
+
+
+SOURCE_MODELS: dict[str, type[Base]] = {name: _source_table(name) for name in TABLES}
+Index("ix_accounts_account_id", SOURCE_MODELS["accounts"].__table__.c.account_id)  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Channels (console, email, SMS, push, webhook), rendering and locales, delivery policy."""

@@ -1,0 +1,86 @@
+"""The channel contract.
+
+A channel is small: class attributes say what it can carry, a pydantic config (secrets as
+``SecretStr``) is validated at load, and ``send(message)`` returns a :class:`DeliveryResult`
+-- it never raises for a delivery failure.  Rendering is separate (``notifiers.render``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Status = Literal["delivered", "sent", "transient", "permanent", "skipped"]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    account_id: str
+    locale: str = "en"
+    timezone: str = "UTC"
+    phone: str | None = None
+    email: str | None = None
+    push_token: str | None = None
+    anti_phishing_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A rendered message for one channel.  ``data`` carries machine fields (push actions)."""
+
+    outbox_id: str
+    channel: str
+    recipient: Recipient
+    subject: str
+    text: str
+    html: str | None = None
+    data: Mapping[str, str] = field(default_factory=dict)
+    alert_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """``sent``: handed to the provider (a receipt may follow); ``delivered``: final.
+
+    ``transient`` is retried with backoff; ``permanent`` goes to the next channel or the dead
+    letters.  ``action`` tells the engine what else to do: ``opt_out`` (the number replied STOP),
+    ``bad_address``, ``prune_token``, ``ops_alert`` (configuration broken), ``backoff`` (rate limit).
+    """
+
+    status: Status
+    provider_id: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    action: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("delivered", "sent")
+
+
+class ChannelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+
+
+class Channel:
+    name: ClassVar[str]
+    max_body_len: ClassVar[int | None] = None
+    rate_per_sec: ClassVar[float | None] = None
+    needs: ClassVar[str | None] = None  # the recipient field the channel needs: phone, email, push_token
+
+    def can_reach(self, r: Recipient) -> bool:
+        return self.needs is None or bool(getattr(r, self.needs))
+
+    def send(self, message: Message) -> DeliveryResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections (called on shutdown)."""
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"name": self.name}

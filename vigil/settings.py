@@ -1,0 +1,182 @@
+"""Settings: one YAML file plus ``VIGIL_*`` environment variables (which win).
+
+Nested keys use a double underscore in the environment:
+``VIGIL_CHANNELS__EMAIL__PASSWORD=...``.  Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vigil.errors import ConfigError
+
+DEFAULT_DB = "sqlite:///vigil.db"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TableMap(Strict):
+    """Where one canonical table lives in an external source, and how its columns are named."""
+
+    table: str
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> source column")
+    cursor: str = Field("ingest_seq", description="a monotonic column: an id or an insertion timestamp")
+    cursor_kind: Literal["int", "ts"] = "int"
+
+
+class SourceSettings(Strict):
+    kind: Literal["engine", "sql", "files"] = "engine"
+    url: str | None = Field(None, description="read-only URL for kind=sql")
+    path: str | None = Field(None, description="data directory for kind=files")
+    tables: dict[str, TableMap] = Field(default_factory=dict)
+    settle_seconds: int = Field(5, ge=0, description="timestamp cursors read rows older than this")
+    gap_grace_seconds: int = Field(600, ge=0, description="how long a gap in an id cursor is re-checked")
+
+
+class ConsoleChannel(Strict):
+    enabled: bool = True
+    stand_in_for: list[str] = Field(
+        default_factory=lambda: ["push", "sms", "email"],
+        description="channels the console renders and prints when they are not configured",
+    )
+
+
+class EmailChannel(Strict):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    use_ssl: bool = False
+    timeout: float = 10.0
+    sender: str = "Vigil Security <security@exchange.example>"
+
+
+class Channels(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    console: ConsoleChannel = Field(default_factory=ConsoleChannel)
+    email: EmailChannel = Field(default_factory=EmailChannel)
+
+
+class WebSettings(Strict):
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: SecretStr = SecretStr("")
+    token_ttl_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+
+
+class DaemonSettings(Strict):
+    scan_every_seconds: int = Field(60, ge=1)
+    deliver_every_seconds: int = Field(10, ge=1)
+    escalate_every_seconds: int = Field(60, ge=1)
+    batch_rows: int = Field(200_000, ge=1)
+    max_batches_per_run: int = Field(50, ge=1)
+
+
+class DeliverySettings(Strict):
+    max_attempts: int = Field(5, ge=1)
+    backoff_seconds: float = Field(30.0, gt=0)
+    backoff_max_seconds: float = Field(3600.0, gt=0)
+    lease_seconds: int = Field(120, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = DEFAULT_DB
+    rules_path: str | None = Field(None, description="rule file or directory; default: the shipped pack")
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    channels: Channels = Field(default_factory=Channels)
+    web: WebSettings = Field(default_factory=WebSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    default_locale: str = "en"
+    default_timezone: str = "UTC"
+    log_level: str = "INFO"
+
+    @field_validator("default_locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(v.replace("-", "_"))
+        except (ValueError, UnknownLocaleError) as e:
+            raise ValueError(f"unknown locale {v!r}") from e
+        return v
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (``--config`` or ``VIGIL_CONFIG``), then the environment, then overrides."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    path = path or os.environ.get("VIGIL_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: configuration file not found")
+        try:
+            loaded = YAML(typ="safe").load(p.read_text(encoding="utf-8"))
+        except YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of settings")
+        data = loaded or {}
+    try:
+        settings = _from_sources(data, overrides)
+    except ValidationError as e:
+        where = str(path) if path else "environment"
+        lines = [f"{where}: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    if not settings.web.secret_key.get_secret_value():
+        settings.web.secret_key = SecretStr(_local_secret(settings))
+    return settings
+
+
+def _from_sources(data: dict[str, Any], overrides: dict[str, Any]) -> Settings:
+    # environment wins over the file: build from env first, then merge the file underneath
+    env_only = Settings()
+    file_model = Settings.model_validate({**data})
+    merged = _deep_merge(file_model.model_dump(exclude_unset=True), env_only.model_dump(exclude_unset=True))
+    merged = _deep_merge(merged, overrides)
+    return Settings.model_validate(_unwrap_secrets(merged))
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _unwrap_secrets(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _unwrap_secrets(v) for k, v in d.items()}
+    if isinstance(d, SecretStr):
+        return d.get_secret_value()
+    return d
+
+
+def _local_secret(settings: Settings) -> str:
+    """No secret configured: derive a stable per-database secret stored beside SQLite, or fail."""
+    import secrets
+
+    url = settings.database_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        p = Path(url.removeprefix("sqlite:///") + ".secret")
+        if not p.exists():
+            p.write_text(secrets.token_urlsafe(32))
+            p.chmod(0o600)
+        return p.read_text().strip()
+    return secrets.token_urlsafe(32)
