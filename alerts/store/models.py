@@ -100,6 +100,9 @@ class AlertRow(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     template: Mapped[str] = mapped_column(String(64), default="")
     channels: Mapped[list[Any]] = mapped_column(default=list)
+    # a snapshot of the rule's notify settings and answer actions, taken when the alert is created,
+    # so a later rule edit never changes what an open alert does (OnCall's escalation snapshot)
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
     confirm: Mapped[bool] = mapped_column(Boolean, default=False)
     throttle_key: Mapped[str | None] = mapped_column(String(256), index=True)
     group_key: Mapped[str | None] = mapped_column(String(256))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:27:51.913253
+Create Date: 2026-11-23 15:34:17.130424
 """
 from __future__ import annotations
 
@@ -126,6 +126,7 @@ def upgrade() -> None:
     sa.Column('evidence', sa.JSON(), nullable=False),
     sa.Column('template', sa.String(length=64), nullable=False),
     sa.Column('channels', sa.JSON(), nullable=False),
+    sa.Column('plan', sa.JSON(), nullable=False),
     sa.Column('confirm', sa.Boolean(), nullable=False),
     sa.Column('throttle_key', sa.String(length=256), nullable=True),
     sa.Column('group_key', sa.String(length=256), nullable=True),

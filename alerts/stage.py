@@ -1,0 +1,196 @@
+"""Turn decisions into alerts, tickets and outbox rows (inside the scan's transaction).
+
+Deterministic alert ids make a replayed batch a no-op.  Throttling is by event time, so a
+backtest and the daemon agree, and a throttled finding is *coalesced* into the alert that
+muted it (its events join that alert's ``event_ids``) rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alerts.actions import run_actions
+from alerts.lifecycle import NEW, SHADOW
+from alerts.store.models import AlertEvent, AlertRow, OutboxRow
+from alerts.tokens import new_sms_code
+from detectors.base import stable_id
+from rules.engine import Decision
+from rules.schema import SEVERITY_RANK
+
+Suppressor = Callable[[Decision], Mapping[str, Any] | None]
+
+
+@dataclass
+class StageReport:
+    created: list[str] = field(default_factory=list)
+    shadow: list[str] = field(default_factory=list)
+    replayed: int = 0
+    throttled: int = 0
+    suppressed: int = 0
+    inhibited: int = 0
+    outbox: int = 0
+
+
+def _dump_actions(actions: Iterable[Any]) -> list[dict[str, Any]]:
+    return [a.model_dump(mode="json") for a in actions]
+
+
+def plan_for(d: Decision) -> dict[str, Any]:
+    r = d.rule
+    n = r.notify
+    return {
+        "notify": None if n is None else {
+            "channels": list(n.channels), "template": n.template, "confirm": n.confirm,
+            "expires_s": int(n.expires.total_seconds()), "strategy": n.strategy,
+        },
+        "on_denied": _dump_actions(r.on_denied),
+        "on_confirmed": _dump_actions(r.on_confirmed),
+        "on_expired": _dump_actions(r.on_expired),
+    }
+
+
+def apply_decisions(
+    session: Session,
+    decisions: Iterable[Decision],
+    *,
+    now: datetime,
+    suppressor: Suppressor | None = None,
+    deliver: bool = True,
+) -> StageReport:
+    """Create what the decisions call for.  ``deliver=False`` (backtests) writes no outbox rows."""
+    report = StageReport()
+    ordered = sorted(decisions, key=lambda d: (d.finding.ts, -SEVERITY_RANK[d.rule.severity], d.alert_id))
+    for d in ordered:
+        aid = d.alert_id
+        if session.get(AlertRow, aid) is not None:
+            report.replayed += 1
+            continue
+        f = d.finding
+        if suppressor is not None:
+            sup = suppressor(d)
+            if sup is not None:
+                report.suppressed += 1
+                session.add(AlertEvent(alert_id=_suppression_anchor(session, d, now), at=now, event="suppressed",
+                                       detail={"finding_id": f.finding_id, "rule_id": d.rule.id, **sup}))
+                continue
+        tkey = d.throttle_key()
+        if d.rule.throttle is not None and tkey is not None:
+            muting = _throttled_by(session, d.rule.id, tkey, f.ts, d.rule.throttle.per, d.rule.throttle.max)
+            if muting is not None:
+                _coalesce(session, muting, d, now, "throttled")
+                report.throttled += 1
+                continue
+        if d.rule.inhibit:
+            higher = _inhibitor(session, d, now)
+            if higher is not None:
+                _coalesce(session, higher, d, now, "inhibited")
+                report.inhibited += 1
+                continue
+        shadow = d.rule.mode == "shadow"
+        n = d.rule.notify
+        expires = f.ts if n is None else max(now, f.ts) + n.expires
+        alert = AlertRow(
+            id=aid, rule_id=d.rule.id, rule_hash=d.rule_hash, detector=f.detector, account_id=f.account_id,
+            severity=d.rule.severity, mode=d.rule.mode, status=SHADOW if shadow else NEW, ts=f.ts,
+            finding_ids=[f.finding_id], event_ids=list(f.event_ids), evidence={"kind": f.kind, **f.evidence},
+            template=n.template if n else "", channels=list(n.channels) if n else [], plan=plan_for(d),
+            confirm=bool(n and n.confirm), throttle_key=tkey,
+            sms_code=new_sms_code() if n and n.confirm and "sms" in n.channels else None,
+            expires_at=expires if n and n.confirm else None, created_at=now, updated_at=now,
+        )
+        session.add(alert)
+        session.flush()  # the row must exist before rows that reference it (no ORM relationships)
+        session.add(AlertEvent(alert_id=aid, at=now, event="created",
+                               detail={"rule_hash": d.rule_hash, "score": f.score, "mode": d.rule.mode}))
+        if shadow:
+            report.shadow.append(aid)
+            continue
+        report.created.append(aid)
+        run_actions(session, alert, _dump_actions(d.rule.on_match), trigger="match", now=now)
+        if deliver and n is not None:
+            report.outbox += enqueue_notifications(session, alert, now=now)
+        session.flush()
+    return report
+
+
+def enqueue_notifications(session: Session, alert: AlertRow, *, now: datetime, purpose: str = "alert",
+                          template: str | None = None, channels: list[str] | None = None) -> int:
+    """One outbox row per channel (``strategy: all``) or the first channel with the rest as fallback."""
+    plan = alert.plan.get("notify") or {}
+    chans = channels if channels is not None else list(plan.get("channels", []))
+    if not chans:
+        return 0
+    tmpl = template or plan.get("template") or alert.template
+    prio = {"critical": 0, "high": 1, "medium": 3, "low": 5}.get(alert.severity, 5)
+    if plan.get("strategy") == "fallback" and purpose == "alert":
+        rows = [(chans[0], chans[1:])]
+    else:
+        rows = [(c, []) for c in chans]
+    made = 0
+    for ch, fallback in rows:
+        oid = stable_id("o", alert.id, ch, purpose)
+        if session.get(OutboxRow, oid) is not None:
+            continue
+        session.add(OutboxRow(
+            id=oid, alert_id=alert.id, account_id=alert.account_id, channel=ch, purpose=purpose,
+            template=tmpl, priority=prio, payload={"fallback": fallback}, status="pending",
+            next_attempt_at=now, created_at=now,
+        ))
+        made += 1
+    return made
+
+
+def _throttled_by(session: Session, rule_id: str, tkey: str, ts: datetime, per: timedelta, limit: int
+                  ) -> AlertRow | None:
+    q = select(AlertRow).where(
+        AlertRow.rule_id == rule_id, AlertRow.throttle_key == tkey,
+        AlertRow.ts > ts - per, AlertRow.ts <= ts,
+    )
+    count = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    if count < limit:
+        return None
+    return session.scalars(q.order_by(AlertRow.ts.desc(), AlertRow.id)).first()
+
+
+def _inhibitor(session: Session, d: Decision, now: datetime) -> AlertRow | None:
+    """An open alert on the same account with a higher severity mutes this one."""
+    rank = SEVERITY_RANK[d.rule.severity]
+    higher = [s for s, r in SEVERITY_RANK.items() if r > rank]
+    if not higher:
+        return None
+    return session.scalars(
+        select(AlertRow).where(
+            AlertRow.account_id == d.finding.account_id, AlertRow.severity.in_(higher),
+            AlertRow.status.in_(("new", "notified", "expired", "escalated")),
+        ).order_by(AlertRow.ts.desc())
+    ).first()
+
+
+def _coalesce(session: Session, into: AlertRow, d: Decision, now: datetime, why: str) -> None:
+    f = d.finding
+    into.event_ids = list(dict.fromkeys([*into.event_ids, *f.event_ids]))
+    into.finding_ids = list(dict.fromkeys([*into.finding_ids, f.finding_id]))
+    into.updated_at = now
+    session.add(AlertEvent(alert_id=into.id, at=now, event=why,
+                           detail={"rule_id": d.rule.id, "finding_id": f.finding_id, "event_ids": list(f.event_ids)}))
+
+
+def _suppression_anchor(session: Session, d: Decision, now: datetime) -> str:
+    """Suppressed decisions are audited on a shadow-like alert row of their own."""
+    aid = d.alert_id
+    if session.get(AlertRow, aid) is None:
+        f = d.finding
+        session.add(AlertRow(
+            id=aid, rule_id=d.rule.id, rule_hash=d.rule_hash, detector=f.detector, account_id=f.account_id,
+            severity=d.rule.severity, mode=d.rule.mode, status="suppressed", ts=f.ts,
+            finding_ids=[f.finding_id], event_ids=list(f.event_ids), evidence={"kind": f.kind, **f.evidence},
+            plan={}, created_at=now, updated_at=now,
+        ))
+        session.flush()
+    return aid

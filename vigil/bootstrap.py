@@ -1,0 +1,93 @@
+"""Wire everything from settings: nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.store.db import make_engine, session_factory, upgrade
+from rules.loader import RuleLoadError, RuleSet, load_rules
+from vigil.errors import ConfigError, RuleSetError
+from vigil.settings import Settings
+from vigil.sources import FileSource, SqlSource
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    source: SqlSource | FileSource
+    rules: RuleSet
+    clock: Callable[[], datetime] = utcnow
+    _channels: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def channels(self) -> dict[str, Any]:
+        if self._channels is None:
+            from vigil.channels import build_channels
+
+            self._channels = build_channels(self.settings)
+        return self._channels
+
+    def close(self) -> None:
+        for ch in (self._channels or {}).values():
+            try:
+                ch.close()
+            except Exception:  # closing must never mask the real shutdown reason
+                log.exception("closing channel %s", getattr(ch, "name", ch))
+        self.engine.dispose()
+
+
+def load_rule_set(path: str | None) -> RuleSet:
+    try:
+        return load_rules(path)
+    except RuleLoadError as e:
+        raise RuleSetError(f"the rule set has {len(e.errors)} error(s):\n" + "\n".join(str(x) for x in e.errors),
+                           [str(x) for x in e.errors]) from None
+
+
+def make_source(settings: Settings, engine: Engine) -> SqlSource | FileSource:
+    s = settings.source
+    if s.kind == "engine":
+        return SqlSource(engine, s, own=True)
+    if s.kind == "sql":
+        if not s.url:
+            raise ConfigError("source.url is required when source.kind is 'sql'")
+        return SqlSource(make_engine(s.url), s, own=False)
+    if not s.path:
+        raise ConfigError("source.path is required when source.kind is 'files'")
+    return FileSource(s.path)
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    migrate: bool = True,
+    rules: RuleSet | None = None,
+    source: SqlSource | FileSource | None = None,
+) -> App:
+    if migrate:
+        upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    return App(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        source=source or make_source(settings, engine),
+        rules=rules or load_rule_set(settings.rules_path),
+        clock=clock,
+    )

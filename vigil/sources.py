@@ -1,0 +1,259 @@
+"""Sources of canonical rows: a SQL database (the engine's own or a separate read-only one) or a
+data directory of CSV / Parquet files.
+
+Reads are incremental from a cursor so every row is processed once, late rows included:
+
+* an integer cursor (an id or the engine's ``ingest_seq``) remembers the *gaps* it saw -- ids
+  allocated by transactions that had not committed yet -- and re-checks them for
+  ``gap_grace_seconds``, so a row committed late is still read;
+* a timestamp cursor (an insertion time) reads only rows older than ``settle_seconds`` and never
+  splits rows that share the last timestamp across two reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, MetaData, Table, and_, inspect, select
+
+from detectors.contract import EVENT_TABLES, TABLES
+from vigil.errors import ConfigError, SourceError
+from vigil.settings import SourceSettings, TableMap
+
+log = logging.getLogger(__name__)
+MAX_TRACKED_GAPS = 10_000
+
+
+@dataclass
+class ReadResult:
+    raw: pd.DataFrame  # canonical column names + _ref + _cursor
+    state: dict[str, Any]  # the cursor state after this read (committed with the batch)
+    absent: frozenset[str]  # optional contract columns this source does not provide
+    exhausted: bool  # True when fewer rows than the limit were available
+
+
+class SqlSource:
+    """Canonical tables in a SQL database, mapped by configuration."""
+
+    kind = "sql"
+
+    def __init__(self, engine: Engine, settings: SourceSettings, *, own: bool = False) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.own = own  # the engine's own database: read inside the scan's transaction
+        self._tables: dict[str, tuple[Table, TableMap, dict[str, str]]] = {}
+        self._inspected = False
+
+    def _inspect(self) -> None:
+        if self._inspected:
+            return
+        insp = inspect(self.engine)
+        names = set(insp.get_table_names())
+        md = MetaData()
+        for name, contract in TABLES.items():
+            tmap = self.settings.tables.get(name) or TableMap(table=name)
+            if tmap.table not in names:
+                if name in self.settings.tables:
+                    raise ConfigError(f"source.tables.{name}.table: table {tmap.table!r} not found in the source")
+                continue
+            t = Table(tmap.table, md, autoload_with=self.engine)
+            physical = {c.name for c in t.columns}
+            unknown = sorted(set(tmap.columns) - set(contract.names))
+            if unknown:
+                raise ConfigError(f"source.tables.{name}.columns: {unknown} are not columns of the contract "
+                                  f"table {name!r} (known: {', '.join(contract.names)})")
+            colmap: dict[str, str] = {}
+            for canon in contract.names:
+                phys = tmap.columns.get(canon, canon)
+                if phys in physical:
+                    colmap[canon] = phys
+                elif canon in tmap.columns:
+                    raise ConfigError(f"source.tables.{name}.columns.{canon}: column {phys!r} not found "
+                                      f"in table {tmap.table!r}")
+            missing = [c for c in contract.required if c not in colmap]
+            if missing:
+                raise ConfigError(f"source table {tmap.table!r} ({name}) lacks required column(s) {missing}; "
+                                  f"map them under source.tables.{name}.columns")
+            if contract.is_event and tmap.cursor not in physical:
+                raise ConfigError(f"source.tables.{name}.cursor: column {tmap.cursor!r} not found in {tmap.table!r}")
+            self._tables[name] = (t, tmap, colmap)
+        self._inspected = True
+
+    def tables(self) -> list[str]:
+        self._inspect()
+        return [n for n in EVENT_TABLES if n in self._tables]
+
+    def read(
+        self, table: str, state: Mapping[str, Any], limit: int, now: datetime, conn: Connection | None = None
+    ) -> ReadResult:
+        self._inspect()
+        t, tmap, colmap = self._tables[table]
+        cur = t.c[tmap.cursor]
+        cols = [t.c[phys].label(canon) for canon, phys in colmap.items()] + [cur.label("_cursor")]
+        absent = frozenset(c for c in TABLES[table].optional if c not in colmap)
+        own_conn = conn is None or not self.own
+        c = self.engine.connect() if own_conn else conn
+        assert c is not None
+        try:
+            if tmap.cursor_kind == "int":
+                return self._read_int(c, t, cols, cur, table, state, limit, now, absent)
+            return self._read_ts(c, cols, cur, table, state, limit, now, absent)
+        except Exception as e:  # a broken source must not look like an empty one
+            if isinstance(e, ConfigError | SourceError):
+                raise
+            raise SourceError(f"cannot read source table {tmap.table!r} ({table}): {e}") from e
+        finally:
+            if own_conn:
+                c.close()
+
+    def _read_int(self, c: Connection, t: Table, cols: list[Any], cur: Any, table: str,
+                  state: Mapping[str, Any], limit: int, now: datetime, absent: frozenset[str]) -> ReadResult:
+        pos = int(state.get("pos", 0))
+        gaps: dict[str, str] = dict(state.get("gaps", {}))
+        rows = c.execute(select(*cols).where(cur > pos).order_by(cur).limit(limit)).mappings().all()
+        frame = pd.DataFrame(rows, columns=[col.key for col in cols])
+        filled = pd.DataFrame()
+        if gaps:
+            ids = [int(g) for g in gaps]
+            filled = pd.DataFrame(
+                c.execute(select(*cols).where(cur.in_(ids))).mappings().all(), columns=[col.key for col in cols]
+            )
+            for g in filled["_cursor"].astype(int).tolist() if len(filled) else []:
+                gaps.pop(str(g), None)
+        grace = timedelta(seconds=self.settings.gap_grace_seconds)
+        for g, first in list(gaps.items()):
+            if now - datetime.fromisoformat(first) > grace:
+                gaps.pop(g)
+                log.info("%s: id %s never appeared within %s; treating it as rolled back", table, g, grace)
+        if len(frame):
+            seqs = frame["_cursor"].astype(int).to_numpy()
+            expected = set(range(pos + 1, int(seqs.max()) + 1))
+            missing = expected.difference(seqs.tolist())
+            if len(missing) + len(gaps) <= MAX_TRACKED_GAPS:
+                for m in missing:
+                    gaps.setdefault(str(m), now.isoformat())
+            elif missing:
+                log.warning("%s: %d id gaps not tracked (limit %d)", table, len(missing), MAX_TRACKED_GAPS)
+            pos = int(seqs.max())
+        raw = pd.concat([filled, frame], ignore_index=True) if len(filled) else frame
+        raw["_ref"] = [f"{table}#{x}" for x in raw["_cursor"]]
+        return ReadResult(raw, {"pos": pos, "gaps": gaps}, absent, len(frame) < limit)
+
+    def _read_ts(self, c: Connection, cols: list[Any], cur: Any, table: str,
+                 state: Mapping[str, Any], limit: int, now: datetime, absent: frozenset[str]) -> ReadResult:
+        upto = now - timedelta(seconds=self.settings.settle_seconds)
+        cond = cur <= upto
+        if state.get("pos"):
+            cond = and_(cond, cur > datetime.fromisoformat(str(state["pos"])))
+        rows = c.execute(select(*cols).where(cond).order_by(cur).limit(limit)).mappings().all()
+        frame = pd.DataFrame(rows, columns=[col.key for col in cols])
+        exhausted = len(frame) < limit
+        if not exhausted and frame["_cursor"].nunique() > 1:
+            last = frame["_cursor"].max()
+            frame = frame[frame["_cursor"] != last]  # never split rows sharing the boundary value
+        pos = state.get("pos")
+        if len(frame):
+            pos = pd.Timestamp(frame["_cursor"].max()).isoformat()
+        frame["_ref"] = [f"{table}@{x}" for x in frame["_cursor"]]
+        return ReadResult(frame, {"pos": pos}, absent, exhausted)
+
+    def accounts(self, ids: Iterable[str], conn: Connection | None = None) -> pd.DataFrame:
+        self._inspect()
+        if "accounts" not in self._tables:
+            return pd.DataFrame(columns=list(TABLES["accounts"].names))
+        t, _tmap, colmap = self._tables["accounts"]
+        ids = list(ids)
+        cols = [t.c[phys].label(canon) for canon, phys in colmap.items()]
+        key = t.c[colmap["account_id"]]
+        out = []
+        own_conn = conn is None or not self.own
+        c = self.engine.connect() if own_conn else conn
+        assert c is not None
+        try:
+            for i in range(0, len(ids), 900):
+                chunk = ids[i : i + 900]
+                order = [t.c["ingest_seq"]] if "ingest_seq" in t.c else []
+                out.extend(c.execute(select(*cols).where(key.in_(chunk)).order_by(*order)).mappings().all())
+        finally:
+            if own_conn:
+                c.close()
+        df = pd.DataFrame(out, columns=list(colmap))
+        return df.drop_duplicates("account_id", keep="last")
+
+
+class FileSource:
+    """A data directory with ``NAME.csv`` or ``NAME.parquet`` per table (absent tables are absent).
+
+    The cursor is the number of rows consumed, so rows appended to a file are read next time.
+    """
+
+    kind = "files"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise SourceError(f"{self.path}: data directory not found")
+        self._cache: dict[str, pd.DataFrame] = {}
+        unknown = [
+            f.name for f in self.path.iterdir()
+            if f.suffix in (".csv", ".parquet") and f.stem not in TABLES
+        ]
+        if unknown:
+            log.warning("%s: ignoring files that are not contract tables: %s", self.path, ", ".join(sorted(unknown)))
+
+    def file_for(self, table: str) -> Path | None:
+        for ext in (".parquet", ".csv"):
+            p = self.path / f"{table}{ext}"
+            if p.is_file():
+                return p
+        return None
+
+    def _load(self, table: str) -> pd.DataFrame:
+        if table in self._cache:
+            return self._cache[table]
+        p = self.file_for(table)
+        if p is None:
+            df = pd.DataFrame()
+        elif p.suffix == ".csv":
+            try:
+                df = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error")
+            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+                raise SourceError(f"{p}: cannot parse CSV: {e}") from None
+            df["_ref"] = [f"{p.name}:line {i + 2}" for i in range(len(df))]
+        else:
+            try:
+                df = pd.read_parquet(p)
+            except Exception as e:
+                raise SourceError(f"{p}: cannot read Parquet: {e}") from None
+            df["_ref"] = [f"{p.name}:row {i + 1}" for i in range(len(df))]
+        df["_cursor"] = range(1, len(df) + 1)
+        self._cache[table] = df
+        return df
+
+    def tables(self) -> list[str]:
+        return [n for n in EVENT_TABLES if self.file_for(n) is not None]
+
+    def read(
+        self, table: str, state: Mapping[str, Any], limit: int, now: datetime, conn: Connection | None = None
+    ) -> ReadResult:
+        df = self._load(table)
+        pos = int(state.get("pos", 0))
+        chunk = df.iloc[pos : pos + limit]
+        absent = frozenset(c for c in TABLES[table].optional if c not in df.columns)
+        return ReadResult(chunk.reset_index(drop=True), {"pos": pos + len(chunk)}, absent, pos + limit >= len(df))
+
+    def accounts(self, ids: Iterable[str], conn: Connection | None = None) -> pd.DataFrame:
+        df = self._load("accounts")
+        if df.empty:
+            return pd.DataFrame(columns=list(TABLES["accounts"].names))
+        wanted = set(ids)
+        return df[df["account_id"].astype(str).isin(wanted)].drop_duplicates("account_id", keep="last")
+
+
+Source = SqlSource | FileSource
