@@ -41,6 +41,7 @@ class DeliverReport:
     dead: int = 0
     fallbacks: int = 0
     outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # (outbox_id, channel, status)
+    links: list[tuple[str, str, str]] = field(default_factory=list)  # (alert_id, channel, link) issued
 
 
 def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit: int, lease: timedelta
@@ -105,6 +106,7 @@ class Deliverer:
                     and alert.confirm and row.purpose in ("alert", "reminder") and alert.status in (
                         "new", "notified", "expired", "escalated"):
                 link = self._issue_token(s, alert, channel_name, now)
+                report.links.append((alert.id, channel_name, link))
             context = _context(alert, recipient, link, row, self.settings)
             payload = dict(row.payload or {})
         if transport is None:

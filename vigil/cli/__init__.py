@@ -39,6 +39,7 @@ def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> 
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _register() -> None:
@@ -49,7 +50,7 @@ def _register() -> None:
     # optional command modules added by later work register themselves the same way
     import importlib
 
-    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd"):
+    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "eval_cmd"):
         try:
             m = importlib.import_module(f"vigil.cli.{mod}")
         except ModuleNotFoundError as e:

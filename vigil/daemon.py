@@ -1,0 +1,143 @@
+"""``vigil run``: the daemon, on APScheduler 3.x.
+
+Jobs: scan, deliver, escalate.  Each job has ``max_instances=1`` and ``coalesce=True``; a run
+that APScheduler had to skip because the previous one overran is *logged with the gap* and never
+loses work, because the next run reads from the cursor and loops until it has caught up (up to
+``max_batches_per_run`` batches, then it reports the backlog).  SIGTERM and SIGINT stop the
+scheduler gracefully: running jobs finish, nothing new starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from alerts.store.models import Run
+from vigil.bootstrap import App
+from vigil.deliver import Deliverer
+from vigil.escalate import escalate_once
+from vigil.scan import scan_once
+
+log = logging.getLogger("vigil.daemon")
+
+
+def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: bool = True) -> dict[str, Any]:
+    """Scan batch after batch until the source is exhausted; report totals and any backlog left."""
+    limit = max_batches or app.settings.daemon.max_batches_per_run
+    totals: dict[str, Any] = {"batches": 0, "rows": 0, "alerts": 0, "quarantined": 0, "caught_up": False}
+    for _ in range(limit):
+        now = app.clock()
+        with app.sessions.begin() as s:
+            rep = scan_once(s, app.source, _rules(app), now=now, batch_rows=app.settings.daemon.batch_rows,
+                            deliver=deliver)
+        totals["batches"] += 1
+        totals["rows"] += rep.total_rows
+        totals["alerts"] += len(rep.stage.created)
+        totals["quarantined"] += len(rep.quarantined)
+        for q in rep.quarantined[:20]:
+            log.warning("quarantined %s: %s", q.ref, q.reason)
+        if len(rep.quarantined) > 20:
+            log.warning("... and %d more quarantined rows (table vigil_quarantine)", len(rep.quarantined) - 20)
+        if rep.exhausted:
+            totals["caught_up"] = True
+            break
+    if not totals["caught_up"]:
+        log.warning("scan: backlog remains after %d batches; the next run continues from the cursor", limit)
+    return totals
+
+
+def _rules(app: App) -> Any:
+    mgr = getattr(app, "rule_manager", None)
+    return mgr.current if mgr is not None else app.rules
+
+
+def deliver_once(app: App, *, worker: str = "worker-1") -> Any:
+    from vigil.channels import renderer
+
+    d = Deliverer(app.sessions, app.settings, app.channels, renderer(), worker=worker)
+    return d.run_once(app.clock())
+
+
+class Daemon:
+    def __init__(self, app: App, *, worker: str = "worker-1") -> None:
+        self.app = app
+        self.worker = worker
+        self.stopped = threading.Event()
+        self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
+            "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
+        self.last_finished: dict[str, datetime] = {}
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+
+    def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            started = self.app.clock()
+            try:
+                detail = fn()
+                status = "ok"
+            except Exception as e:  # logged and recorded; the next run retries from the cursor
+                log.exception("%s job failed", name)
+                detail, status = {"error": f"{type(e).__name__}: {e}"}, "error"
+            finished = self.app.clock()
+            self.last_finished[name] = finished
+            if name != "scan":  # scan records its own runs per batch
+                with self.app.sessions.begin() as s:
+                    s.add(Run(job=name, started_at=started, finished_at=finished, status=status,
+                              detail=_plain(detail)))
+        return run
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code in (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED):
+            last = self.last_finished.get(event.job_id)
+            gap = (self.app.clock() - last).total_seconds() if last else None
+            log.warning("job %s overran: a run was skipped (%.0f s since the last finished run); "
+                        "the next run catches up from the cursor", event.job_id, gap or 0)
+            with self.app.sessions.begin() as s:
+                s.add(Run(job=event.job_id, started_at=self.app.clock(), finished_at=self.app.clock(),
+                          status="gap", detail={"seconds_since_last": gap}))
+
+    def start(self) -> None:
+        d = self.app.settings.daemon
+        self.scheduler.add_job(self._job("scan", lambda: scan_until_caught_up(self.app)), "interval",
+                               seconds=d.scan_every_seconds, id="scan", next_run_time=self.app.clock())
+        self.scheduler.add_job(self._job("deliver", lambda: deliver_once(self.app, worker=self.worker).__dict__),
+                               "interval", seconds=d.deliver_every_seconds, id="deliver")
+        self.scheduler.add_job(self._job("escalate", lambda: escalate_once(self.app.sessions,
+                                                                           now=self.app.clock()).__dict__),
+                               "interval", seconds=d.escalate_every_seconds, id="escalate")
+        self.scheduler.start()
+        log.info("vigil daemon started (scan every %ss, deliver every %ss)", d.scan_every_seconds,
+                 d.deliver_every_seconds)
+
+    def stop(self, *_: Any) -> None:
+        if not self.stopped.is_set():
+            log.info("stopping: waiting for running jobs to finish")
+            self.stopped.set()
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.start()
+        try:
+            while not self.stopped.wait(0.5):
+                pass
+        finally:
+            self.scheduler.shutdown(wait=True)
+            self.app.close()
+            log.info("vigil daemon stopped")
+
+
+def _plain(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {str(k): _plain(v) for k, v in d.items()}
+    if isinstance(d, list | tuple):
+        return [_plain(v) for v in d]
+    if isinstance(d, str | int | float | bool) or d is None:
+        return d
+    return str(d)

@@ -1,0 +1,66 @@
+"""Text formatting of backtest reports for the terminal (the numbers come from ``rules.report``)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vigil.errors import ConfigError
+
+
+def read_labels(path: str | Path) -> set[str]:
+    """Attack event ids: one per line, or a CSV with an ``event_id`` column."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: labels file not found")
+    text = p.read_text(encoding="utf-8")
+    first = text.splitlines()[0] if text.strip() else ""
+    if "event_id" in first.split(","):
+        with p.open(encoding="utf-8", newline="") as f:
+            return {r["event_id"].strip() for r in csv.DictReader(f) if r.get("event_id")}
+    return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+
+
+def days_spanned(alerts: Iterable[Mapping[str, Any]]) -> float:
+    ts = [datetime.fromisoformat(str(a["ts"])) for a in alerts]
+    if len(ts) < 2:
+        return 1.0
+    return max(1.0, (max(ts) - min(ts)).total_seconds() / 86400)
+
+
+def _rows(report: Any) -> list[Mapping[str, Any]]:
+    if isinstance(report, Mapping):
+        return [{"rule_id": k, **(v if isinstance(v, Mapping) else {"value": v})} for k, v in report.items()]
+    return [r if isinstance(r, Mapping) else getattr(r, "__dict__", {"value": r}) for r in report]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if v is None:
+        return "-"
+    if isinstance(v, list | tuple | set):
+        return str(len(v))
+    return str(v)
+
+
+def table(rows: list[Mapping[str, Any]]) -> str:
+    if not rows:
+        return "(nothing)"
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(out)
+
+
+def format_rule_report(report: Any) -> str:
+    return "per-rule report:\n" + table(_rows(report))
+
+
+def format_compare(diff: Any) -> str:
+    return "compared with the old rules (alerts added / dropped per rule):\n" + table(_rows(diff))
