@@ -203,6 +203,14 @@ class Detector:
     def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         raise NotImplementedError
 
+    def profile_keys(self, batch: Batch) -> set[str]:
+        """The profile keys this batch needs loaded: the batch's accounts by default.
+
+        A cross-account detector keyed by something else (an IP, an ASN) returns its own keys,
+        e.g. ``{"ip:203.0.113.9", ...}``; the scan cycle loads exactly these before ``scan``.
+        """
+        return batch.accounts()
+
     # -- helpers shared by detectors ------------------------------------------------------
     def frame(self, batch: Batch) -> pd.DataFrame | None:
         return batch.get(self.table)

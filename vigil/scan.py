@@ -140,7 +140,8 @@ def run_detectors(
         if all(batch.get(t) is None for t in tables):
             continue
         rows: dict[str, Profile] = {}
-        for chunk in _chunks(ids):
+        keys = sorted(det.profile_keys(batch))
+        for chunk in _chunks(keys):
             for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
                 rows[p.account_id] = p
         states = {a: p.state for a, p in rows.items()}
@@ -149,6 +150,10 @@ def run_detectors(
         for s in result.skips:
             key = f"{s.detector}: {s.reason}"
             report.skips[key] = report.skips.get(key, 0) + s.rows
+        unloaded = sorted(set(result.profiles) - set(rows))
+        for chunk in _chunks(unloaded):  # a detector returned keys it did not declare: never insert twice
+            for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
+                rows[p.account_id] = p
         for acct, state in result.profiles.items():
             prow = rows.get(acct)
             if prow is None:
