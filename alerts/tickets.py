@@ -1,21 +1,41 @@
 """Support tickets: one open ticket per account and category; later alerts attach to it.
 
-SLA targets per priority (first response, resolution) follow the exchanges' practice.
+A ticket is opened by a rule action (``alerts/actions.py``), by a denial (``alerts/answers.py``)
+or from the user's own words (:func:`open_from_text`).  It is routed to a queue by the ticket
+policy (``alerts/ticket_routing.py``), gets SLA deadlines for its priority (``alerts/sla.py``), and
+keeps a timeline of everything that happened: alerts, messages, receipts, answers, freezes, staff
+actions.  Status moves follow the table in ``alerts/ticket_lifecycle.py``.
+
+The policy in force is the one the session carries in ``session.info["ticket_policy"]`` (set once
+by bootstrap on the sessionmaker), else the shipped default -- so the lead's call sites need no
+extra argument and nothing is read at import time.
+
+    TicketError            a staff action cannot be done (message for a person)
+    ├── TicketNotFound
+    └── TicketConflict     e.g. reopening while another ticket holds the account and category
+    TicketStateError       (alerts.ticket_lifecycle) an illegal status move
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from alerts.store.models import Ticket, TicketEvent
+from alerts.store.models import AccountRow, Ticket, TicketEvent
+from alerts.ticket_lifecycle import ACTIVE, OPEN, PENDING_USER, RESOLVED, apply, check_code
 from detectors.base import stable_id
 
+if TYPE_CHECKING:
+    from alerts.classify import Classification, TextClassifier
+    from alerts.ticket_routing import TicketPolicy
+
 PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+# the shipped policy's targets, kept for callers that read them directly; the policy file wins
 SLA: dict[str, tuple[timedelta, timedelta]] = {
     "P1": (timedelta(minutes=15), timedelta(hours=4)),
     "P2": (timedelta(hours=1), timedelta(hours=24)),
@@ -23,6 +43,36 @@ SLA: dict[str, tuple[timedelta, timedelta]] = {
     "P4": (timedelta(hours=24), timedelta(days=7)),
 }
 TICKET_STATES = ("new", "open", "pending_user", "resolved", "closed")
+STAFF_FIRST_RESPONSE = frozenset({"ack", "assign", "ask_user", "resolve"})
+
+
+class TicketError(Exception):
+    pass
+
+
+class TicketNotFound(TicketError):
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"no ticket {ticket_id!r}")
+
+
+class TicketConflict(TicketError):
+    pass
+
+
+def policy_for(session: Session) -> TicketPolicy:
+    """The ticket policy wired into this session's factory, else the shipped default."""
+    pol = session.info.get("ticket_policy")
+    if pol is not None:
+        return pol  # type: ignore[no-any-return]
+    from alerts.ticket_routing import default_policy
+
+    return default_policy()
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
 
 
 def open_or_attach(
@@ -39,21 +89,32 @@ def open_or_attach(
     queue: str | None = None,
     actor: str = "system",
     locale: str | None = None,
+    source: str = "alert",
+    confidence: float | None = None,
 ) -> Ticket:
     """The open ticket for (account, category), created if needed, with this event on its timeline.
 
-    A higher priority raises the ticket's priority and tightens its SLA deadlines.
+    A new ticket is routed by category, priority, severity (``detail["severity"]``), the account's
+    tier and language; an explicit ``queue`` wins when the policy knows it.  A higher priority
+    raises the ticket's priority, tightens its deadlines and re-routes it if nobody owns it yet.
+    A message arriving while the ticket waits for the user moves it back to ``open``.
     """
+    pol = policy_for(session)
+    detail = detail or {}
     key = f"{account_id}:{category}"
     ticket = session.scalars(select(Ticket).where(Ticket.open_key == key)).first()
+    acct = session.get(AccountRow, account_id)
+    facts = {"category": category, "severity": detail.get("severity"), "tier": acct.tier if acct else None,
+             "language": locale or (acct.locale if acct else None), "source": source}
     if ticket is None:
-        first, resolve = SLA[priority]
+        routed, why = _route(pol, queue, priority, facts)
+        first, resolve = _due(pol, priority, now)
         ticket = Ticket(
             id=stable_id("t", key, ref_id or "", now.isoformat()),
-            account_id=account_id, category=category, priority=priority, queue=queue or category,
-            status="new", subject=subject[:300], open_key=key, locale=locale,
-            first_response_due=now + first, resolve_due=now + resolve,
-            created_at=now, updated_at=now,
+            account_id=account_id, category=category, priority=priority, queue=routed,
+            status="new", subject=subject[:300], open_key=key, locale=facts["language"],
+            first_response_due=first, resolve_due=resolve, classifier_confidence=confidence,
+            sla_state="ok", created_at=now, updated_at=now,
         )
         try:
             with session.begin_nested():
@@ -61,23 +122,53 @@ def open_or_attach(
         except IntegrityError:  # another worker opened it first: attach to theirs
             ticket = session.scalars(select(Ticket).where(Ticket.open_key == key)).one()
         else:
-            add_event(session, ticket, "opened", now=now, ref_id=None, detail={"priority": priority}, actor=actor)
-    elif PRIORITY_RANK[priority] < PRIORITY_RANK[ticket.priority]:
-        first, resolve = SLA[priority]
-        ticket.priority = priority
-        if ticket.first_response_at is None:
-            ticket.first_response_due = min(_aware(ticket.first_response_due) or now + first, now + first)
-        ticket.resolve_due = min(_aware(ticket.resolve_due) or now + resolve, now + resolve)
-        ticket.updated_at = now
-        add_event(session, ticket, "priority_raised", now=now, ref_id=ref_id, detail={"priority": priority})
-    add_event(session, ticket, kind, now=now, ref_id=ref_id, detail=detail or {}, actor=actor)
+            add_event(session, ticket, "opened", now=now, ref_id=None, actor=actor,
+                      detail={"priority": priority, "queue": routed, "routed_by": why, "source": source})
+    else:
+        if PRIORITY_RANK[priority] < PRIORITY_RANK[ticket.priority]:
+            _raise_priority(session, ticket, pol, priority, now, ref_id, queue, facts)
+        if ticket.status == PENDING_USER:
+            move(session, ticket, "attach", now=now, actor=actor, detail={"by": kind})
+    add_event(session, ticket, kind, now=now, ref_id=ref_id, detail=detail, actor=actor)
     return ticket
+
+
+def _route(pol: TicketPolicy, queue: str | None, priority: str, facts: dict[str, Any]) -> tuple[str, str]:
+    if queue is not None and queue in pol.queues:
+        return queue, "explicit"
+    routed, why = pol.route(priority=priority, **facts)
+    return routed, why if queue is None else f"{why} (queue {queue!r} is not in the ticket policy)"
+
+
+def _due(pol: TicketPolicy, priority: str, start: datetime) -> tuple[datetime, datetime]:
+    from alerts.sla import due_dates
+
+    return due_dates(priority, start, pol)
+
+
+def _raise_priority(session: Session, t: Ticket, pol: TicketPolicy, priority: str, now: datetime,
+                    ref_id: str | None, queue: str | None, facts: dict[str, Any]) -> None:
+    first, resolve = _due(pol, priority, now)
+    t.priority = priority
+    if t.first_response_at is None:
+        t.first_response_due = min(_aware(t.first_response_due) or first, first)
+    t.resolve_due = min(_aware(t.resolve_due) or resolve, resolve)
+    t.updated_at = now
+    t.version += 1
+    detail: dict[str, Any] = {"priority": priority}
+    if t.assignee is None:
+        routed, why = _route(pol, queue, priority, facts)
+        if routed != t.queue:
+            detail.update(from_queue=t.queue, queue=routed, routed_by=why)
+            t.queue = routed
+    add_event(session, t, "priority_raised", now=now, ref_id=ref_id, detail=detail)
 
 
 def add_event(
     session: Session, ticket: Ticket, kind: str, *, now: datetime, ref_id: str | None,
     detail: dict[str, Any], actor: str = "system",
 ) -> None:
+    """Append to the timeline; an event with a ``ref_id`` is recorded once per (ticket, kind, ref)."""
     if ref_id is not None:
         exists = session.scalars(
             select(TicketEvent.id).where(
@@ -86,13 +177,156 @@ def add_event(
         ).first()
         if exists is not None:
             return
-    session.add(TicketEvent(ticket_id=ticket.id, at=now, kind=kind, actor=actor, ref_id=ref_id, detail=detail))
+    session.add(TicketEvent(ticket_id=ticket.id, at=now, kind=kind, actor=actor, ref_id=ref_id,
+                            detail=detail))
     ticket.updated_at = now
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    from datetime import UTC
+# -- status moves and staff actions ---------------------------------------------------------------
+def move(session: Session, ticket: Ticket, event: str, *, now: datetime, actor: str = "system",
+         detail: dict[str, Any] | None = None) -> str:
+    """Apply a lifecycle event: status, open_key, first response, SLA pause and resume; the new status."""
+    from alerts.sla import business_time_between
 
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt
+    before = ticket.status
+    after = apply(before, event)
+    pol = policy_for(session)
+    if event in STAFF_FIRST_RESPONSE and actor != "system" and ticket.first_response_at is None:
+        ticket.first_response_at = now
+    if after == PENDING_USER and before != PENDING_USER:
+        ticket.sla_state = "paused" if pol.sla.pause_while_pending_user else ticket.sla_state
+    if before == PENDING_USER and after != PENDING_USER and pol.sla.pause_while_pending_user \
+            and ticket.resolve_due is not None:
+        since = _last_move_into(session, ticket, PENDING_USER) or now
+        waited = business_time_between(since, now, pol.calendar(ticket.priority))
+        due = _aware(ticket.resolve_due)
+        if waited > timedelta(0) and due is not None and due > since:
+            ticket.resolve_due = due + waited
+    if after == RESOLVED:
+        ticket.open_key = None
+        ticket.resolved_at = now
+    if before == RESOLVED and after == OPEN:
+        key = f"{ticket.account_id}:{ticket.category}"
+        other = session.scalars(select(Ticket.id).where(Ticket.open_key == key)).first()
+        if other is not None:
+            raise TicketConflict(f"ticket {other} is already open for {key}; add to it instead of reopening")
+        ticket.open_key = key
+        ticket.resolved_at = None
+        ticket.resolution_code = None
+        ticket.sla_state = "ok"
+    ticket.status = after
+    ticket.updated_at = now
+    ticket.version += 1
+    if after != before:
+        session.add(TicketEvent(ticket_id=ticket.id, at=now, kind="status", actor=actor, ref_id=None,
+                                detail={"from": before, "to": after, "event": event, **(detail or {})}))
+    return after
+
+
+def _last_move_into(session: Session, ticket: Ticket, status: str) -> datetime | None:
+    rows = session.scalars(select(TicketEvent)
+                           .where(TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "status")
+                           .order_by(TicketEvent.at.desc(), TicketEvent.id.desc()))
+    for ev in rows:
+        if ev.detail.get("to") == status:
+            return _aware(ev.at)
+    return None
+
+
+def get_ticket(session: Session, ticket_id: str, *, lock: bool = False) -> Ticket:
+    t = session.get(Ticket, ticket_id, with_for_update=lock or None)  # type: ignore[arg-type]
+    if t is None:
+        raise TicketNotFound(ticket_id)
+    return t
+
+
+def assign(session: Session, ticket_id: str, assignee: str | None, *, now: datetime, actor: str,
+           queue: str | None = None) -> Ticket:
+    """Give the ticket to a person (and optionally a queue); the first staff touch is the first response."""
+    t = get_ticket(session, ticket_id, lock=True)
+    if t.status not in ACTIVE:
+        raise TicketError(f"ticket {t.id} is {t.status}; reopen it before assigning")
+    if queue is not None and queue not in policy_for(session).queues:
+        from difflib import get_close_matches
+
+        close = get_close_matches(queue, list(policy_for(session).queues), n=1)
+        raise TicketError(f"unknown queue {queue!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    detail: dict[str, Any] = {"from": t.assignee, "to": assignee}
+    if queue is not None and queue != t.queue:
+        detail.update(from_queue=t.queue, queue=queue)
+        t.queue = queue
+    t.assignee = assignee
+    move(session, t, "assign", now=now, actor=actor)
+    add_event(session, t, "assigned", now=now, ref_id=None, detail=detail, actor=actor)
+    return t
+
+
+def resolve(session: Session, ticket_id: str, code: str, *, now: datetime, actor: str, note: str = ""
+            ) -> Ticket:
+    """Resolve with a resolution code; the code labels every alert on the ticket for ``vigil report``."""
+    check_code(code)
+    t = get_ticket(session, ticket_id, lock=True)
+    move(session, t, "resolve", now=now, actor=actor, detail={"code": code})
+    t.resolution_code = code
+    add_event(session, t, "resolved", now=now, ref_id=None, detail={"code": code, "note": note[:2000]},
+              actor=actor)
+    return t
+
+
+def transition(session: Session, ticket_id: str, event: str, *, now: datetime, actor: str, note: str = ""
+               ) -> Ticket:
+    """Any other lifecycle move by staff (ack, ask_user, close, reopen), with an optional note."""
+    if event == "resolve":
+        raise TicketError("resolving needs a resolution code: use resolve")
+    t = get_ticket(session, ticket_id, lock=True)
+    move(session, t, event, now=now, actor=actor, detail={"note": note[:2000]} if note else None)
+    return t
+
+
+# -- tickets from the user's own words ------------------------------------------------------------
+@dataclass(frozen=True)
+class TextTicket:
+    ticket: Ticket
+    classification: Classification
+    triaged: bool
+
+
+def open_from_text(
+    session: Session,
+    account_id: str,
+    text: str,
+    locale: str | None,
+    now: datetime,
+    *,
+    channel: str = "sms",
+    ref_id: str | None = None,
+    actor: str = "user",
+    classifier: TextClassifier | None = None,
+) -> TextTicket:
+    """Open (or add to) a ticket from a free-text reply or an inbound message.
+
+    The text is categorised (keywords + model); the confidence is recorded on a ticket the text
+    opens and on the timeline event, and below the policy's ``triage.min_confidence`` a new
+    ticket goes to the triage queue for a person to categorise.
+    """
+    from alerts.classify import default_classifier
+
+    pol = policy_for(session)
+    clf = classifier or default_classifier(session.info.get("ticket_model"))
+    c = clf.classify(text, locale)
+    triaged = c.confidence < pol.triage.min_confidence
+    ref = ref_id or stable_id("m", account_id, channel, text, now.isoformat())
+    t = open_or_attach(
+        session, account_id=account_id, category=c.category, priority=pol.priority_for_text(c.category),
+        now=now, subject=_subject(text), kind="user_message", ref_id=ref, actor=actor, locale=locale,
+        source="text",
+        queue=pol.triage.queue if triaged else None, confidence=round(c.confidence, 4),
+        detail={"text": text[:4000], "locale": locale, "channel": channel, "classification": c.as_dict(),
+                "triaged": triaged},
+    )
+    return TextTicket(t, c, triaged)
+
+
+def _subject(text: str) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= 80 else one[:79] + "…"

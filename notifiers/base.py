@@ -15,6 +15,14 @@ from pydantic import BaseModel, ConfigDict
 
 Status = Literal["delivered", "sent", "transient", "permanent", "skipped"]
 
+# Values of DeliveryResult.action.
+OPT_OUT = "opt_out"
+BAD_ADDRESS = "bad_address"
+PRUNE_TOKEN = "prune_token"
+OPS_ALERT = "ops_alert"
+BACKOFF = "backoff"
+ACTIONS = frozenset({OPT_OUT, BAD_ADDRESS, PRUNE_TOKEN, OPS_ALERT, BACKOFF})
+
 
 @dataclass(frozen=True)
 class Recipient:
@@ -48,6 +56,9 @@ class DeliveryResult:
     ``transient`` is retried with backoff; ``permanent`` goes to the next channel or the dead
     letters.  ``action`` tells the engine what else to do: ``opt_out`` (the number replied STOP),
     ``bad_address``, ``prune_token``, ``ops_alert`` (configuration broken), ``backoff`` (rate limit).
+    ``retry_after`` is the provider's wait in seconds when it gave one; ``max_retries`` caps the
+    retries *this* error deserves (Twilio 30003 "unreachable handset": one delayed retry, then the
+    next channel); None leaves it to the delivery policy.
     """
 
     status: Status
@@ -56,6 +67,7 @@ class DeliveryResult:
     error: str | None = None
     action: str | None = None
     retry_after: float | None = None
+    max_retries: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,7 +80,11 @@ class ChannelConfig(BaseModel):
 
 
 class Channel:
+    """Subclasses set ``name`` and ``config_model`` and take ``(config, **seams)`` in ``__init__``;
+    seams are keyword-only test hooks (an HTTP client, a credential), never settings."""
+
     name: ClassVar[str]
+    config_model: ClassVar[type[ChannelConfig]] = ChannelConfig
     max_body_len: ClassVar[int | None] = None
     rate_per_sec: ClassVar[float | None] = None
     needs: ClassVar[str | None] = None  # the recipient field the channel needs: phone, email, push_token

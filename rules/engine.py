@@ -1,15 +1,27 @@
-"""Match findings against a rule set: pure, no I/O.  Every matching rule yields one Decision."""
+"""Match findings against a rule set: pure, no I/O.  Every matching rule yields one Decision.
+
+A rule matches a finding when the rule is enabled, names the finding's detector, the account is
+in the rule's segments, the finding's time is inside the rule's schedule, and the condition
+holds.  Shadow rules match like live ones; the alert stage records them without notifying.
+
+Inhibition (:func:`split_inhibited`) is also decided here, because it depends only on decisions
+and on the alerts raised before them: a live alert from a rule with ``inhibit`` mutes alerts of
+lower severity on the same account for the rule's window.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detectors.base import Finding, stable_id
+from rules.context import account_context, finding_context, in_schedule, in_segment
 from rules.loader import CompiledRule, RuleSet
-from rules.schema import Rule
+from rules.schema import SEVERITY_RANK, Rule
+
+__all__ = ["Decision", "Recent", "account_context", "evaluate", "in_segment", "split_inhibited"]
 
 
 @dataclass(frozen=True)
@@ -25,47 +37,35 @@ class Decision:
         # deterministic: a replayed batch gives the same id, so nothing is created twice
         return stable_id("a", self.rule.id, self.finding.finding_id)
 
+    @property
+    def severity(self) -> str:
+        return self.rule.severity
+
+    @property
+    def mode(self) -> str:
+        return self.rule.mode
+
+    @property
+    def shadow(self) -> bool:
+        return self.rule.mode == "shadow"
+
     def throttle_key(self) -> str | None:
         t = self.rule.throttle
         if t is None:
             return None
-        parts = [self.finding.account_id]
+        parts = [self.rule.id, self.finding.account_id]
         if t.key == "account_id+detector":
             parts.append(self.finding.detector)
         elif t.key == "account_id+kind":
             parts.append(f"{self.finding.detector}:{self.finding.kind}")
         return "|".join(parts)
 
+    def group_key(self) -> str | None:
+        """Alerts with the same group key within the rule's ``group.window`` share one message."""
+        return self.finding.account_id if self.rule.group is not None else None
 
-def account_context(account: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
-    a = dict(account or {})
-    created = a.get("created_at")
-    age = None
-    if isinstance(created, datetime):
-        age = max(0, (now - created).days)
-    return {
-        "account_id": a.get("account_id"),
-        "tier": a.get("tier") or "",
-        "locale": a.get("locale") or "",
-        "timezone": a.get("timezone") or "",
-        "status": a.get("status") or "active",
-        "age_days": age if age is not None else -1,
-        "country": a.get("country") or "",
-    }
-
-
-def in_segment(rule: Rule, account: Mapping[str, Any]) -> bool:
-    s = rule.segments
-    if s is None:
-        return True
-    if s.tiers is not None and account.get("tier") not in s.tiers:
-        return False
-    if s.locales is not None and account.get("locale") not in s.locales:
-        return False
-    age = account.get("age_days", -1)
-    if s.min_account_age_days is not None and (age < 0 or age < s.min_account_age_days):
-        return False
-    return not (s.max_account_age_days is not None and age >= 0 and age > s.max_account_age_days)
+    def actions(self, outcome: str) -> list[Any]:
+        return self.rule.actions(outcome)
 
 
 def evaluate(
@@ -74,7 +74,15 @@ def evaluate(
     accounts: Mapping[str, Mapping[str, Any]],
     *,
     now: datetime,
+    profiles: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    on_error: Callable[[str, Finding, str], None] | None = None,
 ) -> list[Decision]:
+    """Decisions for ``findings`` in input order, then rule order.
+
+    ``profiles`` (account -> detector -> state) is what ``profile`` shows a condition; ``on_error``
+    hears about conditions that failed at run time (a field absent from this finding's evidence),
+    which count as "does not hold".
+    """
     by_detector: dict[str, list[CompiledRule]] = {}
     out: list[Decision] = []
     for f in findings:
@@ -84,11 +92,107 @@ def evaluate(
         if not matching:
             continue
         acct = account_context(accounts.get(f.account_id), now)
-        ctx = {"finding": f.to_context(), "account": acct}
+        ctx: dict[str, Any] | None = None
         for cr in matching:
-            if not in_segment(cr.rule, acct):
+            rule = cr.rule
+            if not in_segment(rule.segments, acct) or not in_schedule(rule.schedule, f.ts, acct):
                 continue
-            if cr.condition is not None and not cr.condition(ctx):
-                continue
-            out.append(Decision(cr.rule, cr.rule_hash, f))
+            if cr.condition is not None:
+                if ctx is None:
+                    prof = (profiles or {}).get(f.account_id, {}).get(f.detector, {})
+                    ctx = {"finding": finding_context(f), "account": acct, "profile": dict(prof)}
+                holds, error = cr.condition.test(ctx)
+                if error is not None and on_error is not None:
+                    on_error(rule.id, f, error)
+                if not holds:
+                    continue
+            out.append(Decision(rule, cr.rule_hash, f))
     return out
+
+
+@dataclass(frozen=True)
+class Recent:
+    """A live alert raised earlier, as inhibition needs it."""
+
+    alert_id: str
+    account_id: str
+    severity: str
+    ts: datetime
+    family: str
+    window: timedelta | None  # the inhibit window of its rule; None: it mutes nothing
+    scope: str = "account"
+
+    @classmethod
+    def from_decision(cls, d: Decision) -> Recent:
+        inh = d.rule.inhibit
+        return cls(
+            d.alert_id,
+            d.finding.account_id,
+            d.severity,
+            _utc(d.finding.ts),
+            d.finding.family,
+            inh.window if inh else None,
+            inh.scope if inh else "account",
+        )
+
+    @classmethod
+    def from_alert(cls, alert: Mapping[str, Any], rules: RuleSet, family: str = "") -> Recent | None:
+        """From a stored alert (``id``, ``rule_id``, ``account_id``, ``severity``, ``ts``, ``mode``)."""
+        cr = rules.get(str(alert.get("rule_id")))
+        if cr is None or cr.rule.inhibit is None or alert.get("mode", "live") != "live":
+            return None
+        if not family:
+            from detectors import DETECTORS
+
+            det = DETECTORS.get(str(alert.get("detector", "")))
+            family = det.family if det is not None else ""
+        return cls(
+            str(alert["id"]),
+            str(alert["account_id"]),
+            str(alert["severity"]),
+            _utc(alert["ts"]),
+            family,
+            cr.rule.inhibit.window,
+            cr.rule.inhibit.scope,
+        )
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def _mutes(src: Recent, d: Decision) -> bool:
+    if src.window is None or src.account_id != d.finding.account_id or src.alert_id == d.alert_id:
+        return False
+    if SEVERITY_RANK[src.severity] <= SEVERITY_RANK[d.severity]:
+        return False
+    if src.scope == "family" and src.family != d.finding.family:
+        return False
+    gap = _utc(d.finding.ts) - src.ts
+    return timedelta(0) <= gap <= src.window
+
+
+def split_inhibited(
+    decisions: Sequence[Decision], recent: Iterable[Recent] = ()
+) -> tuple[list[Decision], list[tuple[Decision, str]]]:
+    """``(kept, muted)``: each muted decision comes with the id of the alert that muted it.
+
+    Only alerts raised at or before a decision's finding mute it, so scanning a day in one batch
+    or in ten gives the same result.  Shadow decisions never mute anything (nobody saw them).
+    """
+    sources = [r for r in recent if r.window is not None]
+    kept: list[Decision] = []
+    muted: list[tuple[Decision, str]] = []
+    order = sorted(range(len(decisions)), key=lambda i: (_utc(decisions[i].finding.ts), i))
+    for i in order:
+        d = decisions[i]
+        src = next((s for s in sources if _mutes(s, d)), None)
+        if src is not None:
+            muted.append((d, src.alert_id))
+            continue
+        kept.append(d)
+        if d.rule.inhibit is not None and not d.shadow:
+            sources.append(Recent.from_decision(d))
+    rank = {id(d): i for i, d in enumerate(decisions)}
+    kept.sort(key=lambda d: rank[id(d)])
+    return kept, muted

@@ -1,48 +1,57 @@
-"""Load a rule set from a file or a directory, collecting every error of every file at once.
+"""Load a rule set from a file or a directory, collecting every error of every file in one pass.
 
 Each error reads ``path:line:col: rule "id": message``, with a "did you mean" suggestion where
-one helps.  Positions come from ruamel.yaml's round-trip loader.
+one helps.  Positions come from ruamel.yaml's round-trip loader.  A rule whose structure is wrong
+is still checked for everything else (its condition, detector, channels, template), so fixing
+one mistake never reveals another that was there all along.
+
+Settings that would be silently ignored are errors too (``expires`` without ``confirm``,
+``on_denied`` without a confirmation, ``inhibit`` on a ``low`` rule): a rule file should never
+say something the engine does not do (ElastAlert and Keep users' most common surprise).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from detectors import DETECTORS, Detector, ParameterError
+from detectors import DETECTORS, Detector
+from rules.checks import Flagged, cross_checks
+from rules.errors import (
+    RuleError,
+    field_path,
+    humanise,
+    locate,
+    plain,
+    scalar_position,
+    show,
+    suggest,
+    yaml_message,
+)
 from rules.expr import Condition, ExpressionError
-from rules.schema import Rule, RuleFile
+from rules.params import DetectorConfig, ParamCollector
+from rules.schema import CHANNELS, FileHead, Rule
 
 DEFAULT_PACK = Path(__file__).with_name("packs") / "default"
 
 
-@dataclass(frozen=True)
-class RuleError:
-    path: str
-    line: int
-    col: int
-    rule_id: str | None
-    message: str
-
-    def __str__(self) -> str:
-        who = f'rule "{self.rule_id}": ' if self.rule_id else ""
-        return f"{self.path}:{self.line}:{self.col}: {who}{self.message}"
+__all__ = ["DEFAULT_PACK", "CompiledRule", "RuleError", "RuleLoadError", "RuleSet", "load_rules"]
 
 
 @dataclass
 class CompiledRule:
     rule: Rule
     condition: Condition | None
-    source: str
+    source: str  # path:line
     rule_hash: str
 
     @property
@@ -53,15 +62,31 @@ class CompiledRule:
 @dataclass
 class RuleSet:
     rules: list[CompiledRule]
-    detectors: dict[str, Detector]
+    detectors: dict[str, Detector]  # the base instance of every registered detector
     content_hash: str
     paths: list[str] = field(default_factory=list)
+    configs: dict[str, DetectorConfig] = field(default_factory=dict)
+    warnings: list[RuleError] = field(default_factory=list)
 
     def for_detector(self, name: str) -> list[CompiledRule]:
         return [r for r in self.rules if r.rule.enabled and name in r.rule.detectors]
 
     def get(self, rule_id: str) -> CompiledRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """What an audit record keeps about each rule."""
+        return [
+            {
+                "id": r.id,
+                "hash": r.rule_hash,
+                "mode": r.rule.mode,
+                "enabled": r.rule.enabled,
+                "severity": r.rule.severity,
+                "source": r.source,
+            }
+            for r in self.rules
+        ]
 
 
 class RuleLoadError(Exception):
@@ -73,207 +98,290 @@ class RuleLoadError(Exception):
 def rule_files(path: str | Path) -> list[Path]:
     p = Path(path)
     if p.is_dir():
-        return sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml") and x.is_file())
+        return sorted(
+            x
+            for x in p.rglob("*")
+            if x.suffix in (".yaml", ".yml")
+            and x.is_file()
+            and not any(part.startswith(".") for part in x.relative_to(p).parts)
+        )
     return [p]
 
 
-def load_rules(path: str | Path | None = None) -> RuleSet:
-    """Load and validate; raise :class:`RuleLoadError` listing every problem found."""
-    files = rule_files(path or DEFAULT_PACK)
-    errors: list[RuleError] = []
-    if not files:
-        raise RuleLoadError([RuleError(str(path), 1, 1, None, "no .yaml rule files found here")])
-    compiled: list[CompiledRule] = []
-    params: dict[str, dict[str, Any]] = {}
-    param_pos: dict[str, tuple[str, int, int]] = {}
-    seen: dict[str, tuple[str, int]] = {}
+def content_hash(path: str | Path) -> str:
+    """The hash of every rule file's name and bytes: what hot reload compares and audit records."""
+    root = Path(path)
     digest = hashlib.sha256()
-    for f in files:
-        text = f.read_text(encoding="utf-8") if f.exists() else None
-        if text is None:
-            errors.append(RuleError(str(f), 1, 1, None, "file not found"))
-            continue
-        digest.update(f.name.encode() + b"\0" + text.encode())
-        errors.extend(_load_file(f, text, compiled, params, param_pos, seen))
-    detectors: dict[str, Detector] = {}
-    for name, cls in DETECTORS.items():
+    for f in rule_files(root):
+        rel = f.relative_to(root).as_posix() if root.is_dir() else f.name
         try:
-            detectors[name] = cls(**params.get(name, {}))
-        except ParameterError as e:
-            fpath, line, col = param_pos.get(name, ("?", 1, 1))
-            errors.append(RuleError(fpath, line, col, None, f"detectors.{name}: {e}"))
+            data = f.read_bytes()
+        except OSError:
+            data = b"\0missing"
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def available_templates() -> set[str] | None:
+    """Template names the notifiers can render, or ``None`` when they cannot be listed."""
+    try:
+        from notifiers.render import available_templates as listing  # type: ignore[attr-defined]
+
+        return set(listing())
+    except (ImportError, AttributeError):
+        pass
+    import notifiers
+
+    root = Path(notifiers.__file__).parent / "templates"
+    if not root.is_dir():
+        return None
+    return {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+
+
+def available_channels() -> tuple[str, ...]:
+    """The notifier registry's channels plus third-party ones from the ``vigil.channels`` entry points."""
+    try:
+        from notifiers.registry import CHANNELS as registry
+        from notifiers.registry import ENTRY_POINT_GROUP
+    except ImportError:
+        return CHANNELS
+    from importlib.metadata import entry_points
+
+    return tuple(dict.fromkeys([*registry, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))]))
+
+
+def load_rules(
+    path: str | Path | None = None,
+    *,
+    templates: Iterable[str] | None = None,
+    channels: Iterable[str] | None = None,
+    registry: Mapping[str, type[Detector]] | None = None,
+) -> RuleSet:
+    """Load and validate; raise :class:`RuleLoadError` listing every problem found.
+
+    ``templates``, ``channels`` and ``registry`` default to what the installed notifiers and
+    detectors provide; tests and ``vigil rules check`` may pass their own.
+    """
+    root = Path(path) if path is not None else DEFAULT_PACK
+    files = rule_files(root)
+    if not root.exists():
+        raise RuleLoadError([RuleError(str(root), 1, 1, None, "no such file or directory")])
+    if not files:
+        raise RuleLoadError([RuleError(str(root), 1, 1, None, "no .yaml rule files found here")])
+    tmpl = set(templates) if templates is not None else available_templates()
+    ctx = _Context(
+        registry=dict(registry if registry is not None else DETECTORS),
+        channels=tuple(channels) if channels is not None else available_channels(),
+        templates=tmpl,
+    )
+    ctx.params = ParamCollector(ctx.registry)
+    warnings: list[RuleError] = []
+    if tmpl is None:
+        warnings.append(
+            RuleError(str(root), 0, 0, None, "template names not checked: no notifier templates found")
+        )
+    errors: list[RuleError] = []
+    for f in files:
+        errors.extend(_load_file(f, ctx))
+    configs, perrs = ctx.params.build()
+    errors.extend(perrs)
     if errors:
-        raise RuleLoadError(errors)
-    return RuleSet(compiled, detectors, digest.hexdigest(), [str(f) for f in files])
+        raise RuleLoadError(sorted(errors, key=lambda e: (e.path, e.line, e.col)))
+    for name in ctx.registry:
+        if not any(name in r.rule.detectors and r.rule.enabled for r in ctx.compiled):
+            warnings.append(
+                RuleError(
+                    str(root), 0, 0, None, f"detector '{name}' has no enabled rule: its findings alert nobody"
+                )
+            )
+    return RuleSet(
+        ctx.compiled,
+        {n: c.base for n, c in configs.items()},
+        content_hash(root),
+        [str(f) for f in files],
+        configs,
+        warnings,
+    )
 
 
-def _load_file(
-    f: Path,
-    text: str,
-    out: list[CompiledRule],
-    params: dict[str, dict[str, Any]],
-    param_pos: dict[str, tuple[str, int, int]],
-    seen: dict[str, tuple[str, int]],
-) -> list[RuleError]:
-    errs: list[RuleError] = []
+@dataclass
+class _Context:
+    registry: dict[str, type[Detector]]
+    channels: tuple[str, ...]
+    templates: set[str] | None
+    params: ParamCollector = field(init=False)
+    compiled: list[CompiledRule] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)  # rule id -> path:line
+
+
+def _load_file(f: Path, ctx: _Context) -> list[RuleError]:
     path = str(f)
-    if "\t" in text:
-        line = text[: text.index("\t")].count("\n") + 1
-        col = text.split("\n")[line - 1].index("\t") + 1
-        return [RuleError(path, line, col, None, "a tab character: YAML indentation must use spaces")]
+    try:
+        text = f.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [RuleError(path, 1, 1, None, "no such file")]
+    except UnicodeDecodeError as e:
+        return [RuleError(path, 1, 1, None, f"not UTF-8 text (byte {e.start}); save the file as UTF-8")]
+    tabs = [
+        RuleError(
+            path, n, line.index("\t") + 1, None, "a tab character in the indentation: YAML needs spaces"
+        )
+        for n, line in enumerate(text.split("\n"), 1)
+        if "\t" in line[: len(line) - len(line.lstrip())]
+    ]
+    if tabs:
+        return tabs
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return [RuleError(path, line, col, None, f"invalid YAML: {e.problem or e.context}")]
+        line, col, msg = yaml_message(e)
+        return [RuleError(path, line, col, None, msg)]
+    except YAMLError as e:
+        return [RuleError(path, 1, 1, None, f"invalid YAML: {e}")]
     if doc is None:
-        return [RuleError(path, 1, 1, None, "the file is empty; expected a mapping with a 'rules:' list")]
+        return [RuleError(path, 1, 1, None, "the file is empty; expected 'rules:' (a list of rules)")]
     if not isinstance(doc, CommentedMap):
-        return [RuleError(path, 1, 1, None, "the top level must be a mapping with a 'rules:' list")]
-    plain = _plain(doc)
+        hint = "; put the list under a 'rules:' key" if isinstance(doc, list) else ""
+        return [RuleError(path, 1, 1, None, f"the top level must be a mapping with a 'rules:' list{hint}")]
+    if "rules" not in doc and "detectors" not in doc and not (set(map(str, doc)) - {"version"}):
+        return [
+            RuleError(path, 1, 1, None, "nothing here: expected 'rules:' (a list of rules) or 'detectors:'")
+        ]
+    errs: list[RuleError] = []
+    head = {str(k): plain(v) for k, v in doc.items()}
     try:
-        model = RuleFile.model_validate(plain)
+        FileHead.model_validate(head)
     except ValidationError as e:
         for err in e.errors():
-            errs.append(_pydantic_error(path, doc, err))
-        return errs
-    for name, p in model.detectors.items():
-        if name not in DETECTORS:
-            line, col = _pos(doc, ("detectors", name), key=True)
-            errs.append(RuleError(path, line, col, None, f"unknown detector '{name}'{_suggest(name, DETECTORS)}"))
-            continue
-        params.setdefault(name, {}).update(p)
-        param_pos[name] = (path, *_pos(doc, ("detectors", name), key=True))
-    for i, rule in enumerate(model.rules):
-        line, col = _pos(doc, ("rules", i))
-        if rule.id in seen:
-            other, oline = seen[rule.id]
-            errs.append(RuleError(path, *_pos(doc, ("rules", i, "id")), rule.id,
-                                  f"duplicate rule id; first defined at {other}:{oline}"))
-            continue
-        seen[rule.id] = (path, line)
-        bad = False
-        for j, det in enumerate(rule.detectors):
-            if det not in DETECTORS:
-                loc: tuple[Any, ...] = ("rules", i, "detector") if isinstance(rule.detector, str) else (
-                    "rules", i, "detector", j)
-                errs.append(RuleError(path, *_pos(doc, loc), rule.id,
-                                      f"detector: unknown detector '{det}'{_suggest(det, DETECTORS)}"))
-                bad = True
-        cond = None
-        if rule.when:
-            try:
-                cond = Condition(rule.when)
-            except ExpressionError as e:
-                wl, wc = _pos(doc, ("rules", i, "when"))
-                errs.append(RuleError(path, wl + e.line - 1, (wc + e.col - 1) if e.line == 1 else e.col, rule.id,
-                                      f"when: {e}"))
-                bad = True
-        if not bad:
-            src = _rule_source(doc["rules"][i])
-            out.append(CompiledRule(rule, cond, f"{path}:{line}", hashlib.sha256(src.encode()).hexdigest()[:16]))
+            loc = tuple(err["loc"])
+            if loc[:1] == ("detectors",) and len(loc) > 1:
+                continue  # reported by the parameter checks below, with better words
+            line, col, _ = locate(doc, loc, key=err["type"] == "extra_forbidden")
+            errs.append(
+                RuleError(path, line, col, None, f"{field_path(loc)}: {humanise(err, loc, FileHead)}")
+            )
+    if "detectors" in doc and doc["detectors"] is not None:
+        errs += ctx.params.add_section(path, doc, doc["detectors"])
+    rules = doc.get("rules")
+    if isinstance(rules, list):
+        for i, item in enumerate(rules):
+            errs += _check_rule(path, text, doc, i, item, ctx)
     return errs
 
 
-def _rule_source(node: Any) -> str:
-    import json
+def _check_rule(path: str, text: str, doc: CommentedMap, i: int, item: Any, ctx: _Context) -> list[RuleError]:
+    line, col, _ = locate(doc, ("rules", i))
+    if not isinstance(item, CommentedMap):
+        return [
+            RuleError(
+                path,
+                line,
+                col,
+                None,
+                f"rules[{i}]: a rule is a mapping (id:, detector:, severity:, ...), got {show(plain(item))}",
+            )
+        ]
+    rid = item.get("id") if isinstance(item.get("id"), str) else None
+    who = rid or f"#{i + 1}"
+    errs: list[RuleError] = []
 
-    return json.dumps(_plain(node), sort_keys=True, default=str)
+    def err(loc: tuple[Any, ...], msg: str, key: bool = False) -> None:
+        el, ec, _ = locate(doc, ("rules", i, *loc), key=key)
+        errs.append(RuleError(path, el, ec, who, f"{field_path(loc)}: {msg}" if loc else msg))
 
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list | CommentedSeq):
-        return [_plain(v) for v in node]
-    return node
-
-
-def _pos(doc: Any, loc: Iterable[Any], key: bool = False) -> tuple[int, int]:
-    """Line and column (1-based) of the deepest node on ``loc`` that exists."""
-    node = doc
-    line, col = 1, 1
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            kl, kc, vl, vc = node.lc.key(part) + node.lc.value(part)
-            line, col = (kl + 1, kc + 1) if key else (vl + 1, vc + 1)
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            il, ic = node.lc.item(part)
-            line, col = il + 1, ic + 1
-            node = node[part]
+    rule: Rule | None = None
+    bad = Flagged()
+    try:
+        rule = Rule.model_validate(plain(item))
+    except ValidationError as e:
+        found = e.errors()
+        extras = {tuple(pe["loc"]) for pe in found if pe["type"] == "extra_forbidden"}
+        for pe in found:
+            loc = tuple(pe["loc"])
+            bad.add(loc)
+            if pe["type"] == "missing" and any(
+                x[:-1] == loc[:-1] and suggest(x[-1], [str(loc[-1])]) for x in extras
+            ):
+                continue  # "unknown key 'categry'. Did you mean 'category'?" says it already
+            el, ec, walked = locate(doc, ("rules", i, *loc), key=pe["type"] == "extra_forbidden")
+            shown = (
+                walked[2:]
+                if pe["type"] == "missing"
+                else [
+                    p for p in loc if p in walked[2:] or p not in ("freeze", "ticket", "webhook", "escalate")
+                ]
+            )
+            msg = humanise(pe, loc, Rule)
+            errs.append(RuleError(path, el, ec, who, f"{field_path(shown)}: {msg}" if shown else msg))
+    if rid is not None and "id" not in bad:
+        if rid in ctx.seen:
+            err(("id",), f"duplicate rule id; '{rid}' is already defined at {ctx.seen[rid]}")
+            bad.add(("id",))
         else:
-            break
-    return line, col
+            ctx.seen[rid] = f"{path}:{line}"
+    dets = item.get("detector")
+    names = (
+        [dets]
+        if isinstance(dets, str)
+        else [d for d in dets if isinstance(d, str)]
+        if isinstance(dets, list)
+        else []
+    )
+    for j, d in enumerate(names):
+        if d not in ctx.registry:
+            err(
+                ("detector",) if isinstance(dets, str) else ("detector", j),
+                f"unknown detector '{d}'{suggest(d, ctx.registry)}",
+            )
+            bad.add(("detector",))
+    cond = _condition(path, text, doc, i, item, names, ctx, errs, who) if "when" not in bad else None
+    if cond is False:
+        bad.add(("when",))
+    cross_checks(item, bad, ctx.channels, ctx.templates, err)
+    if rule is not None and not errs:
+        src = json.dumps(plain(item), sort_keys=True, default=str)
+        ctx.compiled.append(
+            CompiledRule(
+                rule,
+                cond if isinstance(cond, Condition) else None,
+                f"{path}:{line}",
+                hashlib.sha256(src.encode()).hexdigest()[:16],
+            )
+        )
+    return errs
 
 
-def _suggest(word: str, options: Iterable[str]) -> str:
-    close = get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f". Did you mean '{close[0]}'?" if close else ""
+def _condition(
+    path: str,
+    text: str,
+    doc: CommentedMap,
+    i: int,
+    item: CommentedMap,
+    names: list[str],
+    ctx: _Context,
+    errs: list[RuleError],
+    who: str,
+) -> Condition | bool | None:
+    when = item.get("when")
+    if not isinstance(when, str) or not when.strip():
+        return None
+    evidence: dict[str, Any] | None = None
+    declared = [getattr(ctx.registry.get(n), "evidence_fields", None) for n in names]
+    if names and all(isinstance(d, Mapping) for d in declared):
+        evidence = {}
+        for d in declared:
+            evidence.update(d)  # type: ignore[arg-type]
+    try:
+        return Condition(when, evidence)
+    except ExpressionError as e:
+        vl, vc = item.lc.value("when")
+        for line, col, msg in e.problems:
+            offset = _offset(when, line, col)
+            fl, fc = scalar_position(text, vl + 1, vc + 1, when, offset)
+            errs.append(RuleError(path, fl, fc, who, f"when: {msg}"))
+        return False
 
 
-def _pydantic_error(path: str, doc: Any, err: Mapping[str, Any]) -> RuleError:
-    loc = tuple(err["loc"])
-    # pydantic adds the union tag (e.g. 'ticket') after a list index: drop it from the position
-    clean = tuple(p for p in loc if not (isinstance(p, str) and p in ("freeze", "ticket", "webhook", "escalate")))
-    rule_id = None
-    if len(clean) >= 2 and clean[0] == "rules" and isinstance(clean[1], int):
-        try:
-            rule_id = str(doc["rules"][clean[1]].get("id")) if isinstance(doc["rules"][clean[1]], Mapping) else None
-        except (IndexError, KeyError, TypeError):
-            rule_id = None
-    etype = err["type"]
-    is_key = etype == "extra_forbidden"
-    line, col = _pos(doc, clean, key=is_key)
-    field_path = _field_path(clean[2:] if rule_id is not None else clean)
-    msg = _human(err, clean)
-    return RuleError(path, line, col, rule_id, f"{field_path}: {msg}" if field_path else msg)
-
-
-def _field_path(loc: Sequence[Any]) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _human(err: Mapping[str, Any], loc: Sequence[Any]) -> str:
-    from rules.schema import Notify, Rule, RuleFile, Throttle
-
-    etype = err["type"]
-    given = err.get("input")
-    if etype == "extra_forbidden":
-        name = str(loc[-1])
-        owner: Any = {1: RuleFile, 3: Rule}.get(len(loc), None)
-        if len(loc) >= 4 and loc[-2] == "notify":
-            owner = Notify
-        if len(loc) >= 4 and loc[-2] == "throttle":
-            owner = Throttle
-        known = list(owner.model_fields) if owner else []
-        return f"unknown key '{name}'{_suggest(name, known)}"
-    if etype == "missing":
-        return "this key is required"
-    if etype in ("literal_error", "enum"):
-        expected = err.get("ctx", {}).get("expected", "")
-        options = [o.strip().strip("'") for o in str(expected).replace(" or ", ",").split(",") if o.strip()]
-        return f"{given!r} is not allowed; expected one of {', '.join(options)}{_suggest(str(given), options)}"
-    if etype == "string_pattern_mismatch":
-        return f"{given!r} is not a valid id: use lower-case letters, digits, '-', '_' or '.', 2 to 80 characters"
-    if etype == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag")
-        options = ["freeze", "ticket", "webhook", "escalate"]
-        return f"unknown action '{tag}'{_suggest(str(tag), options)} (actions: {', '.join(options)})"
-    if etype in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {given!r}"
-    if etype in ("int_type", "int_parsing"):
-        return f"expected a whole number, got {given!r}"
-    if etype in ("list_type",):
-        return f"expected a list, got {given!r}"
-    if etype in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {given!r}"
-    if etype == "value_error":
-        return str(err.get("ctx", {}).get("error", err["msg"]))
-    if etype == "too_short":
-        return "must not be empty"
-    return str(err["msg"])
+def _offset(text: str, line: int, col: int) -> int:
+    lines = text.split("\n")
+    return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1

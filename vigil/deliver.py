@@ -2,9 +2,21 @@
 
 Rows are claimed by lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a compare-and-set update
 everywhere), so several workers never send the same message.  Sending happens outside any
-database transaction; every attempt is recorded in ``vigil_deliveries``.  Transient failures are
-retried with exponential backoff and jitter; permanent ones fall back to the next channel or go
-to the dead letters with their reason.
+database transaction; every attempt is recorded in ``vigil_deliveries``.
+
+Before a message goes out, the delivery policy (``notifiers.policy``) may hold it: over the
+account's budget (5 SMS an hour) an ordinary message waits for the window to free, a critical
+one goes out at most once per coalescing window carrying everything held for that account and
+channel; over the provider's rate, or while the provider is backing us off after a 429, it waits
+for the bucket.  Transient failures are retried with exponential backoff and jitter (never
+sooner than the provider's ``Retry-After``); permanent ones -- and transient ones out of
+retries -- fall back to the next channel or go to the dead letters with their reason.  Receipts
+that never come fall back too (``notifiers.receipts.sweep_unconfirmed``, run at the start of
+every pass).
+
+Outbox statuses: ``pending``, ``retry``, ``held`` (ready again at ``next_attempt_at``),
+``sending`` (leased), ``sent``, ``unconfirmed``, ``delivered``, ``undelivered``, ``coalesced``,
+``failed`` / ``dead`` (the dead letters).
 """
 
 from __future__ import annotations
@@ -13,22 +25,24 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.lifecycle import can
+from alerts.lifecycle import OPEN_STATES, can
 from alerts.lifecycle import apply as lifecycle_apply
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, ConfirmToken, Delivery, OutboxRow
 from alerts.tokens import hash_token, new_token
-from detectors.base import stable_id
 from notifiers.base import Channel, DeliveryResult, Message, Recipient
+from notifiers.policy import PolicySettings, RateLimiter, budget_verdict
+from notifiers.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
-READY = ("pending", "retry")
+READY = ("pending", "retry", "held")
+SYSTEM_CHANNELS = ("freeze_hook", "escalate", "webhook")  # not messages to the account holder
 Renderer = Callable[[str, str, str, Mapping[str, Any]], Any]
 
 
@@ -40,8 +54,18 @@ class DeliverReport:
     failed: int = 0
     dead: int = 0
     fallbacks: int = 0
+    held: int = 0  # over the account's budget
+    throttled: int = 0  # over the provider's rate, or backed off after a 429
+    coalesced: int = 0  # held messages merged into one that went out
+    unconfirmed: int = 0  # fallbacks because no delivery receipt came in time
     outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # (outbox_id, channel, status)
     links: list[tuple[str, str, str]] = field(default_factory=list)  # (alert_id, channel, link) issued
+
+
+def policy_of(settings: Settings) -> PolicySettings:
+    """The ``policy`` settings section, or its defaults while settings do not carry one."""
+    p = getattr(settings, "policy", None)
+    return p if isinstance(p, PolicySettings) else PolicySettings()
 
 
 def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit: int, lease: timedelta
@@ -68,17 +92,27 @@ def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit:
 
 
 class Deliverer:
+    """One delivery worker.  Keep one instance for the life of the process: its rate limiter
+    remembers the providers' 429s between passes (pass a shared ``limiter`` to several)."""
+
     def __init__(self, sessions: sessionmaker[Session], settings: Settings, channels: Mapping[str, Channel],
-                 render: Renderer, *, worker: str = "worker-1", rng: random.Random | None = None) -> None:
+                 render: Renderer, *, worker: str = "worker-1", rng: random.Random | None = None,
+                 policy: PolicySettings | None = None, limiter: RateLimiter | None = None) -> None:
         self.sessions = sessions
         self.settings = settings
         self.channels = channels
         self.render = render
         self.worker = worker
         self.rng = rng or random.Random()
+        self.policy = policy or policy_of(settings)
+        self.limiter = limiter or RateLimiter.from_settings(self.policy)
 
     def run_once(self, now: datetime, limit: int = 100) -> DeliverReport:
         report = DeliverReport()
+        with self.sessions.begin() as s:
+            wait = timedelta(seconds=self.policy.receipt_timeout_seconds)
+            made = sweep_unconfirmed(s, now=now, timeout=wait, channels=self.policy.receipt_channels)
+        report.unconfirmed = report.fallbacks = len(made)
         lease = timedelta(seconds=self.settings.delivery.lease_seconds)
         ids = claim(self.sessions, worker=self.worker, now=now, limit=limit, lease=lease)
         report.claimed = len(ids)
@@ -87,7 +121,8 @@ class Deliverer:
                 self._deliver(oid, now, report)
             except Exception:  # one broken message must not stop the others; it is retried
                 log.exception("delivering %s", oid)
-                self._finish(oid, now, DeliveryResult("transient", error="internal error; see logs"), "?", report)
+                self._finish(oid, now, DeliveryResult("transient", error="internal error; see logs"), "?",
+                             report)
         return report
 
     # -- one message ----------------------------------------------------------------------
@@ -97,43 +132,107 @@ class Deliverer:
             if row is None or row.lease_owner != self.worker:
                 return
             alert = s.get(AlertRow, row.alert_id) if row.alert_id else None
-            acct = s.get(AccountRow, row.account_id)
-            recipient = _recipient(acct, row.account_id, self.settings)
-            channel_name = row.channel
-            transport = self._transport(channel_name)
-            link = None
-            if transport is not None and transport.can_reach(recipient) and alert is not None \
-                    and alert.confirm and row.purpose in ("alert", "reminder") and alert.status in (
-                        "new", "notified", "expired", "escalated"):
-                link = self._issue_token(s, alert, channel_name, now)
-                report.links.append((alert.id, channel_name, link))
-            context = _context(alert, recipient, link, row, self.settings)
-            payload = dict(row.payload or {})
-        if transport is None:
-            self._finish(oid, now, DeliveryResult("skipped", error=f"channel '{channel_name}' is not configured"),
-                         "none", report)
+            recipient = _recipient(s.get(AccountRow, row.account_id), row.account_id, self.settings)
+            transport = self._transport(row.channel)
+            if transport is None:
+                skip: str | None = f"channel '{row.channel}' is not configured"
+            elif not transport.can_reach(recipient):
+                skip = f"account has no {transport.needs} for '{row.channel}'"
+            elif alert is not None and row.purpose in ANSWERED_SKIP_PURPOSES \
+                    and alert.status not in OPEN_STATES:
+                skip = f"alert already {alert.status}"  # answered by another channel meanwhile
+            else:
+                skip = None
+                over_budget = self._admit(s, row, transport.name, now, report)
+                if over_budget is None:
+                    return
+                msg = self._compose(s, row, alert, recipient, now, report, over_budget=over_budget)
+        if skip is not None or transport is None:
+            name = transport.name if transport else "none"
+            self._finish(oid, now, DeliveryResult("skipped", error=skip), name, report)
             return
-        if not transport.can_reach(recipient):
-            self._finish(oid, now, DeliveryResult("skipped", error=f"account has no {transport.needs} for "
-                                                  f"'{channel_name}'"), transport.name, report)
-            return
-        if channel_name in ("freeze_hook", "escalate", "webhook"):
-            msg = Message(outbox_id=oid, channel=channel_name, recipient=recipient, subject=row.template,
-                          text="", data={k: str(v) for k, v in {**payload, **context.get("data", {})}.items()},
-                          alert_id=row.alert_id)
-        else:
-            rendered = self.render(row.template, channel_name, recipient.locale, context)
-            data = {"alert_id": row.alert_id or "", "kind": row.template}
-            if link:
-                data["actions"] = "confirm,deny"
-            msg = Message(outbox_id=oid, channel=channel_name, recipient=recipient, subject=rendered.subject,
-                          text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id)
         try:
             result = transport.send(msg)
         except Exception as e:  # the contract says send() never raises; if it does, treat as transient
             log.exception("channel %s raised", transport.name)
             result = DeliveryResult("transient", error=f"{type(e).__name__}: {e}")
         self._finish(oid, now, result, transport.name, report)
+
+    def _compose(self, s: Session, row: OutboxRow, alert: AlertRow | None, recipient: Recipient,
+                 now: datetime, report: DeliverReport, *, over_budget: bool = False) -> Message:
+        """Coalesce what is held, issue the confirmation token, render."""
+        coalesced = self._coalesce(s, row, over_budget) if row.purpose in ANSWERED_SKIP_PURPOSES else []
+        report.coalesced += len(coalesced)
+        token = link = None
+        if alert is not None and alert.confirm and row.purpose in ANSWERED_SKIP_PURPOSES:
+            token, link = self._issue_token(s, alert, row.channel, now)
+            report.links.append((alert.id, row.channel, link))
+        context = _context(alert, recipient, link, row, len(coalesced))
+        if row.channel in SYSTEM_CHANNELS:
+            data = {k: str(v) for k, v in {**(row.payload or {}), **context["data"]}.items()}
+            return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=row.template,
+                           text="", data=data, alert_id=row.alert_id)
+        rendered = self.render(row.template, row.channel, recipient.locale, context)
+        data = {str(k): str(v) for k, v in (getattr(rendered, "data", None) or {}).items()}
+        data.setdefault("alert_id", row.alert_id or "")
+        data.setdefault("kind", row.template)
+        if link:
+            data["actions"] = "confirm,deny"
+            if row.channel == "push" and token:
+                data["token"] = token  # the app posts it back to /push/action
+        return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=rendered.subject,
+                       text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id)
+
+    def _admit(self, s: Session, row: OutboxRow, provider: str, now: datetime, report: DeliverReport
+               ) -> bool | None:
+        """The account's budget, then the provider's rate.  None: the message must wait and was put
+        back; else whether it goes out beyond the budget (critical)."""
+        budget = None if row.channel in SYSTEM_CHANNELS else self.policy.budgets.get(row.channel)
+        if budget is not None:
+            since = now - timedelta(seconds=budget.per_seconds)
+            sent = s.scalars(select(OutboxRow.sent_at).where(
+                OutboxRow.account_id == row.account_id, OutboxRow.channel == row.channel,
+                OutboxRow.sent_at > since, OutboxRow.id != row.id))
+            verdict = budget_verdict(budget, [t for t in (_aware(x) for x in sent) if t is not None], now=now,
+                                     critical=self.policy.is_critical(row.priority, row.purpose),
+                                     coalesce=timedelta(seconds=self.policy.coalesce_seconds))
+            if not verdict.send:
+                _put_back(row, "held", verdict.until or now, verdict.reason)
+                report.held += 1
+                report.outcomes.append((row.id, row.channel, "held"))
+                return None
+            over = verdict.over_budget
+        else:
+            over = False
+        wait = self.limiter.acquire(provider, now)
+        if wait > 0:
+            _put_back(row, "retry", now + timedelta(seconds=wait), f"provider '{provider}' rate limit")
+            report.throttled += 1
+            report.outcomes.append((row.id, row.channel, "throttled"))
+            return None
+        return over
+
+    def _coalesce(self, s: Session, row: OutboxRow, over_budget: bool) -> list[str]:
+        """Merge the account's held messages on this channel into the one about to go out; beyond
+        the budget, also those this worker claimed in the same pass (they would be held next)."""
+        mergeable = OutboxRow.status == "held"
+        if over_budget:
+            mine = (OutboxRow.status == "sending") & (OutboxRow.lease_owner == self.worker)
+            mergeable = or_(mergeable, mine)
+        held = list(s.scalars(select(OutboxRow.id).where(
+            OutboxRow.account_id == row.account_id, OutboxRow.channel == row.channel, mergeable,
+            OutboxRow.purpose.in_(ANSWERED_SKIP_PURPOSES), OutboxRow.id != row.id)))
+        got = []
+        for hid in held:
+            res = s.execute(update(OutboxRow).where(OutboxRow.id == hid, mergeable)
+                            .values(status="coalesced", last_error=f"coalesced into {row.id}",
+                                    lease_owner=None, lease_until=None))
+            if res.rowcount == 1:  # type: ignore[attr-defined]
+                got.append(hid)
+        if got:
+            before = (row.payload or {}).get("coalesced", [])
+            row.payload = {**(row.payload or {}), "coalesced": [*before, *got]}
+        return got
 
     def _transport(self, channel: str) -> Channel | None:
         ch = self.channels.get(channel)
@@ -144,13 +243,13 @@ class Deliverer:
             return self.channels.get("console")
         return None
 
-    def _issue_token(self, s: Session, alert: AlertRow, channel: str, now: datetime) -> str:
+    def _issue_token(self, s: Session, alert: AlertRow, channel: str, now: datetime) -> tuple[str, str]:
         token = new_token()
         expires = max(_aware(alert.expires_at) or now,
                       now + timedelta(minutes=self.settings.web.token_ttl_minutes))
         s.add(ConfirmToken(token_hash=hash_token(token), alert_id=alert.id, account_id=alert.account_id,
                            channel=channel, created_at=now, expires_at=expires))
-        return f"{self.settings.web.base_url.rstrip('/')}/c/{token}"
+        return token, f"{self.settings.web.base_url.rstrip('/')}/c/{token}"
 
     def _finish(self, oid: str, now: datetime, result: DeliveryResult, transport: str, report: DeliverReport
                 ) -> None:
@@ -168,67 +267,65 @@ class Deliverer:
             row.last_error = result.error
             report.outcomes.append((oid, row.channel, result.status))
             if result.ok:
-                row.status = "delivered" if result.status == "delivered" else "sent"
-                row.provider_id = result.provider_id
-                row.sent_at = now
-                if result.status == "delivered":
-                    row.delivered_at = now
+                self._sent(s, row, result, now)
                 report.sent += 1
-                alert = s.get(AlertRow, row.alert_id) if row.alert_id else None
-                if alert is not None and row.purpose == "alert" and can(alert.status, "notify"):
-                    alert.status = lifecycle_apply(alert.status, "notify")
-                    alert.updated_at = now
-                    s.add(AlertEvent(alert_id=alert.id, at=now, event="notified",
-                                     detail={"channel": row.channel, "provider_id": result.provider_id}))
                 return
-            self._apply_action(s, row, result, now)
-            if result.status == "transient" and row.attempts < cfg.max_attempts:
-                delay = min(cfg.backoff_max_seconds, cfg.backoff_seconds * 2 ** (row.attempts - 1))
-                delay = max(delay, result.retry_after or 0) * (0.5 + self.rng.random())  # jitter
-                row.status = "retry"
-                row.next_attempt_at = now + timedelta(seconds=delay)
-                report.retried += 1
-                return
-            row.status = "dead" if result.status == "transient" else "failed"
+            floor = 0.0
+            throttled = int((row.payload or {}).get("throttled", 0))
+            if result.action == "backoff":  # 429 / 20429 / QUOTA_EXCEEDED: the provider, not the message
+                floor = self.limiter.backoff(transport, now, result.retry_after)
+                throttled += 1
+                row.payload = {**(row.payload or {}), "throttled": throttled}
+            elif result.action:
+                account_action(s, row, result.action, now, code=result.error_code, error=result.error)
+            elif result.status == "permanent":
+                log.error("delivery %s via %s failed: %s %s", row.id, row.channel, result.error_code,
+                          result.error)
+            if result.status == "transient":
+                counted = row.attempts - min(throttled, self.policy.max_throttled)
+                cap = cfg.max_attempts
+                if result.max_retries is not None:  # e.g. 30003: one delayed retry, then the next channel
+                    cap = min(cap, result.max_retries + 1)
+                if counted < cap:
+                    delay = min(cfg.backoff_max_seconds, cfg.backoff_seconds * 2 ** (counted - 1))
+                    delay = max(delay * (0.5 + self.rng.random()), floor, result.retry_after or 0.0)  # jitter
+                    row.status = "retry"
+                    row.next_attempt_at = now + timedelta(seconds=delay)
+                    report.retried += 1
+                    return
+            # out of retries (dead) or never retryable (failed): the next channel, if any
+            row.status = "dead" if result.status == "transient" and result.max_retries is None else "failed"
             report.dead += row.status == "dead"
             report.failed += row.status == "failed"
-            if self._fallback(s, row, now):
+            if enqueue_fallback(s, row, now):
                 report.fallbacks += 1
 
-    def _apply_action(self, s: Session, row: OutboxRow, result: DeliveryResult, now: datetime) -> None:
-        acct = s.get(AccountRow, row.account_id)
-        if acct is None or result.action is None:
-            if result.action == "ops_alert" or result.status == "permanent":
-                log.error("delivery %s via %s failed: %s %s", row.id, row.channel, result.error_code, result.error)
-            return
-        if result.action == "opt_out":
-            acct.sms_opt_out = True
-        elif result.action == "bad_address" and row.channel == "sms":
-            acct.phone_bad = True
-        elif result.action == "prune_token":
-            acct.push_token = None
-        elif result.action == "ops_alert":
-            log.error("channel %s needs an operator: %s %s", row.channel, result.error_code, result.error)
-        acct.updated_at = now
+    def _sent(self, s: Session, row: OutboxRow, result: DeliveryResult, now: datetime) -> None:
+        row.status = "delivered" if result.status == "delivered" else "sent"
+        row.provider_id = result.provider_id
+        row.sent_at = now
+        if result.status == "delivered":
+            row.delivered_at = now
+        alert = s.get(AlertRow, row.alert_id) if row.alert_id else None
+        if alert is not None and row.purpose == "alert" and can(alert.status, "notify"):
+            alert.status = lifecycle_apply(alert.status, "notify")
+            alert.updated_at = now
+            s.add(AlertEvent(alert_id=alert.id, at=now, event="notified",
+                             detail={"channel": row.channel, "provider_id": result.provider_id}))
 
-    def _fallback(self, s: Session, row: OutboxRow, now: datetime) -> bool:
-        rest = list((row.payload or {}).get("fallback", []))
-        if not rest or row.alert_id is None:
-            return False
-        nxt, remaining = rest[0], rest[1:]
-        oid = stable_id("o", row.alert_id, nxt, row.purpose)
-        if s.get(OutboxRow, oid) is not None:
-            return False
-        s.add(OutboxRow(id=oid, alert_id=row.alert_id, account_id=row.account_id, channel=nxt, purpose=row.purpose,
-                        template=row.template, priority=row.priority, payload={"fallback": remaining,
-                                                                               "fallback_from": row.channel},
-                        status="pending", next_attempt_at=now, created_at=now))
-        return True
+
+def _put_back(row: OutboxRow, status: str, until: datetime, why: str) -> None:
+    row.status = status
+    row.next_attempt_at = until
+    row.lease_owner = None
+    row.lease_until = None
+    row.last_error = why
 
 
 def _recipient(acct: AccountRow | None, account_id: str, settings: Settings) -> Recipient:
     if acct is None:
-        return Recipient(account_id=account_id, locale=settings.default_locale, timezone=settings.default_timezone)
+        return Recipient(account_id=account_id, locale=settings.default_locale,
+                         timezone=settings.default_timezone)
     return Recipient(
         account_id=account_id,
         locale=acct.locale or settings.default_locale,
@@ -240,7 +337,7 @@ def _recipient(acct: AccountRow | None, account_id: str, settings: Settings) -> 
     )
 
 
-def _context(alert: AlertRow | None, r: Recipient, link: str | None, row: OutboxRow, settings: Settings
+def _context(alert: AlertRow | None, r: Recipient, link: str | None, row: OutboxRow, coalesced: int
              ) -> dict[str, Any]:
     a = None
     if alert is not None:
@@ -256,13 +353,12 @@ def _context(alert: AlertRow | None, r: Recipient, link: str | None, row: Outbox
         "expires_at": _aware(alert.expires_at) if alert is not None else None,
         "brand": "Vigil",
         "purpose": row.purpose,
+        "coalesced": coalesced,  # how many held messages ride along in this one
         "data": {"alert_id": alert.id if alert else "", "account_id": r.account_id},
     }
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    from datetime import UTC
-
     if dt is not None and dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
     return dt

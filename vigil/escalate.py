@@ -1,30 +1,71 @@
 """The escalate job: alerts nobody answered in time.
 
-First expiry: a reminder on the next channel and the window starts again.  Second expiry: the
-alert expires, the rule's ``on_expired`` actions run (a ticket, staff escalation).
+First expiry: a reminder on the *next* channel -- the first of the rule's channels that has not
+carried this alert yet and can still reach the account (no SMS to an opted-out or dead number,
+no push without a token), else the next one after the first that did not fail -- and the window
+starts again.  A rule can skip the reminder (``on_expired: [{escalate: {reminder: false}}]``).
+Second expiry: the alert expires and the rule's ``on_expired`` actions run (a ticket, staff
+escalation); when they page staff, the alert moves on to ``escalated``.
+
+Rows are locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two daemons never remind or
+escalate the same alert twice; reminders and actions are idempotent besides.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.actions import run_actions
-from alerts.lifecycle import apply
+from alerts.lifecycle import apply, can
 from alerts.stage import enqueue_notifications
-from alerts.store.models import AlertEvent, AlertRow
+from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow
 
 log = logging.getLogger(__name__)
+FAILED = ("failed", "dead", "undelivered", "canceled")
 
 
 @dataclass
 class EscalateReport:
     reminded: int = 0
     expired: int = 0
+    escalated: int = 0
+    reminders: list[tuple[str, str]] = field(default_factory=list)  # (alert_id, channel)
+
+
+def reachable(acct: AccountRow | None, channel: str) -> bool:
+    """Can ``channel`` still reach the account?  Channels without a contact field always can."""
+    if acct is None:
+        return True
+    if channel == "sms":
+        return bool(acct.phone) and not acct.sms_opt_out and not acct.phone_bad
+    if channel == "push":
+        return bool(acct.push_token)
+    if channel == "email":
+        return bool(acct.email)
+    return True
+
+
+def next_channel(channels: list[str], rows: list[OutboxRow], acct: AccountRow | None) -> str | None:
+    """The channel for the reminder (pure given the alert's outbox rows)."""
+    failed = {r.channel for r in rows if r.status in FAILED}
+    used = {r.channel for r in rows}
+    usable = [c for c in channels if c not in failed and reachable(acct, c)]
+    fresh = [c for c in usable if c not in used]
+    if fresh:
+        return fresh[0]
+    rest = usable[1:2] or usable[:1]
+    return rest[0] if rest else None
+
+
+def _wants_reminder(plan: dict[str, Any]) -> bool:
+    actions = plan.get("on_expired") or []
+    return not any(a.get("type") == "escalate" and a.get("reminder") is False for a in actions)
 
 
 def escalate_once(sessions: sessionmaker[Session], *, now: datetime, limit: int = 500) -> EscalateReport:
@@ -39,19 +80,30 @@ def escalate_once(sessions: sessionmaker[Session], *, now: datetime, limit: int 
             plan = alert.plan or {}
             notify = plan.get("notify") or {}
             channels = list(notify.get("channels") or alert.channels)
-            if alert.escalation_step == 0 and channels:
-                # remind on the next channel (the second listed, else the first)
-                nxt = channels[1:2] or channels[:1]
-                enqueue_notifications(s, alert, now=now, purpose="reminder", template="reminder", channels=nxt)
+            nxt = None
+            if alert.escalation_step == 0 and channels and _wants_reminder(plan):
+                rows = list(s.scalars(select(OutboxRow).where(OutboxRow.alert_id == alert.id,
+                                                              OutboxRow.purpose == "alert")))
+                nxt = next_channel(channels, rows, s.get(AccountRow, alert.account_id))
+            if nxt is not None:
+                enqueue_notifications(s, alert, now=now, purpose="reminder", template="reminder",
+                                      channels=[nxt])
                 alert.escalation_step = 1
                 alert.expires_at = now + timedelta(seconds=int(notify.get("expires_s", 1800)))
-                s.add(AlertEvent(alert_id=alert.id, at=now, event="reminded", detail={"channels": nxt}))
-                report.reminded += 1
-            else:
-                alert.status = apply(alert.status, "expire")
-                alert.escalation_step = 2
                 alert.updated_at = now
-                s.add(AlertEvent(alert_id=alert.id, at=now, event="expired"))
-                run_actions(s, alert, plan.get("on_expired") or [], trigger="expired", now=now)
-                report.expired += 1
+                s.add(AlertEvent(alert_id=alert.id, at=now, event="reminded", detail={"channels": [nxt]}))
+                report.reminded += 1
+                report.reminders.append((alert.id, nxt))
+                continue
+            alert.status = apply(alert.status, "expire")
+            alert.escalation_step = 2
+            alert.updated_at = now
+            s.add(AlertEvent(alert_id=alert.id, at=now, event="expired"))
+            done = run_actions(s, alert, plan.get("on_expired") or [], trigger="expired", now=now)
+            report.expired += 1
+            paged = [d.split(":", 1)[1] for d in done if d.startswith("escalate:")]
+            if paged and can(alert.status, "escalate"):
+                alert.status = apply(alert.status, "escalate")
+                s.add(AlertEvent(alert_id=alert.id, at=now, event="escalated", detail={"to": paged}))
+                report.escalated += 1
     return report

@@ -1,0 +1,345 @@
+"""Impossible travel: two successive successful logins further apart than anyone can travel.
+
+Research b2.  authentik allows ``1000 km/h x max(elapsed_hours, 1) + tolerance``; Okta's default
+velocity is 805 km/h, Airlock's 1000 km/h.  Here ``speed = distance / max(elapsed, min_hours)``
+and a login is flagged when the speed exceeds ``max_speed_kmh`` and the distance exceeds
+``min_distance_km``.  The distance first loses ``tolerance_km`` and, for a point known only to
+country precision (enriched from the capital), the country's radius: a guess must not look like a
+flight.
+
+Logins through an anonymous IP (``is_anonymous_ip``) or a hosting / VPN network (``hosting_asns``)
+say where the exit node is, not the person: they are left out of the chain (counted as skips) and
+the next real login is compared with the last real one, as Entra's atypical travel ignores VPNs.
+Entra also ignores pairs of places that many other users travel between; that needs other
+accounts' data, which a per-account detector does not read.
+
+The evidence is authentik's payload plus a sentence for a message or a ticket:
+"Seoul → São Paulo, 18,300 km in 2 h 10 min: 8,400 km/h".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
+from detectors.batch import Batch
+from detectors.geo import haversine_km, places
+from detectors.login_history import successful
+
+# Cloud, hosting and commercial-VPN networks whose addresses say nothing about where a person is.
+# Operators extend the list in the rule pack (``detectors.impossible_travel.hosting_asns``).
+HOSTING_ASNS = (
+    16509,
+    14618,
+    8987,  # Amazon
+    15169,
+    396982,
+    19527,  # Google
+    8075,
+    8068,  # Microsoft
+    14061,  # DigitalOcean
+    16276,  # OVH
+    24940,  # Hetzner
+    63949,  # Akamai / Linode
+    20473,  # Vultr (Choopa)
+    45102,
+    37963,  # Alibaba
+    132203,  # Tencent
+    31898,  # Oracle
+    13335,  # Cloudflare (WARP)
+    9009,  # M247 (many VPN providers)
+    60068,  # Datacamp (CDN77, VPN exits)
+    212238,  # Datacamp
+    51167,  # Contabo
+    212512,
+    62240,  # Clouvider
+)
+
+
+class ImpossibleTravel(Detector):
+    name = "impossible_travel"
+    family = "login"
+    table = "logins"
+    required_columns = ("event_id", "account_id", "ts", "success")
+    optional_columns = ("lat", "lon", "country", "city", "asn", "is_anonymous_ip", "ip")
+    description = "Two successive successful logins further apart than a plane can fly in the time between."
+    params: ClassVar[Mapping[str, Param]] = {
+        "max_speed_kmh": Param(
+            1000.0, "Flag above this speed (authentik and Airlock: 1000, Okta: 805).", gt=0, le=100_000
+        ),
+        "min_distance_km": Param(
+            500.0, "Ignore jumps shorter than this (after tolerances).", ge=0, le=20_000
+        ),
+        "min_hours": Param(1.0, "Elapsed time is at least this many hours (authentik: 1).", gt=0, le=48),
+        "tolerance_km": Param(
+            50.0, "Subtracted from every distance: GeoIP error of a city fix.", ge=0, le=2000
+        ),
+        "min_history_logins": Param(
+            1, "Earlier located successful logins needed (the previous one).", kind=int, ge=1, le=1000
+        ),
+        "skip_anonymous": Param(True, "Leave logins through anonymous IPs out of the chain.", kind=bool),
+        "hosting_asns": Param(
+            HOSTING_ASNS, "ASNs of hosting / VPN networks left out of the chain.", kind=list
+        ),
+    }
+
+    def _check_params(self) -> None:
+        bad = [a for a in self.p["hosting_asns"] if isinstance(a, bool) or not isinstance(a, int)]
+        if bad:
+            raise ParameterError(
+                f"The 'hosting_asns' parameter of ImpossibleTravel must list AS numbers. Got {bad!r}."
+            )
+
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
+        result = DetectorResult()
+        df = self.frame(batch)
+        if df is None:
+            return result
+        ok = successful(df)
+        if ok.empty:
+            return result
+        if not (batch.has_column(self.table, "lat") and batch.has_column(self.table, "lon")):
+            result.skips.append(Skip(self.name, "columns 'lat'/'lon' absent: travel not checked", len(ok)))
+            return result
+        located = ok["lat"].notna() & ok["lon"].notna()
+        if (~located).any():
+            result.skips.append(Skip(self.name, "location unknown", int((~located).sum())))
+        keep = located
+        for col, what in (("is_anonymous_ip", "anonymous IPs"), ("asn", "hosting networks")):
+            if not batch.has_column(self.table, col):
+                result.skips.append(Skip(self.name, f"column '{col}' absent: {what} not left out", 0))
+        if self.p["skip_anonymous"] and batch.has_column(self.table, "is_anonymous_ip"):
+            anon = ok["is_anonymous_ip"].fillna(False).astype(bool) & keep
+            if anon.any():
+                result.skips.append(
+                    Skip(self.name, "anonymous IP (VPN/Tor): not a location", int(anon.sum()))
+                )
+            keep &= ~anon
+        if self.p["hosting_asns"] and batch.has_column(self.table, "asn"):
+            hosting = (
+                ok["asn"].isin([int(a) for a in self.p["hosting_asns"]]).fillna(False).astype(bool) & keep
+            )
+            if hosting.any():
+                result.skips.append(
+                    Skip(self.name, "hosting/VPN network: not a location", int(hosting.sum()))
+                )
+            keep &= ~hosting
+        chain = ok[keep]
+        # accounts whose only rows in this batch are not located still count toward nothing
+        if chain.empty:
+            return result
+        prec = (
+            chain["geo_precision"]
+            if "geo_precision" in chain.columns
+            else pd.Series("given", index=chain.index)
+        )
+        g = chain.groupby("account_id", sort=False)
+        prev = pd.DataFrame(
+            {
+                "ts": g["ts"].shift(1),
+                "lat": g["lat"].shift(1),
+                "lon": g["lon"].shift(1),
+                "event_id": g["event_id"].shift(1),
+                "country": _shift(chain, g, "country"),
+                "city": _shift(chain, g, "city"),
+                "precision": prec.groupby(chain["account_id"], sort=False).shift(1),
+            },
+            index=chain.index,
+        )
+        first = prev["ts"].isna()
+        n_prior = g.cumcount()
+        if first.any():
+            prof_rows = {a: profiles.get(a, {}).get("last") for a in chain.loc[first, "account_id"].unique()}
+            for col in ("ts", "lat", "lon", "event_id", "country", "city", "precision"):
+                vals = chain.loc[first, "account_id"].map(
+                    {a: (p or {}).get(col) for a, p in prof_rows.items()}
+                )
+                if col == "ts":
+                    prev.loc[first, "ts"] = pd.to_datetime(vals, utc=True, format="ISO8601")
+                else:
+                    prev[col] = prev[col].astype("object")
+                    prev.loc[first, col] = vals
+        prior_n = chain["account_id"].map(
+            {a: int(profiles.get(a, {}).get("n", 0)) for a in chain["account_id"].unique()}
+        )
+        n_prior = n_prior + prior_n.astype("int64")
+
+        plat, plon = prev["lat"].astype("float64"), prev["lon"].astype("float64")
+        dist = pd.Series(
+            haversine_km(plat, plon, chain["lat"].astype("float64"), chain["lon"].astype("float64")),
+            index=chain.index,
+        )
+        slack = (
+            self.p["tolerance_km"]
+            + _radius(prev["precision"], prev["country"])
+            + _radius(prec, chain["country"])
+        )
+        eff = (dist - slack).clip(lower=0)
+        # one point known only as "somewhere in country X" and the other in X: no evidence of travel
+        coarse = (prev["precision"].astype(str) == "country") | (prec.astype(str) == "country")
+        same_cc = (
+            prev["country"].astype(str).str.upper() == chain["country"].astype(str).str.upper()
+            if "country" in chain.columns
+            else pd.Series(False, index=chain.index)
+        )
+        eff = eff.where(~(coarse & same_cc), 0.0)
+        hours = (chain["ts"] - pd.to_datetime(prev["ts"], utc=True)).dt.total_seconds() / 3600.0
+        speed = eff / hours.clip(lower=self.p["min_hours"])
+        flag = (
+            dist.notna()
+            & (n_prior >= self.p["min_history_logins"])
+            & (eff > self.p["min_distance_km"])
+            & (speed > self.p["max_speed_kmh"])
+            & (hours >= 0)
+        )
+        for idx in chain.index[flag.fillna(False).to_numpy()]:
+            result.findings.append(
+                self._finding(
+                    chain.loc[idx],
+                    prev.loc[idx],
+                    float(dist[idx]),
+                    float(eff[idx]),
+                    float(hours[idx]),
+                    float(speed[idx]),
+                    str(prec[idx]),
+                )
+            )
+        last = chain.assign(precision=prec).groupby("account_id", sort=False).tail(1)
+        counts = chain.groupby("account_id", sort=False).size()
+        r: Any
+        for r in last.itertuples(index=False):
+            a = str(r.account_id)
+            result.profiles[a] = {
+                "n": int(profiles.get(a, {}).get("n", 0)) + int(counts[r.account_id]),
+                "last": {
+                    "ts": pd.Timestamp(r.ts).isoformat(),
+                    "lat": float(r.lat),
+                    "lon": float(r.lon),
+                    "event_id": str(r.event_id),
+                    "country": _str(getattr(r, "country", None)),
+                    "city": _str(getattr(r, "city", None)),
+                    "precision": str(r.precision),
+                },
+            }
+        return result
+
+    def _finding(
+        self,
+        cur: pd.Series,
+        prev: pd.Series,
+        dist: float,
+        eff: float,
+        hours: float,
+        speed: float,
+        precision: str,
+    ) -> Any:
+        allowed = self.p["max_speed_kmh"] * max(hours, self.p["min_hours"]) + (dist - eff)
+        ratio = speed / self.p["max_speed_kmh"]
+        score = min(1.0, 0.6 + 0.15 * math.log2(max(ratio, 1.0)))
+        prev_geo = {
+            "country": _str(prev["country"]),
+            "city": _str(prev["city"]),
+            "lat": float(prev["lat"]),
+            "lon": float(prev["lon"]),
+            "precision": _str(prev["precision"]) or "given",
+        }
+        cur_geo = {
+            "country": _str(cur.get("country")),
+            "city": _str(cur.get("city")),
+            "lat": float(cur["lat"]),
+            "lon": float(cur["lon"]),
+            "precision": precision,
+        }
+        text = (
+            f"{_place(prev_geo)} → {_place(cur_geo)}, {_fmt_int(_round_sig(dist))} km in "
+            f"{_fmt_duration(hours)}: {_fmt_int(_round_sig(dist / max(hours, 1 / 60)))} km/h"
+        )
+        return self.finding(
+            cur["account_id"],
+            cur["ts"],
+            key=str(cur["event_id"]),
+            kind="speed",
+            score=score,
+            event_ids=[prev["event_id"], cur["event_id"]],
+            evidence={
+                "distance_km": round(dist, 1),
+                "allowed_distance_km": round(allowed, 1),
+                "elapsed_hours": round(hours, 3),
+                "speed_kmh": round(speed, 1),
+                "max_speed_kmh": self.p["max_speed_kmh"],
+                "previous_login_at": pd.Timestamp(prev["ts"]).isoformat(),
+                "previous_event_id": str(prev["event_id"]),
+                "previous_geo": prev_geo,
+                "current_geo": cur_geo,
+                "ip": _str(cur.get("ip")),
+                "country": cur_geo["country"],
+                "city": cur_geo["city"],
+                "device_id": _str(cur.get("device_id")),
+                "text": text,
+            },
+        )
+
+
+def _shift(chain: pd.DataFrame, g: Any, col: str) -> pd.Series:
+    if col not in chain.columns:
+        return pd.Series(None, index=chain.index, dtype="object")
+    return g[col].shift(1)
+
+
+def _radius(precision: pd.Series, country: pd.Series) -> pd.Series:
+    """Extra slack for points known only to country precision: the country's radius."""
+    coarse = precision.astype(str) == "country"
+    out = pd.Series(0.0, index=precision.index)
+    if coarse.any():
+        try:
+            db = places()
+        except Exception:  # no place data: assume a large country
+            out[coarse] = 1000.0
+            return out
+        radii = {c: db.country_radius_km(str(c)) for c in country[coarse].unique()}
+        out[coarse] = country[coarse].map(radii).fillna(1000.0).astype("float64")
+    return out
+
+
+def _str(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return None
+    return str(v)
+
+
+def _place(geo: Mapping[str, Any]) -> str:
+    if geo.get("city"):
+        return str(geo["city"])
+    if geo.get("country"):
+        return str(geo["country"])
+    return f"{geo['lat']:.2f}, {geo['lon']:.2f}"
+
+
+def _round_sig(x: float) -> float:
+    """Hundreds above 1,000 and tens below: evidence for a person, not a surveyor."""
+    if x <= 0 or not np.isfinite(x):
+        return 0.0
+    return float(round(x, -2 if x >= 1000 else -1))
+
+
+def _fmt_int(x: float) -> str:
+    return f"{round(x):,}"
+
+
+def _fmt_duration(hours: float) -> str:
+    minutes = round(hours * 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    d, rem = divmod(minutes, 24 * 60)
+    h, m = divmod(rem, 60)
+    if d:
+        return f"{d} d {h} h" if h else f"{d} d"
+    return f"{h} h {m} min" if m else f"{h} h"

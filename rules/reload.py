@@ -1,0 +1,115 @@
+"""Hot reload of a rule directory: apply a changed set only if it validates, else keep the last good one.
+
+The daemon calls :meth:`RuleSetManager.maybe_reload` on a schedule.  It hashes the rule files
+(names and bytes); if nothing changed it returns at once.  A changed set is loaded in full; if
+any file has an error the whole set is refused -- half a rule directory is never applied -- the
+previous set keeps running, and the result carries every error for the log, the metric and the
+staff notification.  A refused hash is remembered so the same broken files are reported once,
+not on every tick.
+
+:func:`record_rule_set` writes one audit row (``vigil_rule_sets``) per applied or refused set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from rules.errors import RuleError
+from rules.loader import DEFAULT_PACK, RuleLoadError, RuleSet, content_hash, load_rules
+
+Status = Literal["unchanged", "applied", "refused"]
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    status: Status
+    content_hash: str
+    at: datetime
+    errors: list[RuleError] = field(default_factory=list)
+    rule_set: RuleSet | None = None  # the set now running
+
+    @property
+    def changed(self) -> bool:
+        return self.status != "unchanged"
+
+
+class RuleSetManager:
+    """Owns the running rule set of one path.
+
+    Construction loads the set and raises :class:`RuleLoadError` if it is invalid: with no last
+    good set there is nothing safe to run, and the daemon must not start on broken rules.
+    """
+
+    def __init__(
+        self, path: str | Path | None = None, *, loader: Callable[[Path], RuleSet] | None = None
+    ) -> None:
+        self.path = Path(path) if path is not None else DEFAULT_PACK
+        self._load = loader or (lambda p: load_rules(p))
+        self.current: RuleSet = self._load(self.path)
+        self.refused_hash: str | None = None
+        self.last_errors: list[RuleError] = []
+
+    def maybe_reload(self, now: datetime) -> ReloadResult:
+        digest = content_hash(self.path)
+        if digest == self.current.content_hash or digest == self.refused_hash:
+            return ReloadResult(
+                "unchanged",
+                digest,
+                now,
+                list(self.last_errors) if digest == self.refused_hash else [],
+                self.current,
+            )
+        try:
+            new = self._load(self.path)
+        except RuleLoadError as e:
+            self.refused_hash = digest
+            self.last_errors = list(e.errors)
+            return ReloadResult("refused", digest, now, list(e.errors), self.current)
+        self.current = new
+        self.refused_hash = None
+        self.last_errors = []
+        return ReloadResult("applied", new.content_hash, now, [], new)
+
+
+def record_rule_set(
+    session: Any,
+    *,
+    path: str | Path,
+    status: Literal["applied", "refused"],
+    content_hash: str,
+    at: datetime,
+    rule_set: RuleSet | None = None,
+    errors: list[RuleError] | None = None,
+) -> Any:
+    """Add one ``vigil_rule_sets`` row to ``session`` (the caller commits) and return it."""
+    from alerts.store.models import RuleSetRow
+
+    row = RuleSetRow(
+        content_hash=content_hash,
+        path=str(path),
+        status=status,
+        rules=rule_set.summary() if rule_set is not None and status == "applied" else [],
+        errors=[e.as_dict() for e in errors or []],
+        at=at,
+    )
+    session.add(row)
+    return row
+
+
+def record_result(session: Any, path: str | Path, result: ReloadResult) -> Any | None:
+    """Record a reload result that changed something; ``unchanged`` writes nothing."""
+    if result.status == "unchanged":
+        return None
+    return record_rule_set(
+        session,
+        path=path,
+        status=result.status,
+        content_hash=result.content_hash,
+        at=result.at,
+        rule_set=result.rule_set,
+        errors=result.errors,
+    )

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from detectors.login_risk import LoginRisk
+from tests.detectors.login_frames import FIREFOX, HOME, history, ids, login, scan, scan_in_parts
+
+ALL = {"min_log10_score": 0.0}
+
+
+def factors(det: LoginRisk, extra: dict, n: int = 20, **kw: object) -> dict:
+    rows = [*history(n), login("x", n * 24, **{**HOME, **extra})]
+    res = scan(det, rows)
+    f = {x.event_ids[0]: x for x in res.findings}["x"]
+    return {k: v["factor"] for k, v in f.evidence["factors"].items()} | {
+        "_log10": f.evidence["log10_score"],
+        "_text": f.evidence["text"],
+    }
+
+
+def test_a_familiar_login_scores_one() -> None:
+    got = factors(LoginRisk(**ALL), {})
+    assert got["ip"] == 1.0 and got["ua"] == 1.0 and got["device"] == 1.0 and got["_log10"] == 0.0
+
+
+def test_hierarchical_back_off_of_the_ip() -> None:
+    # 20 earlier logins, all from one IP / ASN / country (Freeman weights 0.6 / 0.3 / 0.1)
+    assert factors(LoginRisk(**ALL), {"ip": "121.134.99.1"})["ip"] == pytest.approx(1 / 0.4, abs=1e-3)
+    assert factors(LoginRisk(**ALL), {"ip": "1.2.3.4", "asn": 9318})["ip"] == pytest.approx(10.0, abs=1e-3)
+    # nothing similar: the smoothed minimum w0 / (n + unseen), unseen = 1 + 1 ASN + 1 country
+    got = factors(LoginRisk(**ALL), {"ip": "1.2.3.4", "asn": 36873, "country": "NG"})
+    assert got["ip"] == pytest.approx((20 + 3) / 0.6, abs=1e-2)
+
+
+def test_device_and_user_agent_factors_and_text() -> None:
+    got = factors(LoginRisk(**ALL), {"device_id": "dev-new"})
+    assert got["device"] == pytest.approx(21.0) and got["_log10"] == pytest.approx(math.log10(21), abs=1e-3)
+    assert got["_text"] == "device new (×21)"
+    got = factors(LoginRisk(**ALL), {"user_agent": FIREFOX})
+    # new string, browser version and OS version; the device type (desktop, weight 0.005) is known
+    assert got["ua"] > 40 and "user agent new, device type desktop known" in got["_text"]
+
+
+def test_threshold_and_learning_period() -> None:
+    attacker = {"ip": "1.2.3.4", "asn": 36873, "country": "NG", "device_id": "evil", "user_agent": FIREFOX}
+    rows = [*history(20), login("x", 20 * 24, **{**HOME, **attacker}), login("y", 20 * 24 + 1, **HOME)]
+    res = scan(LoginRisk(), rows)
+    assert ids(res.findings) == [("x",)]
+    f = res.findings[0]
+    assert f.evidence["log10_score"] > 4 and f.score == 1.0 and f.evidence["history_logins"] == 20
+    assert f.evidence["top_feature"] in ("ip", "ua", "device")
+    # the same login after only 3 earlier ones is still in the learning period
+    assert scan(LoginRisk(), [*history(3), login("x", 100, **{**HOME, **attacker})]).findings == []
+
+
+def test_a_device_used_for_48_hours_is_trusted() -> None:
+    rows = [
+        *history(20),
+        login("p1", 20 * 24, **{**HOME, "device_id": "new-phone"}),
+        login("p2", 20 * 24 + 72, **{**HOME, "device_id": "new-phone"}),
+    ]
+    trusted = {f.event_ids[0]: f for f in scan(LoginRisk(**ALL), rows).findings}
+    # second use: 1 of 22 logins, but first used 72 h ago -> as likely as any of its 2 devices
+    assert trusted["p2"].evidence["factors"]["device"]["factor"] == pytest.approx(2.0)
+    plain = {f.event_ids[0]: f for f in scan(LoginRisk(trust_after_hours=0, **ALL), rows).findings}
+    assert plain["p2"].evidence["factors"]["device"]["factor"] == pytest.approx(21.0)
+
+
+def test_missing_columns_are_named() -> None:
+    res = scan(LoginRisk(**ALL), [*history(6), login("x", 200, **HOME)], drop=["asn", "device_id"])
+    reasons = " | ".join(s.reason for s in res.skips)
+    assert "'asn' absent" in reasons and "'device_id' absent" in reasons
+    assert "device" not in res.findings[-1].evidence["factors"]
+
+
+def test_batches_equal_one_scan() -> None:
+    rows = [
+        *history(12),
+        login("x", 300, **{**HOME, "ip": "1.2.3.4", "asn": 9318, "device_id": "d9"}),
+        *history(12, account="bob"),
+        login("y", 301, "bob", **{**HOME, "user_agent": FIREFOX}),
+    ]
+    det = LoginRisk(min_log10_score=1.0)
+    one = scan(det, rows).findings
+    assert len(one) == 2
+    parts = scan_in_parts(det, rows, 7)
+    assert sorted((f.finding_id, f.evidence["log10_score"]) for f in parts) == sorted(
+        (f.finding_id, f.evidence["log10_score"]) for f in one
+    )

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from detectors.new_device import NewAsn, NewDevice, NewSubnet
+from tests.detectors.login_frames import CHROME, FIREFOX, HOME, history, ids, login, scan, scan_in_parts
+
+
+def test_new_device_full_and_partial_match() -> None:
+    rows = [
+        *history(6),
+        login(
+            "same-browser", 200, **{**HOME, "device_id": "dev-2", "user_agent": CHROME.replace("120", "121")}
+        ),
+        login("other-browser", 220, **{**HOME, "device_id": "dev-3", "user_agent": FIREFOX}),
+    ]
+    res = scan(NewDevice(), rows)
+    by_id = {f.event_ids[0]: f for f in res.findings}
+    assert set(by_id) == {"same-browser", "other-browser"}
+    partial, full = by_id["same-browser"], by_id["other-browser"]
+    assert partial.evidence["partial_match"] is True and partial.evidence["browser"] == "Chrome"
+    assert partial.score == 0.3 and full.score == 0.5
+    assert full.evidence["partial_match"] is False and full.evidence["browser"] == "Firefox"
+    assert full.evidence["known"] == ["dev-1", "dev-2"] and full.evidence["value"] == "dev-3"
+    assert res.profiles["alice"]["seen"]["browser"].keys() == {"Chrome", "Firefox"}
+
+
+def test_learning_period_and_missing_user_agent() -> None:
+    rows = [*history(3), login("x", 100, **{**HOME, "device_id": "dev-9"})]
+    assert scan(NewDevice(), rows).findings == []  # 3 earlier logins < min_history_logins 5
+    rows = [*history(5), login("x", 200, **{**HOME, "device_id": "dev-9"})]
+    res = scan(NewDevice(), rows, drop=["user_agent"])
+    assert ids(res.findings) == [("x",)] and res.findings[0].evidence["partial_match"] is False
+    assert any("'user_agent' absent" in s.reason for s in res.skips)
+    res = scan(NewDevice(), rows, drop=["device_id"])
+    assert res.findings == [] and "'device_id' absent" in res.skips[0].reason
+
+
+def test_new_subnet_uses_the_24() -> None:
+    rows = [
+        *history(6),
+        login("same24", 200, **{**HOME, "ip": "121.134.10.77"}),
+        login("new24", 210, **{**HOME, "ip": "121.134.11.5"}),
+        login("v6", 220, **{**HOME, "ip": "2001:db8:aa:1::1"}),
+    ]
+    res = scan(NewSubnet(), rows)
+    assert ids(res.findings) == [("new24",), ("v6",)]
+    ev = {f.event_ids[0]: f.evidence for f in res.findings}
+    assert ev["new24"]["value"] == "121.134.11.0/24" and ev["new24"]["known"] == ["121.134.10.0/24"]
+    assert ev["v6"]["value"] == "2001:db8:aa::/48"
+
+
+def test_new_asn_and_the_offline_organisation_fallback() -> None:
+    rows = [*history(6), login("kt", 200, **HOME), login("sk", 210, **{**HOME, "asn": 9318})]
+    res = scan(NewAsn(), rows)
+    assert ids(res.findings) == [("sk",)] and res.findings[0].evidence["value"] == "AS9318"
+    # no AS number, only the organisation name from geo enrichment
+    org_rows = [{**r, "asn": None, "asn_org": "Korea Telecom"} for r in history(6)]
+    org_rows.append(login("org", 200, **{**HOME, "asn": None, "asn_org": "SK Broadband"}))
+    res = scan(NewAsn(), org_rows)
+    assert ids(res.findings) == [("org",)] and res.findings[0].evidence["value"] == "org:SK BROADBAND"
+
+
+def test_batches_equal_one_scan() -> None:
+    rows = [
+        *history(8),
+        login("d", 300, **{**HOME, "device_id": "dev-2", "ip": "8.8.4.4", "asn": 15169}),
+        *history(8, account="bob"),
+        login("e", 301, "bob", **{**HOME, "device_id": "dev-7"}),
+    ]
+    for det in (NewDevice(), NewSubnet(), NewAsn()):
+        one = scan(det, rows).findings
+        assert one, det.name
+        assert sorted(f.finding_id for f in scan_in_parts(det, rows, 6)) == sorted(f.finding_id for f in one)

@@ -1,0 +1,113 @@
+"""Scoring a rule pack on the labelled data of :mod:`vigil.evalgen`: recall per attacker model,
+recall on takeover withdrawals, and false alarms per 100 legitimate logins and withdrawals."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from vigil.evalgen import ATTACKERS, EvalSet
+
+
+@dataclass
+class EvalReport:
+    rows: list[dict[str, Any]]
+    legit_logins: int
+    legit_withdrawals: int
+    login_alerts: int
+    withdrawal_alerts: int
+    per_rule: dict[str, int]
+    spec: dict[str, Any]
+
+    @property
+    def login_alert_rate(self) -> float:
+        return 100.0 * self.login_alerts / max(self.legit_logins, 1)
+
+    @property
+    def withdrawal_alert_rate(self) -> float:
+        return 100.0 * self.withdrawal_alerts / max(self.legit_withdrawals, 1)
+
+
+def score(data: EvalSet, alerts: Iterable[Mapping[str, Any]], *, live_only: bool = True) -> EvalReport:
+    """Recall per attacker model and alert rates on legitimate activity.
+
+    An attack is *caught* when an alert's ``event_ids`` include one of its login events; a
+    takeover withdrawal is caught directly when an alert names it, and *covered* when a login
+    alert of the same attack came first (the user could answer "not me" and freeze the account).
+    An alert is a false alarm when none of its events is an attack event.
+    """
+    al = [a for a in alerts if not live_only or a.get("mode", "live") == "live"]
+    attack_events = set(data.labels["event_id"])
+    lab = data.labels
+    login_ev = lab[lab["role"].isin(["login", "login_failed"])].groupby("attack_id")["event_id"].apply(set)
+    alerted: dict[str, str] = {}
+    for a in al:
+        for e in a["event_ids"]:
+            alerted[e] = min(alerted.get(e, a["ts"]), a["ts"])
+    tx_ts = data.frames["transactions"].set_index("event_id")["ts"]
+    rows = []
+    for model in ATTACKERS:
+        att = data.attacks[data.attacks["attacker"] == model]
+        caught = [aid for aid in att["attack_id"] if any(e in alerted for e in login_ev.get(aid, set()))]
+        wd_direct = [w for w in att["withdrawal_event_id"] if w in alerted]
+        covered = 0
+        for r in att.itertuples(index=False):
+            first = min((alerted[e] for e in login_ev.get(r.attack_id, set()) if e in alerted), default=None)
+            wd_ts = tx_ts[r.withdrawal_event_id]
+            if r.withdrawal_event_id in alerted or (first is not None and pd.Timestamp(first) <= wd_ts):
+                covered += 1
+        n = max(len(att), 1)
+        rows.append(
+            {
+                "attacker": model,
+                "attacks": len(att),
+                "login_recall": len(caught) / n,
+                "withdrawal_recall": len(wd_direct) / n,
+                "withdrawal_covered": covered / n,
+            }
+        )
+    logins = data.frames["logins"]
+    legit_logins = int((~logins["event_id"].isin(attack_events) & logins["success"].astype(bool)).sum())
+    tx = data.frames["transactions"]
+    legit_wd = int(((tx["kind"] == "withdrawal") & ~tx["event_id"].isin(attack_events)).sum())
+    login_ids = set(logins["event_id"])
+    tx_ids = set(tx["event_id"])
+    false = [a for a in al if not (set(a["event_ids"]) & attack_events)]
+    login_alerts = sum(1 for a in false if set(a["event_ids"]) & login_ids)
+    wd_alerts = sum(1 for a in false if set(a["event_ids"]) & tx_ids)
+    per_rule = dict(Counter(a["rule_id"] for a in false))
+    return EvalReport(rows, legit_logins, legit_wd, login_alerts, wd_alerts, per_rule, asdict(data.spec))
+
+
+TARGETS = {"naive": 0.99, "vpn": 0.90, "targeted": 0.70}
+
+
+def format_report(rep: EvalReport) -> str:
+    """A Markdown table a person reads and ``docs/quality.md`` keeps."""
+    lines = [
+        "| attacker | attacks | login recall | target | takeover withdrawal alerted | covered by an earlier "
+        "login alert or alerted |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rep.rows:
+        lines.append(
+            f"| {r['attacker']} | {r['attacks']} | {r['login_recall']:.1%} | ≥ {TARGETS[r['attacker']]:.0%} "
+            f"| {r['withdrawal_recall']:.1%} | {r['withdrawal_covered']:.1%} |"
+        )
+    lines += [
+        "",
+        f"False alarms on legitimate logins: {rep.login_alerts} in {rep.legit_logins} successful logins "
+        f"= **{rep.login_alert_rate:.2f} per 100** (target ≤ 1).",
+        f"False alarms on legitimate withdrawals: {rep.withdrawal_alerts} in {rep.legit_withdrawals} "
+        f"withdrawals = **{rep.withdrawal_alert_rate:.2f} per 100**.",
+    ]
+    if rep.per_rule:
+        lines += [
+            "",
+            "False alarms by rule: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.per_rule.items())),
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,294 @@
+"""Twilio webhooks: message status callbacks and inbound SMS ("N 4821" answers an alert).
+
+Every request must carry a valid ``X-Twilio-Signature``, computed by Twilio over the **public**
+URL it called (``web.twilio.public_url``, default ``web.base_url``: behind a proxy the Host
+header is not what Twilio signed) and every form field; it is checked with the SDK's own
+``RequestValidator``.  Shared-key signing (``X-Twilio-Webhooks-Signature-Settings``, HMAC-SHA256)
+is checked against ``web.twilio.shared_key``.  A request without a valid signature gets 403 and
+changes nothing.  Twilio signatures carry no timestamp, so a replayed request is made harmless by
+idempotency: receipts by status rank on the message id, answers by the inbound ``MessageSid``.
+
+SMS replies are weak evidence (spoofed sender ids, SIM swaps), so an answer counts only when
+    * it comes from the phone number registered on the account,
+    * it names the alert's code (``Y 4821`` / ``N 4821``; a bare ``YES`` is Twilio's opt-in
+      keyword and never a confirmation), and
+    * the number has not sent too many wrong codes lately (``max_bad_codes`` per window).
+``Y`` only records "it was me" and only until the alert expires; ``N`` (freeze) is accepted for
+``deny_grace_seconds`` longer.  STOP / START (and Twilio's other opt keywords) are mirrored onto
+the account's SMS opt-out flag; Twilio itself answers them, so we reply with an empty TwiML.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from alerts.answers import answer
+from alerts.lifecycle import ANSWERABLE
+from alerts.store.models import AccountRow, AlertEvent, AlertRow
+from notifiers.receipts import Receipt, apply_receipt
+from vigil.bootstrap import App
+from vigil.deliver import policy_of
+
+log = logging.getLogger(__name__)
+
+STATUS_PATH = "/twilio/status"
+INBOUND_PATH = "/twilio/inbound"
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN = frozenset({"START", "YES", "UNSTOP"})
+KEYWORD_ONLY = frozenset({"HELP", "INFO"})
+BARE = frozenset({"Y", "N", "NO", "YES"})
+_ANSWER = re.compile(r"^(Y|YES|N|NO)[\s:#\-]*(\d{4,8})$")
+
+
+class TwilioHookSettings(BaseModel):
+    """The ``web.twilio`` settings section."""
+
+    model_config = ConfigDict(extra="forbid")
+    public_url: str | None = Field(default=None, description="the scheme://host[/prefix] Twilio calls; "
+                                                             "default web.base_url")
+    auth_token: SecretStr | None = Field(default=None, description="default: channels.sms.auth_token")
+    shared_key: SecretStr | None = Field(default=None, description="secret of HMAC-SHA256 shared-key signing")
+    max_bad_codes: int = Field(default=5, ge=1, description="wrong codes per window, then refused")
+    bad_code_window_seconds: int = Field(default=3600, ge=60)
+    deny_grace_seconds: int = Field(default=6 * 3600, ge=0, description="'N <code>' still freezes this long "
+                                                                        "after the alert expired")
+
+
+REPLIES: dict[str, dict[str, str]] = {
+    "en": {
+        "denied": "Vigil: your account is now frozen and our security team will contact you. "
+                  "Open the app yourself to change your password.",
+        "confirmed": "Vigil: thank you, we noted that this was you.",
+        "help": "Vigil: to answer, reply Y or N followed by the code from our message, for example N 1234.",
+        "unknown": "Vigil: this code is not valid or has expired. If you did not recognise the activity, "
+                   "open the app and freeze your account.",
+        "locked": "Vigil: too many wrong codes. Open the app to check your account and freeze it if needed.",
+        "already": "Vigil: this alert was already answered.",
+    },
+    "zh-CN": {
+        "denied": "Vigil：您的账户已冻结，安全团队会联系您。请自行打开 App 修改密码。",
+        "confirmed": "Vigil：谢谢，已确认是您本人操作。",
+        "help": "Vigil：请回复 Y 或 N 加消息中的验证码，例如 N 1234。",
+        "unknown": "Vigil：验证码无效或已过期。如不认识该活动，请打开 App 冻结账户。",
+        "locked": "Vigil：错误次数过多。请打开 App 检查账户，可在安全设置中冻结。",
+        "already": "Vigil：此提醒已处理。",
+    },
+    "zh-TW": {
+        "denied": "Vigil：您的帳戶已凍結，安全團隊會聯絡您。請自行開啟 App 變更密碼。",
+        "confirmed": "Vigil：謝謝，已確認是您本人操作。",
+        "help": "Vigil：請回覆 Y 或 N 加訊息中的驗證碼，例如 N 1234。",
+        "unknown": "Vigil：驗證碼無效或已過期。如不認得此活動，請開啟 App 凍結帳戶。",
+        "locked": "Vigil：錯誤次數過多。請開啟 App 檢查帳戶，可在安全設定中凍結。",
+        "already": "Vigil：此提醒已處理。",
+    },
+    "ko": {
+        "denied": "Vigil: 계정이 동결되었으며 보안팀이 연락드립니다. 앱을 직접 열어 비밀번호를 변경하세요.",
+        "confirmed": "Vigil: 감사합니다. 본인 활동으로 확인되었습니다.",
+        "help": "Vigil: Y 또는 N 뒤에 메시지의 코드를 붙여 답장하세요. 예: N 1234",
+        "unknown": "Vigil: 코드가 유효하지 않거나 만료되었습니다. 모르는 활동이면 앱에서 계정을 동결하세요.",
+        "locked": "Vigil: 잘못된 코드가 너무 많습니다. 앱에서 계정을 확인하고 동결하세요.",
+        "already": "Vigil: 이미 응답한 알림입니다.",
+    },
+    "ja": {
+        "denied": "Vigil：アカウントを凍結しました。担当者から連絡します。"
+                  "アプリを開いてパスワードを変更してください。",
+        "confirmed": "Vigil：ありがとうございます。ご本人の操作と確認しました。",
+        "help": "Vigil：Y または N の後にメッセージのコードを付けて返信してください。例：N 1234",
+        "unknown": "Vigil：コードが無効か期限切れです。"
+                   "心当たりがなければアプリでアカウントを凍結してください。",
+        "locked": "Vigil：誤ったコードが多すぎます。アプリでアカウントを確認し凍結してください。",
+        "already": "Vigil：このアラートには回答済みです。",
+    },
+}
+
+
+def reply_text(key: str, locale: str | None) -> str:
+    loc = (locale or "en").replace("_", "-")
+    if loc not in REPLIES:
+        low = loc.lower()
+        loc = ("zh-TW" if low.startswith(("zh-tw", "zh-hk", "zh-hant")) else "zh-CN" if low.startswith("zh")
+               else low.split("-")[0])
+    return REPLIES.get(loc, REPLIES["en"])[key]
+
+
+def hook_settings(app: App) -> TwilioHookSettings:
+    cfg = getattr(app.settings.web, "twilio", None)
+    return cfg if isinstance(cfg, TwilioHookSettings) else TwilioHookSettings()
+
+
+def _sms_auth_token(app: App) -> str | None:
+    sms: Any = getattr(app.settings.channels, "sms", None)
+    tok = sms.get("auth_token") if isinstance(sms, Mapping) else getattr(sms, "auth_token", None)
+    if isinstance(tok, SecretStr):
+        return tok.get_secret_value() or None
+    return str(tok) if tok else None
+
+
+def signature_ok(request: Request, form: Any, cfg: TwilioHookSettings, fallback_token: str | None,
+                 base_url: str) -> bool:
+    """Twilio's own validator over the public URL and all form fields."""
+    from twilio.request_validator import RequestValidator, get_signature_algorithm
+
+    sig = request.headers.get("X-Twilio-Signature")
+    if not sig:
+        return False
+    settings_header = request.headers.get("X-Twilio-Webhooks-Signature-Settings")
+    if settings_header:
+        secret = cfg.shared_key.get_secret_value() if cfg.shared_key else None
+    else:
+        secret = cfg.auth_token.get_secret_value() if cfg.auth_token else fallback_token
+    if not secret:
+        log.error("a Twilio webhook arrived but no secret is configured (web.twilio.auth_token, "
+                  "channels.sms.auth_token or web.twilio.shared_key): refused")
+        return False
+    url = (cfg.public_url or base_url).rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    algorithm = get_signature_algorithm(settings_header)
+    ok: bool = RequestValidator(secret).validate(url, form, sig, algorithm=algorithm)
+    return ok
+
+
+def twiml(text: str | None = None) -> Response:
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    resp = MessagingResponse()
+    if text:
+        resp.message(text)
+    return Response(str(resp), media_type="application/xml")
+
+
+def router(app: App, cfg: TwilioHookSettings | None = None) -> APIRouter:
+    """The two webhooks, bound to ``app`` (mount with ``api.include_router(router(app))``)."""
+    api = APIRouter()
+    settings = cfg or hook_settings(app)
+    forbidden = PlainTextResponse("invalid or missing X-Twilio-Signature", status_code=403)
+
+    async def verified_form(request: Request) -> Any | None:
+        form = await request.form()
+        ok = signature_ok(request, form, settings, _sms_auth_token(app), app.settings.web.base_url)
+        return form if ok else None
+
+    @api.post(STATUS_PATH)
+    async def status_callback(request: Request) -> Response:
+        form = await verified_form(request)
+        if form is None:
+            return forbidden
+        sid = form.get("MessageSid") or form.get("SmsSid")
+        status = form.get("MessageStatus") or form.get("SmsStatus")
+        if not isinstance(sid, str) or not isinstance(status, str) or not sid or not status:
+            return PlainTextResponse("MessageSid and MessageStatus are required", status_code=400)
+        code, err = form.get("ErrorCode"), form.get("ErrorMessage")
+        receipt = Receipt(sid, status, code if isinstance(code, str) and code else None,
+                          err if isinstance(err, str) and err else None)
+        retry = timedelta(seconds=policy_of(app.settings).receipt_retry_seconds)
+
+        def apply() -> None:
+            with app.sessions.begin() as s:
+                apply_receipt(s, receipt, now=app.clock(), retry_delay=retry, transport="twilio")
+
+        await run_in_threadpool(apply)
+        return Response(status_code=204)
+
+    @api.post(INBOUND_PATH)
+    async def inbound(request: Request) -> Response:
+        form = await verified_form(request)
+        if form is None:
+            return forbidden
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+
+        def handle() -> str | None:
+            with app.sessions.begin() as s:
+                return handle_inbound(s, fields, now=app.clock(), cfg=settings,
+                                      default_locale=app.settings.default_locale)
+
+        return twiml(await run_in_threadpool(handle))
+
+    return api
+
+
+def normalise_body(body: str) -> str:
+    """Full-width digits and letters (CJK keyboards) to ASCII, case and spacing folded."""
+    return " ".join(unicodedata.normalize("NFKC", body).upper().split())
+
+
+def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg: TwilioHookSettings,
+                   default_locale: str = "en") -> str | None:
+    """One inbound SMS (signature already checked): the reply text, or None for an empty TwiML."""
+    sender = fields.get("From", "").strip()
+    sid = fields.get("MessageSid") or fields.get("SmsMessageSid") or fields.get("SmsSid") or ""
+    body = normalise_body(fields.get("Body", ""))
+    accounts = list(s.scalars(select(AccountRow).where(AccountRow.phone == sender))) if sender else []
+    locale = next((a.locale for a in accounts if a.locale), default_locale)
+    if body in OPT_OUT or body in OPT_IN:
+        for a in accounts:  # Twilio enforces the opt-out itself; mirror it so no SMS is even tried
+            a.sms_opt_out = body in OPT_OUT
+            a.updated_at = now
+        return reply_text("help", locale) if body == "YES" and accounts else None
+    if body in KEYWORD_ONLY:
+        return None  # Twilio answers HELP/INFO
+    m = _ANSWER.match(body)
+    if m is None:
+        return reply_text("help", locale) if accounts and (body in BARE or body[:1] in ("Y", "N")) else None
+    if not accounts:
+        return reply_text("unknown", locale)
+    action = "deny" if m.group(1) in ("N", "NO") else "confirm"
+    code = m.group(2)
+    alerts = list(s.scalars(
+        select(AlertRow).where(AlertRow.account_id.in_([a.account_id for a in accounts]),
+                               AlertRow.sms_code.is_not(None))
+        .order_by(AlertRow.created_at.desc(), AlertRow.id)
+    ))
+    if not alerts:
+        return reply_text("unknown", locale)
+    ids = [a.id for a in alerts]
+    actor = f"twilio:{sid}"
+    if sid and s.scalar(select(func.count()).select_from(AlertEvent)
+                        .where(AlertEvent.alert_id.in_(ids), AlertEvent.actor == actor)):
+        log.info("inbound SMS %s replayed: ignored", sid)
+        return None
+    since = now - timedelta(seconds=cfg.bad_code_window_seconds)
+    bad = s.scalar(select(func.count()).select_from(AlertEvent).where(
+        AlertEvent.alert_id.in_(ids), AlertEvent.event == "sms_bad_code", AlertEvent.at > since)) or 0
+    if bad >= cfg.max_bad_codes:
+        s.add(AlertEvent(alert_id=alerts[0].id, at=now, event="sms_refused", actor=actor,
+                         detail={"reason": "too many wrong codes"}))
+        return reply_text("locked", locale)
+    alert = next((a for a in alerts if a.sms_code == code), None)
+    if alert is None or not _valid(alert, action, now, cfg):
+        s.add(AlertEvent(alert_id=(alert or alerts[0]).id, at=now, event="sms_bad_code", actor=actor,
+                         detail={"action": action, "expired": alert is not None}))
+        return reply_text("unknown", locale)
+    s.add(AlertEvent(alert_id=alert.id, at=now, event="sms_reply", actor=actor, detail={"action": action}))
+    res = answer(s, alert.id, action, channel="sms", now=now, actor=f"sms:{sender}")
+    if action == "deny" and res.status == "denied":
+        return reply_text("denied", locale)
+    if res.applied:
+        return reply_text("confirmed", locale)
+    return reply_text("already", locale)
+
+
+def _valid(alert: AlertRow, action: str, now: datetime, cfg: TwilioHookSettings) -> bool:
+    """Is the code still good for this answer?  An answered alert stays answerable (idempotent)."""
+    if alert.status not in ANSWERABLE and alert.status != "denied":
+        return False
+    expires = alert.expires_at
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    if expires is None:
+        return True
+    if action == "confirm":
+        return now <= expires
+    return now <= expires + timedelta(seconds=cfg.deny_grace_seconds)
