@@ -55,7 +55,8 @@ def answer(session: Session, alert_id: str, action: str, *, channel: str, now: d
                            detail={"channel": channel}))
     # every other link of this alert stops working
     session.execute(update(ConfirmToken).where(ConfirmToken.alert_id == alert.id, ConfirmToken.used_at.is_(None))
-                    .values(used_at=now, used_action="superseded"))
+                    .values(used_at=now, used_action="superseded")
+                    .execution_options(synchronize_session=False))
     plan = alert.plan or {}
     if action == "deny":
         actions = plan.get("on_denied") or DEFAULT_ON_DENIED

@@ -30,8 +30,9 @@ def small_dir(path: Path, *, bad_row: bool = True, accounts: int = 3) -> Path:
     """Per account: 5 logins at home, then one abroad (new country) and a large withdrawal."""
     path.mkdir(parents=True, exist_ok=True)
     logins, txs, pos, accts = [], [], [], []
-    homes = [("KR", "Seoul", "ko", "Asia/Seoul"), ("JP", "Tokyo", "ja", "Asia/Tokyo"), ("US", "New York", "en",
-                                                                                       "America/New_York")]
+    homes = [("KR", "Seoul", "ko", "Asia/Seoul"), ("JP", "Tokyo", "ja", "Asia/Tokyo"),
+             ("US", "New York", "en", "America/New_York"), ("CN", "Shanghai", "zh-CN", "Asia/Shanghai"),
+             ("TW", "Taipei", "zh-TW", "Asia/Taipei")]
     for a in range(accounts):
         acct = f"A{a + 1}"
         cc, city, loc, tz = homes[a % len(homes)]

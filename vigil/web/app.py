@@ -40,11 +40,29 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
-def evidence_rows(alert: AlertRow, s: dict[str, str], tz: str | None) -> list[tuple[str, str]]:
+def headline(alert: AlertRow, acct: AccountRow | None, lang: str) -> str:
+    """The alert's localised one-line summary (the email subject), e.g. "New sign-in from Brazil"."""
+    from notifiers.render import render
+
+    context = {
+        "alert": {"id": alert.id, "rule_id": alert.rule_id, "detector": alert.detector,
+                  "kind": (alert.evidence or {}).get("kind", ""), "severity": alert.severity, "ts": alert.ts,
+                  "evidence": dict(alert.evidence or {})},
+        "account": {"account_id": alert.account_id, "locale": lang,
+                    "timezone": acct.timezone if acct else None, "anti_phishing_code": None},
+        "link": None, "sms_code": None, "expires_at": None, "brand": "Vigil",
+    }
+    try:
+        return str(render(alert.template or "security_alert", "email", lang, context).subject)
+    except Exception:  # an unknown template must not hide the page; the rule id still says what it is
+        return alert.rule_id
+
+
+def evidence_rows(alert: AlertRow, s: dict[str, str], tz: str | None, what: str) -> list[tuple[str, str]]:
     from babel.dates import format_datetime
 
     ev = alert.evidence or {}
-    rows: list[tuple[str, str]] = [(s["what"], alert.rule_id)]
+    rows: list[tuple[str, str]] = [(s["what"], what)]
     ts = _aware(alert.ts)
     if ts is not None:
         try:
@@ -97,7 +115,8 @@ def create_app(app: App) -> FastAPI:
             if tok.used_at is not None or (_aware(tok.expires_at) or now) <= now:
                 return page("gone", lang, s, 410, message=s["gone"])
             s = {**s, "_babel": lang.replace("-", "_").replace("zh_CN", "zh_Hans_CN").replace("zh_TW", "zh_Hant_TW")}
-            return page("ask", lang, s, rows=evidence_rows(alert, s, acct.timezone if acct else None),
+            rows = evidence_rows(alert, s, acct.timezone if acct else None, headline(alert, acct, lang))
+            return page("ask", lang, s, rows=rows,
                         apc=acct.anti_phishing_code if acct else None, csrf=csrf_for(secret, token),
                         action=f"/c/{token}")
 
@@ -116,6 +135,7 @@ def create_app(app: App) -> FastAPI:
                 .where(ConfirmToken.token_hash == tok.token_hash, ConfirmToken.used_at.is_(None),
                        ConfirmToken.expires_at > now)
                 .values(used_at=now, used_action=answer_)
+                .execution_options(synchronize_session=False)
             )
             if used.rowcount != 1:  # type: ignore[attr-defined]
                 return page("gone", lang, s, 410, message=s["gone"])

@@ -32,12 +32,20 @@ def run_migrations_online() -> None:
         _run(connectable)
 
 
+def render_item(type_, obj, autogen_context):  # type: ignore[no-untyped-def]
+    """Render the models' UTCDateTime as the plain column type it stores."""
+    if type_ == "type" and type(obj).__name__ == "UTCDateTime":
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 15:34:17.130424
+Create Date: 2026-11-23 16:01:24.484951
 """
 from __future__ import annotations
 
