@@ -13,6 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from notifiers.console import ConsoleConfig
+from notifiers.email import EmailConfig
+from notifiers.push import PushConfig
+from notifiers.sms import SmsConfig
+from notifiers.webhook import WebhookConfig
 from vigil.errors import ConfigError
 
 DEFAULT_DB = "sqlite:///vigil.db"
@@ -40,30 +45,15 @@ class SourceSettings(Strict):
     gap_grace_seconds: int = Field(600, ge=0, description="how long a gap in an id cursor is re-checked")
 
 
-class ConsoleChannel(Strict):
-    enabled: bool = True
-    stand_in_for: list[str] = Field(
-        default_factory=lambda: ["push", "sms", "email"],
-        description="channels the console renders and prints when they are not configured",
-    )
-
-
-class EmailChannel(Strict):
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 25
-    username: str | None = None
-    password: SecretStr | None = None
-    starttls: bool = False
-    use_ssl: bool = False
-    timeout: float = 10.0
-    sender: str = "Vigil Security <security@exchange.example>"
-
-
 class Channels(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    console: ConsoleChannel = Field(default_factory=ConsoleChannel)
-    email: EmailChannel = Field(default_factory=EmailChannel)
+    """Channel settings; each channel validates its own section (``notifiers.<channel>``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    email: EmailConfig = Field(default_factory=EmailConfig)
+    sms: SmsConfig = Field(default_factory=SmsConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
 
 
 class WebSettings(Strict):
@@ -137,11 +127,29 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         settings = _from_sources(data, overrides)
     except ValidationError as e:
         where = str(path) if path else "environment"
-        lines = [f"{where}: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        lines = [f"{where}: {'.'.join(str(x) for x in err['loc'])}: {_explain(err)}" for err in e.errors()]
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     if not settings.web.secret_key.get_secret_value():
         settings.web.secret_key = SecretStr(_local_secret(settings))
     return settings
+
+
+def _explain(err: Any) -> str:
+    """pydantic's wording, rewritten for people, with a "did you mean" for unknown keys."""
+    from difflib import get_close_matches
+
+    if err["type"] != "extra_forbidden":
+        return str(err["msg"]).removeprefix("Value error, ")
+    model: Any = Settings
+    for part in err["loc"][:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        ann = getattr(field, "annotation", None)
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if model is None:
+            break
+    known = list(getattr(model, "model_fields", {})) if model is not None else []
+    close = get_close_matches(str(err["loc"][-1]), known, n=1)
+    return "unknown setting" + (f"; did you mean '{close[0]}'?" if close else "")
 
 
 def _from_sources(data: dict[str, Any], overrides: dict[str, Any]) -> Settings:
