@@ -134,10 +134,10 @@ def assess(
         if done_at is not None:
             return Clock(name, MET if _utc(done_at) <= _utc(due) else BREACHED, due, None)
         left = business_time_between(now, due, cal)
+        if paused:  # waiting for the user: the deadline moves when they answer, so nothing is late yet
+            return Clock(name, PAUSED, due, left)
         if left <= timedelta(0):
             return Clock(name, BREACHED, due, left)
-        if paused:
-            return Clock(name, PAUSED, due, left)
         return Clock(name, WARNING if left <= warn_before(priority, name, policy) else OK, due, left)
 
     pause = status == PENDING_USER and policy.sla.pause_while_pending_user

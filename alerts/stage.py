@@ -7,12 +7,13 @@ muted it (its events join that alert's ``event_ids``) rather than silently dropp
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.actions import run_actions
@@ -66,9 +67,11 @@ def apply_decisions(
     """Create what the decisions call for.  ``deliver=False`` (backtests) writes no outbox rows."""
     report = StageReport()
     ordered = sorted(decisions, key=lambda d: (d.finding.ts, -SEVERITY_RANK[d.rule.severity], d.alert_id))
+    existing = _existing_ids(session, [d.alert_id for d in ordered])
+    recent = _ThrottleIndex(session, ordered)
     for d in ordered:
         aid = d.alert_id
-        if session.get(AlertRow, aid) is not None:
+        if aid in existing:
             report.replayed += 1
             continue
         f = d.finding
@@ -81,9 +84,9 @@ def apply_decisions(
                 continue
         tkey = d.throttle_key()
         if d.rule.throttle is not None and tkey is not None:
-            muting = _throttled_by(session, d.rule.id, tkey, f.ts, d.rule.throttle.per, d.rule.throttle.max)
+            muting = recent.muting(d.rule.id, tkey, f.ts, d.rule.throttle.per, d.rule.throttle.max)
             if muting is not None:
-                _coalesce(session, muting, d, now, "throttled")
+                _coalesce(session, session.get(AlertRow, muting), d, now, "throttled")  # type: ignore[arg-type]
                 report.throttled += 1
                 continue
         if d.rule.inhibit:
@@ -105,6 +108,9 @@ def apply_decisions(
             expires_at=expires if n and n.confirm else None, created_at=now, updated_at=now,
         )
         session.add(alert)
+        existing.add(aid)
+        if tkey is not None:
+            recent.add(d.rule.id, tkey, f.ts, aid)
         session.flush()  # the row must exist before rows that reference it (no ORM relationships)
         session.add(AlertEvent(alert_id=aid, at=now, event="created",
                                detail={"rule_hash": d.rule_hash, "score": f.score, "mode": d.rule.mode}))
@@ -146,16 +152,46 @@ def enqueue_notifications(session: Session, alert: AlertRow, *, now: datetime, p
     return made
 
 
-def _throttled_by(session: Session, rule_id: str, tkey: str, ts: datetime, per: timedelta, limit: int
-                  ) -> AlertRow | None:
-    q = select(AlertRow).where(
-        AlertRow.rule_id == rule_id, AlertRow.throttle_key == tkey,
-        AlertRow.ts > ts - per, AlertRow.ts <= ts,
-    )
-    count = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    if count < limit:
-        return None
-    return session.scalars(q.order_by(AlertRow.ts.desc(), AlertRow.id)).first()
+def _existing_ids(session: Session, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(ids), 900):
+        found.update(session.scalars(select(AlertRow.id).where(AlertRow.id.in_(ids[i : i + 900]))))
+    return found
+
+
+class _ThrottleIndex:
+    """Alerts per (rule, throttle key) by event time: one query for the batch, then in memory."""
+
+    def __init__(self, session: Session, decisions: list[Decision]) -> None:
+        self.by_key: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        wanted = [(d, d.throttle_key()) for d in decisions if d.rule.throttle is not None]
+        keys = sorted({k for _d, k in wanted if k is not None})
+        if not keys:
+            return
+        rules = sorted({d.rule.id for d, _k in wanted})
+        lo = min(d.finding.ts - d.rule.throttle.per for d, _k in wanted)  # type: ignore[union-attr]
+        hi = max(d.finding.ts for d, _k in wanted)
+        for i in range(0, len(keys), 900):
+            rows = session.execute(
+                select(AlertRow.rule_id, AlertRow.throttle_key, AlertRow.ts, AlertRow.id).where(
+                    AlertRow.rule_id.in_(rules), AlertRow.throttle_key.in_(keys[i : i + 900]),
+                    AlertRow.ts > lo, AlertRow.ts <= hi)
+            )
+            for rule_id, tkey, ts, aid in rows:
+                self.add(rule_id, tkey, ts, aid)
+
+    def add(self, rule_id: str, tkey: str, ts: datetime, alert_id: str) -> None:
+        insort(self.by_key.setdefault((rule_id, tkey), []), (ts, alert_id))
+
+    def muting(self, rule_id: str, tkey: str, ts: datetime, per: timedelta, limit: int) -> str | None:
+        """The latest alert in (ts - per, ts] if the window already holds ``limit`` alerts."""
+        items = self.by_key.get((rule_id, tkey), [])
+        lo = bisect_right(items, (ts - per, "\uffff"))
+        hi = bisect_right(items, (ts, "\uffff"))
+        window = items[lo:hi]
+        if len(window) < limit:
+            return None
+        return max(window, key=lambda x: (x[0], [-ord(c) for c in x[1]]))[1]
 
 
 def _inhibitor(session: Session, d: Decision, now: datetime) -> AlertRow | None:

@@ -69,6 +69,16 @@ def policy_for(session: Session) -> TicketPolicy:
     return default_policy()
 
 
+def session_info(policy_path: str | None = None, model_path: str | None = None) -> dict[str, Any]:
+    """What bootstrap passes to ``sessionmaker.configure(info=...)``; raises ``PolicyError`` on a bad file."""
+    from alerts.ticket_routing import default_policy, load_policy
+
+    info: dict[str, Any] = {"ticket_policy": load_policy(policy_path) if policy_path else default_policy()}
+    if model_path:
+        info["ticket_model"] = model_path
+    return info
+
+
 def _aware(dt: datetime | None) -> datetime | None:
     if dt is not None and dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
@@ -186,15 +196,16 @@ def add_event(
 def move(session: Session, ticket: Ticket, event: str, *, now: datetime, actor: str = "system",
          detail: dict[str, Any] | None = None) -> str:
     """Apply a lifecycle event: status, open_key, first response, SLA pause and resume; the new status."""
-    from alerts.sla import business_time_between
+    from alerts.sla import assess, business_time_between
 
     before = ticket.status
     after = apply(before, event)
     pol = policy_for(session)
     if event in STAFF_FIRST_RESPONSE and actor != "system" and ticket.first_response_at is None:
         ticket.first_response_at = now
-    if after == PENDING_USER and before != PENDING_USER:
-        ticket.sla_state = "paused" if pol.sla.pause_while_pending_user else ticket.sla_state
+    if after == PENDING_USER and before != PENDING_USER and pol.sla.pause_while_pending_user \
+            and ticket.sla_state != "breached":
+        ticket.sla_state = "paused"
     if before == PENDING_USER and after != PENDING_USER and pol.sla.pause_while_pending_user \
             and ticket.resolve_due is not None:
         since = _last_move_into(session, ticket, PENDING_USER) or now
@@ -205,6 +216,10 @@ def move(session: Session, ticket: Ticket, event: str, *, now: datetime, actor: 
     if after == RESOLVED:
         ticket.open_key = None
         ticket.resolved_at = now
+        ticket.sla_state = assess(
+            priority=ticket.priority, status=after, due_first=ticket.first_response_due,
+            due_resolve=ticket.resolve_due, first_response_at=ticket.first_response_at, resolved_at=now,
+            now=now, policy=pol, previous=ticket.sla_state).state
     if before == RESOLVED and after == OPEN:
         key = f"{ticket.account_id}:{ticket.category}"
         other = session.scalars(select(Ticket.id).where(Ticket.open_key == key)).first()
@@ -213,6 +228,7 @@ def move(session: Session, ticket: Ticket, event: str, *, now: datetime, actor: 
         ticket.open_key = key
         ticket.resolved_at = None
         ticket.resolution_code = None
+        ticket.resolve_due = _due(pol, ticket.priority, now)[1]  # a reopened ticket gets a fresh target
         ticket.sla_state = "ok"
     ticket.status = after
     ticket.updated_at = now

@@ -61,11 +61,13 @@ class Draining(Detector):
         "window_hours": Param(24.0, "The outflow window in hours.", gt=0, le=720),
         "max_count": Param(5, "Report when the window holds this many outflows.", kind=int, ge=2, le=1000),
         "max_sum_usd": Param(50_000.0, "Report when the window's outflows reach this USD sum.", gt=0),
-        "max_share": Param(0.8, "Report when the window's outflows reach this share of recent inflows.",
-                           gt=0, le=10),
+        "max_share": Param(
+            0.8, "Report when the window's outflows reach this share of recent inflows.", gt=0, le=10
+        ),
         "min_share_usd": Param(2_000.0, "The share check ignores windows below this USD sum.", ge=0),
-        "deposit_days": Param(30, "Inflows of this many days form the share's denominator.", kind=int, ge=1,
-                              le=365),
+        "deposit_days": Param(
+            30, "Inflows of this many days form the share's denominator.", kind=int, ge=1, le=365
+        ),
         "max_events": Param(200, "Profile bound: flows remembered per direction.", kind=int, ge=10, le=2000),
         "out_kinds": Param(OUT_KINDS, "Transaction kinds that are outflows.", kind=list, choices=OUT_KINDS),
         "in_kinds": Param(IN_KINDS, "Transaction kinds that are inflows.", kind=list, choices=IN_KINDS),
@@ -80,7 +82,9 @@ class Draining(Detector):
                 f"Got {self.p['max_count']} > {self.p['max_events']}."
             )
 
-    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -97,11 +101,15 @@ class Draining(Detector):
         accounts = flows["account_id"].astype(str).unique()
         hist = (
             (a, it[0], it[1], (int(it[2]), int(it[3])))
-            for a in accounts for it in state_of(profiles, a).get("f", [])
+            for a in accounts
+            for it in state_of(profiles, a).get("f", [])
         )
         out = flows["kind"].isin(self.p["out_kinds"]).to_numpy()
         seq = build_seq(
-            flows, {"out": out.astype(np.int64), "cents": to_cents(flows["_usd"].to_numpy())}, hist, ("out", "cents")
+            flows,
+            {"out": out.astype(np.int64), "cents": to_cents(flows["_usd"].to_numpy())},
+            hist,
+            ("out", "cents"),
         )
         is_out = seq.cols["out"] == 1
         cents = seq.cols["cents"]
@@ -143,27 +151,40 @@ class Draining(Detector):
                 min(1.0, 0.5 + 0.25 * out_usd[i] / self.p["max_sum_usd"]) if "sum" in kinds else 0.0,
                 min(1.0, 0.4 + 0.4 * float(s)) if "share" in kinds else 0.0,
             )
-            members = ow.member_rows[ow.start[i]:ow.end[i]]
+            members = ow.member_rows[ow.start[i] : ow.end[i]]
             result.findings.append(
                 self.finding(
-                    seq.account[i], ts_of(seq.t[i]), key=str(seq.eid[i]), kind="+".join(kinds), score=score,
+                    seq.account[i],
+                    ts_of(seq.t[i]),
+                    key=str(seq.eid[i]),
+                    kind="+".join(kinds),
+                    score=score,
                     event_ids=[str(seq.eid[x]) for x in members],
                     evidence={
-                        "outflows_in_window": int(ow.count[i]), "outflow_usd": round(float(out_usd[i]), 2),
+                        "outflows_in_window": int(ow.count[i]),
+                        "outflow_usd": round(float(out_usd[i]), 2),
                         "inflow_usd": round(float(in_usd[i]), 2),
                         "share_of_inflows": None if np.isnan(s) else round(float(s), 3),
-                        "window_hours": self.p["window_hours"], "deposit_days": self.p["deposit_days"],
-                        "criteria": kinds, "active": [c for c in CRITERIA if hit[c][i]],
-                        "thresholds": {"count": self.p["max_count"], "sum_usd": self.p["max_sum_usd"],
-                                       "share": self.p["max_share"]},
+                        "window_hours": self.p["window_hours"],
+                        "deposit_days": self.p["deposit_days"],
+                        "criteria": kinds,
+                        "active": [c for c in CRITERIA if hit[c][i]],
+                        "thresholds": {
+                            "count": self.p["max_count"],
+                            "sum_usd": self.p["max_sum_usd"],
+                            "share": self.p["max_share"],
+                        },
                     },
                 )
             )
         keep = keep_recent(seq, w_ns, k, is_out) | keep_recent(seq, d_ns, k, ~is_out)
         items = per_account(seq, keep, [iso_at(seq.t, keep), seq.eid, seq.cols["out"], cents])
         last_on: dict[str, list[str]] = {}
-        last_out = out_idx[np.append(seq.code[out_idx[1:]] != seq.code[out_idx[:-1]], True)] if len(out_idx) \
+        last_out = (
+            out_idx[np.append(seq.code[out_idx[1:]] != seq.code[out_idx[:-1]], True)]
+            if len(out_idx)
             else out_idx
+        )
         for r in last_out:
             if seq.new[r]:
                 last_on[str(seq.account[r])] = [c for c in CRITERIA if hit[c][r]]

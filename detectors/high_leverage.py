@@ -43,6 +43,7 @@ from detectors.sequence import (
     ns_to_iso,
     per_account,
     range_min,
+    records,
     state_of,
     ts_of,
     window_start,
@@ -56,33 +57,51 @@ class HighLeverage(Detector):
     family = "leverage"
     table = "positions"
     required_columns = ("event_id", "account_id", "ts", "symbol", "leverage")
-    optional_columns = ("margin_ratio", "notional_usd", "liquidation_price", "mark_price", "unrealized_pnl_usd")
-    description = "Leverage above a threshold, a margin ratio entering a liquidation-warning tier, " \
-                  "or a sudden rise in leverage."
+    optional_columns = (
+        "margin_ratio",
+        "notional_usd",
+        "liquidation_price",
+        "mark_price",
+        "unrealized_pnl_usd",
+    )
+    description = (
+        "Leverage above a threshold, a margin ratio entering a liquidation-warning tier, "
+        "or a sudden rise in leverage."
+    )
     params: ClassVar[Mapping[str, Param]] = {
         "max_leverage": Param(50.0, "Report when a position's leverage reaches this value.", gt=1),
-        "margin_tiers": Param((0.7, 0.8, 0.9), "Ascending margin-ratio tiers (liquidation at 1.0).", kind=list),
-        "tier_hysteresis": Param(0.05, "A tier re-arms after the margin ratio falls this far below it.",
-                                 ge=0, le=0.5),
-        "leverage_hysteresis": Param(0.2, "High leverage re-arms below max_leverage x (1 - this).", ge=0, le=0.9),
+        "margin_tiers": Param(
+            (0.7, 0.8, 0.9), "Ascending margin-ratio tiers (liquidation at 1.0).", kind=list
+        ),
+        "tier_hysteresis": Param(
+            0.05, "A tier re-arms after the margin ratio falls this far below it.", ge=0, le=0.5
+        ),
+        "leverage_hysteresis": Param(
+            0.2, "High leverage re-arms below max_leverage x (1 - this).", ge=0, le=0.9
+        ),
         "rise_factor": Param(3.0, "Report a rise to this many times the lowest recent leverage.", gt=1),
         "rise_hours": Param(24.0, "How far back the lowest leverage is looked for.", gt=0, le=720),
         "rise_min_leverage": Param(10.0, "Ignore rises that end below this leverage.", ge=1),
-        "max_snapshots": Param(32, "Profile bound: snapshots per symbol the rise looks back on.",
-                               kind=int, ge=2, le=1000),
+        "max_snapshots": Param(
+            32, "Profile bound: snapshots per symbol the rise looks back on.", kind=int, ge=2, le=1000
+        ),
         "max_symbols": Param(50, "Profile bound: symbols remembered per account.", kind=int, ge=1, le=1000),
     }
 
     def _check_params(self) -> None:
         tiers = self.p["margin_tiers"]
-        if not all(isinstance(t, int | float) and 0 < t < 1 for t in tiers) or list(tiers) != sorted(set(tiers)):
+        if not all(isinstance(t, int | float) and 0 < t < 1 for t in tiers) or list(tiers) != sorted(
+            set(tiers)
+        ):
             raise ParameterError(
                 "The 'margin_tiers' parameter of HighLeverage must be strictly ascending numbers in (0, 1). "
                 f"Got {list(tiers)!r} instead."
             )
         self.p["margin_tiers"] = tuple(float(t) for t in tiers)
 
-    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -103,11 +122,17 @@ class HighLeverage(Detector):
         k = self.p["max_snapshots"]
         hist = (
             (a + SEP + sym, it[0], "", (float(it[1]), np.nan))
-            for a, st in states.items() for sym, s in st.get("s", {}).items() for it in s.get("r", [])
+            for a, st in states.items()
+            for sym, s in st.get("s", {}).items()
+            for it in s.get("r", [])
         )
         mr = df["margin_ratio"].astype("float64") if has_mr else pd.Series(np.nan, index=df.index)
-        seq = build_seq(keyed, {"lev": df["leverage"].astype("float64").to_numpy(), "mr": mr.to_numpy()},
-                        hist, ("lev", "mr"))
+        seq = build_seq(
+            keyed,
+            {"lev": df["leverage"].astype("float64").to_numpy(), "mr": mr.to_numpy()},
+            hist,
+            ("lev", "mr"),
+        )
         first = seq.first_of_group()
         group = np.cumsum(first) - 1
         group_state = [self._sym_state(states, str(key)) for key in seq.account[first]]
@@ -145,9 +170,11 @@ class HighLeverage(Detector):
             "leverage": seq.new & high & ~prev_high,
             "leverage_rise": seq.new & rising & ~prev_rise,
         }
+        extra = ("symbol", "notional_usd", "liquidation_price", "mark_price", "unrealized_pnl_usd")
         for kind, mask in fires.items():
-            for i in np.flatnonzero(mask):
-                self._emit(result, df.loc[seq.row[i]], seq, i, kind, int(tier[i]), int(prev_tier[i]), low[i])
+            hit = np.flatnonzero(mask)
+            for i, row in zip(hit, records(df, seq.row[hit], extra), strict=True):
+                self._emit(result, row, seq, int(i), kind, int(tier[i]), int(prev_tier[i]), low[i])
         result.findings.sort(key=lambda f: (f.ts, f.key))
         self._profiles(result, seq, states, tier, high, rising)
         return result
@@ -158,8 +185,17 @@ class HighLeverage(Detector):
         s: Mapping[str, Any] = states.get(acct, {}).get("s", {}).get(sym, {})
         return s
 
-    def _emit(self, result: DetectorResult, row: pd.Series, seq: Seq, i: int, kind: str, tier: int,
-              prev_tier: int, low: float) -> None:
+    def _emit(
+        self,
+        result: DetectorResult,
+        row: Mapping[str, Any],
+        seq: Seq,
+        i: int,
+        kind: str,
+        tier: int,
+        prev_tier: int,
+        low: float,
+    ) -> None:
         tiers = self.p["margin_tiers"]
         lev = float(seq.cols["lev"][i])
         mr = seq.cols["mr"][i]
@@ -174,29 +210,48 @@ class HighLeverage(Detector):
         acct = str(seq.account[i]).split(SEP, 1)[0]
         result.findings.append(
             self.finding(
-                acct, ts_of(seq.t[i]), key=f"{seq.eid[i]}:{kind}", kind=kind, score=score, event_ids=[seq.eid[i]],
+                acct,
+                ts_of(seq.t[i]),
+                key=f"{seq.eid[i]}:{kind}",
+                kind=kind,
+                score=score,
+                event_ids=[seq.eid[i]],
                 evidence={
-                    "symbol": row["symbol"], "leverage": lev, "margin_ratio": mr_v,
-                    "tier": tier, "previous_tier": prev_tier,
-                    "tier_threshold": float(tiers[tier - 1]) if tier > 0 else None, "tiers": list(tiers),
+                    "symbol": row["symbol"],
+                    "leverage": lev,
+                    "margin_ratio": mr_v,
+                    "tier": tier,
+                    "previous_tier": prev_tier,
+                    "tier_threshold": float(tiers[tier - 1]) if tier > 0 else None,
+                    "tiers": list(tiers),
                     "distance_to_liquidation": None if mr_v is None else round(1.0 - mr_v, 4),
                     "max_leverage": self.p["max_leverage"],
                     "rise_from_leverage": None if kind != "leverage_rise" else float(low),
                     "rise_hours": self.p["rise_hours"] if kind == "leverage_rise" else None,
-                    "notional_usd": row.get("notional_usd"), "liquidation_price": row.get("liquidation_price"),
-                    "mark_price": row.get("mark_price"), "unrealized_pnl_usd": row.get("unrealized_pnl_usd"),
+                    "notional_usd": row.get("notional_usd"),
+                    "liquidation_price": row.get("liquidation_price"),
+                    "mark_price": row.get("mark_price"),
+                    "unrealized_pnl_usd": row.get("unrealized_pnl_usd"),
                 },
             )
         )
 
-    def _profiles(self, result: DetectorResult, seq: Seq, states: Mapping[str, Mapping[str, Any]],
-                  tier: np.ndarray, high: np.ndarray, rising: np.ndarray) -> None:
+    def _profiles(
+        self,
+        result: DetectorResult,
+        seq: Seq,
+        states: Mapping[str, Mapping[str, Any]],
+        tier: np.ndarray,
+        high: np.ndarray,
+        rising: np.ndarray,
+    ) -> None:
         r_ns = int(self.p["rise_hours"] * NS_PER_HOUR)
         keep = keep_recent(seq, r_ns, self.p["max_snapshots"])
         snaps = per_account(seq, keep, [iso_at(seq.t, keep), seq.cols["lev"]])
-        last = seq.last_of_group()
+        last = np.flatnonzero(seq.last_of_group())
+        last_iso = dict(zip(last.tolist(), ns_to_iso(seq.t[last]), strict=True))
         fresh: dict[str, dict[str, dict[str, Any]]] = {}
-        for i in np.flatnonzero(last):
+        for i in last:
             acct, sym = str(seq.account[i]).split(SEP, 1)
             old = self._sym_state(states, str(seq.account[i]))
             newest_new = seq.new[i]
@@ -204,14 +259,14 @@ class HighLeverage(Detector):
                 "tier": int(tier[i]) if newest_new else int(old.get("tier", 0)),
                 "high": int(high[i]) if newest_new else int(old.get("high", 0)),
                 "rise": int(rising[i]) if newest_new else int(old.get("rise", 0)),
-                "t": ns_to_iso(np.array([seq.t[i]]))[0],
+                "t": last_iso[int(i)],
                 "r": snaps.get(str(seq.account[i]), []),
             }
         for acct, syms in fresh.items():
             merged = {**states.get(acct, {}).get("s", {}), **syms}
             if len(merged) > self.p["max_symbols"]:
                 order = sorted(merged, key=lambda s: (iso_to_ns([merged[s].get("t", "1970-01-01")])[0], s))
-                merged = {s: merged[s] for s in order[-self.p["max_symbols"]:]}
+                merged = {s: merged[s] for s in order[-self.p["max_symbols"] :]}
             result.profiles[acct] = {"v": PROFILE_VERSION, "s": merged}
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +50,7 @@ from detectors.sequence import (
     keep_recent,
     ns_to_iso,
     per_account,
+    records,
     state_of,
     to_cents,
     to_ns,
@@ -69,7 +70,7 @@ FEATURES = (
     "log_hours_since_prev_withdrawal",
 )
 # how a feature reads for people: (label, inverse transform to the raw value)
-_READABLE = {
+_READABLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "log_amount_usd": ("amount USD", np.expm1),
     "log_ratio_to_mean": ("x the account's mean withdrawal", np.exp),
     "log_prior_withdrawals": ("withdrawals in 60 days", np.expm1),
@@ -106,8 +107,9 @@ class Features:
     profiles: dict[str, dict[str, Any]]
 
 
-def compute_features(batch: Batch, profiles: Mapping[str, Mapping[str, Any]], result: DetectorResult,
-                     name: str = "isolation") -> Features | None:
+def compute_features(
+    batch: Batch, profiles: Mapping[str, Mapping[str, Any]], result: DetectorResult, name: str = "isolation"
+) -> Features | None:
     """Features of every outflow in the batch plus the profiles that continue them."""
     df = batch.get("transactions")
     if df is None:
@@ -126,8 +128,12 @@ def compute_features(batch: Batch, profiles: Mapping[str, Mapping[str, Any]], re
     states = {a: state_of(profiles, a) for a in accounts}
     hist = ((a, it[0], it[1], (int(it[2]), int(it[3]))) for a in accounts for it in states[a].get("f", []))
     out = flows["kind"].isin(OUT_KINDS).to_numpy()
-    seq = build_seq(flows, {"out": out.astype(np.int64), "cents": to_cents(flows["_usd"].to_numpy())},
-                    hist, ("out", "cents"))
+    seq = build_seq(
+        flows,
+        {"out": out.astype(np.int64), "cents": to_cents(flows["_usd"].to_numpy())},
+        hist,
+        ("out", "cents"),
+    )
     is_out = seq.cols["out"] == 1
     cents = seq.cols["cents"]
     prior = window_sums(seq, is_out, cents, OUT_DAYS * NS_PER_DAY, MAX_FLOWS, inclusive=False)
@@ -155,21 +161,39 @@ def compute_features(batch: Batch, profiles: Mapping[str, Mapping[str, Any]], re
     new_addr[(addr == "").to_numpy()] = 1.0
     change_h = _hours_since_change(batch, states, seq.account[sel], seq.t[sel])
 
-    x = np.column_stack([
-        np.log1p(usd[sel]), ratio[sel], np.log1p(prior.count[sel]), np.log1p(day.count[sel]), share[sel],
-        new_addr, np.log1p(np.minimum(change_h, CAP_HOURS)), np.log1p(np.minimum(gap_h[sel], CAP_HOURS)),
-    ]) if len(sel) else np.zeros((0, len(FEATURES)))
+    x = (
+        np.column_stack(
+            [
+                np.log1p(usd[sel]),
+                ratio[sel],
+                np.log1p(prior.count[sel]),
+                np.log1p(day.count[sel]),
+                share[sel],
+                new_addr,
+                np.log1p(np.minimum(change_h, CAP_HOURS)),
+                np.log1p(np.minimum(gap_h[sel], CAP_HOURS)),
+            ]
+        )
+        if len(sel)
+        else np.zeros((0, len(FEATURES)))
+    )
 
     keep = keep_recent(seq, OUT_DAYS * NS_PER_DAY, MAX_FLOWS, is_out) | keep_recent(
-        seq, IN_DAYS * NS_PER_DAY, MAX_FLOWS, ~is_out)
+        seq, IN_DAYS * NS_PER_DAY, MAX_FLOWS, ~is_out
+    )
     items = per_account(seq, keep, [iso_at(seq.t, keep), seq.eid, seq.cols["out"], cents])
     known = addr != ""
-    addresses = remember(accts[known], addr[known], t_new[known], addr_states, ADDRESS_DAYS * NS_PER_DAY,
-                         MAX_ADDRESSES)
+    addresses = remember(
+        accts[known], addr[known], t_new[known], addr_states, ADDRESS_DAYS * NS_PER_DAY, MAX_ADDRESSES
+    )
     last_change = _last_change(batch, states)
     new_profiles = {
-        a: {"v": PROFILE_VERSION, "f": items.get(a, []), "a": addresses.get(a, states[a].get("a", {})),
-            "c": last_change.get(a, states[a].get("c"))}
+        a: {
+            "v": PROFILE_VERSION,
+            "f": items.get(a, []),
+            "a": addresses.get(a, states[a].get("a", {})),
+            "c": last_change.get(a, states[a].get("c")),
+        }
         for a in accounts
     }
     return Features(x, frame_rows, seq.account[sel], seq.t[sel], seq.eid[sel], new_profiles)
@@ -182,8 +206,9 @@ def _changes(batch: Batch) -> pd.DataFrame:
     return pd.DataFrame({"acct": sec["account_id"].astype(str).to_numpy(), "t": to_ns(sec["ts"])})
 
 
-def _hours_since_change(batch: Batch, states: Mapping[str, Mapping[str, Any]], accts: np.ndarray,
-                        t: np.ndarray) -> np.ndarray:
+def _hours_since_change(
+    batch: Batch, states: Mapping[str, Mapping[str, Any]], accts: np.ndarray, t: np.ndarray
+) -> np.ndarray:
     ch = _changes(batch)
     prof = [(a, iso_to_ns([st["c"]])[0]) for a, st in states.items() if st.get("c")]
     if prof:
@@ -239,21 +264,25 @@ def load_model(path: str | Path) -> Model:
         )
     if meta.get("sklearn") != sklearn.__version__:
         raise ParameterError(
-            f"The model {p} was fitted with scikit-learn {meta.get('sklearn')}, this is {sklearn.__version__}: "
-            "refit it with `vigil model fit`."
+            f"The model {p} was fitted with scikit-learn {meta.get('sklearn')}, "
+            f"this is {sklearn.__version__}: refit it with `vigil model fit`."
         )
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     if digest != meta.get("sha256"):
-        raise ParameterError(f"The model file {p} does not match the checksum in {side.name}; refusing to load it.")
+        raise ParameterError(
+            f"The model file {p} does not match the checksum in {side.name}; refusing to load it."
+        )
     est = joblib.load(p)
     if getattr(est, "n_features_in_", None) != len(FEATURES):
-        raise ParameterError(f"The model {p} expects {getattr(est, 'n_features_in_', '?')} features, "
-                             f"not {len(FEATURES)}.")
+        raise ParameterError(
+            f"The model {p} expects {getattr(est, 'n_features_in_', '?')} features, not {len(FEATURES)}."
+        )
     return Model(est, meta)
 
 
-def fit_model(batch: Batch, *, contamination: float = 0.01, n_estimators: int = 200, seed: int = 0,
-              min_rows: int = 50) -> Model:
+def fit_model(
+    batch: Batch, *, contamination: float = 0.01, n_estimators: int = 200, seed: int = 0, min_rows: int = 50
+) -> Model:
     """Fit the forest on every outflow of ``batch`` (history, scanned as one batch)."""
     import sklearn
     from sklearn.ensemble import IsolationForest
@@ -261,17 +290,26 @@ def fit_model(batch: Batch, *, contamination: float = 0.01, n_estimators: int = 
     feats = compute_features(batch, {}, DetectorResult())
     n = 0 if feats is None else len(feats.x)
     if feats is None or n < min_rows:
-        raise ValueError(f"only {n} priced withdrawals with features in the data; at least {min_rows} are needed")
+        raise ValueError(
+            f"only {n} priced withdrawals with features in the data; at least {min_rows} are needed"
+        )
     est = IsolationForest(n_estimators=n_estimators, contamination=contamination, random_state=seed, n_jobs=1)
     est.fit(feats.x)
     scores = -est.score_samples(feats.x)
     meta = {
-        "format": MODEL_FORMAT, "feature_set": FEATURE_SET, "features": list(FEATURES),
-        "sklearn": sklearn.__version__, "contamination": contamination, "n_estimators": n_estimators,
-        "seed": seed, "n_samples": n, "threshold": float(-est.offset_),
+        "format": MODEL_FORMAT,
+        "feature_set": FEATURE_SET,
+        "features": list(FEATURES),
+        "sklearn": sklearn.__version__,
+        "contamination": contamination,
+        "n_estimators": n_estimators,
+        "seed": seed,
+        "n_samples": n,
+        "threshold": float(-est.offset_),
         "medians": [float(v) for v in np.median(feats.x, axis=0)],
         "score_quantiles": {q: float(np.quantile(scores, float(q))) for q in ("0.5", "0.9", "0.99")},
-        "data_from": ns_to_iso(np.array([feats.t.min()]))[0], "data_to": ns_to_iso(np.array([feats.t.max()]))[0],
+        "data_from": ns_to_iso(np.array([feats.t.min()]))[0],
+        "data_to": ns_to_iso(np.array([feats.t.max()]))[0],
     }
     return Model(est, meta)
 
@@ -283,7 +321,11 @@ def save_model(model: Model, path: str | Path, *, fitted_at: datetime) -> dict[s
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model.estimator, p)
-    meta = {**model.meta, "fitted_at": fitted_at.isoformat(), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    meta = {
+        **model.meta,
+        "fitted_at": fitted_at.isoformat(),
+        "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+    }
     Path(f"{p}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
 
@@ -295,12 +337,16 @@ class Isolation(Detector):
     extra_tables = ("security_events",)
     required_columns = ("event_id", "account_id", "ts", "kind", "asset", "amount")
     optional_columns = ("amount_usd", "address")
-    description = "A withdrawal an IsolationForest fitted on history finds unusual, with the features behind it."
+    description = (
+        "A withdrawal an IsolationForest fitted on history finds unusual, with the features behind it."
+    )
     params: ClassVar[Mapping[str, Param]] = {
-        "model_path": Param("", "Model written by `vigil model fit` ('' = no model: the detector skips).",
-                            kind=str),
-        "score_threshold": Param(0.0, "Anomaly score to report at (0 = the threshold fitted with the model).",
-                                 ge=0, le=1),
+        "model_path": Param(
+            "", "Model written by `vigil model fit` ('' = no model: the detector skips).", kind=str
+        ),
+        "score_threshold": Param(
+            0.0, "Anomaly score to report at (0 = the threshold fitted with the model).", ge=0, le=1
+        ),
         "explain_top": Param(3, "How many features each finding names.", kind=int, ge=1, le=len(FEATURES)),
     }
 
@@ -308,7 +354,9 @@ class Isolation(Detector):
         # the fitted artefact is part of the configuration: a bad one is reported when rules load
         self.model_: Model | None = load_model(self.p["model_path"]) if self.p["model_path"] else None
 
-    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -316,8 +364,9 @@ class Isolation(Detector):
         if self.model_ is None:
             n_out = int(df["kind"].isin(OUT_KINDS).sum())
             if n_out:
-                result.skips.append(Skip(self.name, "no model configured (model_path): fit one with "
-                                                    "`vigil model fit`", n_out))
+                result.skips.append(
+                    Skip(self.name, "no model configured (model_path): fit one with `vigil model fit`", n_out)
+                )
             return result
         feats = compute_features(batch, profiles, result, self.name)
         if feats is None:
@@ -329,26 +378,36 @@ class Isolation(Detector):
         anomaly = -est.score_samples(feats.x)
         threshold = self.p["score_threshold"] or float(self.model_.meta["threshold"])
         medians = np.asarray(self.model_.meta["medians"], dtype=np.float64)
-        for i in np.flatnonzero(anomaly >= threshold):
+        flagged = np.flatnonzero(anomaly >= threshold)
+        rows = records(df, feats.rows[flagged], ("asset", "amount", "address"))
+        for i, row in zip(flagged, rows, strict=True):
             x = feats.x[i]
             probes = np.repeat(x[None, :], len(FEATURES), axis=0)
             probes[np.arange(len(FEATURES)), np.arange(len(FEATURES))] = medians
             contrib = anomaly[i] + est.score_samples(probes)
-            top = [j for j in np.argsort(-contrib, kind="mergesort")[: self.p["explain_top"]] if contrib[j] > 0]
+            top = [
+                j for j in np.argsort(-contrib, kind="mergesort")[: self.p["explain_top"]] if contrib[j] > 0
+            ]
             named = [_describe(FEATURES[j], x[j], medians[j], contrib[j]) for j in top]
-            row = df.loc[feats.rows[i]]
             result.findings.append(
                 self.finding(
-                    feats.account[i], ts_of(feats.t[i]), key=str(feats.eid[i]), kind="anomaly",
-                    score=float(anomaly[i]), event_ids=[feats.eid[i]],
+                    feats.account[i],
+                    ts_of(feats.t[i]),
+                    key=str(feats.eid[i]),
+                    kind="anomaly",
+                    score=float(anomaly[i]),
+                    event_ids=[feats.eid[i]],
                     evidence={
-                        "anomaly_score": round(float(anomaly[i]), 4), "threshold": round(threshold, 4),
-                        "model_version": self.model_.version, "feature_set": FEATURE_SET,
+                        "anomaly_score": round(float(anomaly[i]), 4),
+                        "threshold": round(threshold, 4),
+                        "model_version": self.model_.version,
+                        "feature_set": FEATURE_SET,
                         "top_features": named,
-                        "explanation": "; ".join(f"{d['label']}: {d['value']} (typical {d['typical']})"
-                                                 for d in named),
+                        "explanation": "; ".join(_sentence(d) for d in named),
                         "features": {f: round(float(v), 4) for f, v in zip(FEATURES, x, strict=True)},
-                        "asset": row["asset"], "amount": row["amount"], "address": row.get("address"),
+                        "asset": row["asset"],
+                        "amount": row["amount"],
+                        "address": row.get("address"),
                     },
                 )
             )
@@ -358,6 +417,15 @@ class Isolation(Detector):
 def _describe(feature: str, value: float, typical: float, contribution: float) -> dict[str, Any]:
     label, inverse = _READABLE[feature]
     return {
-        "feature": feature, "label": label, "value": round(float(inverse(value)), 2),
-        "typical": round(float(inverse(typical)), 2), "contribution": round(float(contribution), 4),
+        "feature": feature,
+        "label": label,
+        "value": round(float(inverse(value)), 2),
+        "typical": round(float(inverse(typical)), 2),
+        "contribution": round(float(contribution), 4),
     }
+
+
+def _sentence(d: Mapping[str, Any]) -> str:
+    if d["feature"] == "new_address":
+        return "to a new address" if d["value"] >= 0.5 else "to a known address"
+    return f"{d['label']}: {d['value']:,} (typical {d['typical']:,})"

@@ -33,9 +33,11 @@ from detectors.sequence import (
     iso_at,
     keep_recent,
     per_account,
+    records,
     state_of,
     to_cents,
     to_ns,
+    ts_of,
     window_sums,
 )
 
@@ -55,8 +57,11 @@ def priced(df: pd.DataFrame, batch: Batch, table: str, name: str, result: Detect
     usd = usd_amounts(df, batch.has_column(table, "amount_usd"))
     unknown = usd.isna()
     if unknown.any():
-        why = "amount_usd missing for a non-USD asset" if batch.has_column(table, "amount_usd") else (
-            "column 'amount_usd' absent: non-USD assets not valued")
+        why = (
+            "amount_usd missing for a non-USD asset"
+            if batch.has_column(table, "amount_usd")
+            else ("column 'amount_usd' absent: non-USD assets not valued")
+        )
         result.skips.append(Skip(name, why, int(unknown.sum())))
     return df.assign(_usd=usd)[~unknown]
 
@@ -79,22 +84,34 @@ class LargeWithdrawal(Detector):
     extra_tables = ("accounts",)
     required_columns = ("event_id", "account_id", "ts", "kind", "asset", "amount")
     optional_columns = ("amount_usd", "address", "network")
-    description = "A withdrawal above an absolute USD amount, a multiple of the account's usual withdrawals, " \
-                  "or a cold-start amount while the account has no history."
+    description = (
+        "A withdrawal above an absolute USD amount, a multiple of the account's usual withdrawals, "
+        "or a cold-start amount while the account has no history."
+    )
     params: ClassVar[Mapping[str, Param]] = {
         "absolute_usd": Param(10_000.0, "Flag every withdrawal at or above this USD value.", gt=0),
         "multiple": Param(5.0, "Flag a withdrawal this many times the account's mean withdrawal.", gt=1),
-        "history_days": Param(60, "Days of withdrawals that form the account's mean.", kind=int, ge=1, le=3650),
-        "min_history": Param(3, "Earlier withdrawals needed before the relative check applies.",
-                             kind=int, ge=1, le=100),
-        "max_history": Param(50, "At most this many recent withdrawals form the mean (profile bound).",
-                             kind=int, ge=1, le=500),
-        "min_relative_usd": Param(1_000.0, "The relative check ignores withdrawals below this USD value.", ge=0),
-        "cold_start_usd": Param(3_000.0, "Before min_history withdrawals, flag at or above this USD value.", gt=0),
-        "new_account_days": Param(7, "An account younger than this is new (needs accounts.created_at).",
-                                  kind=int, ge=0, le=365),
-        "kinds": Param(("withdrawal",), "Transaction kinds that count as withdrawals.", kind=list,
-                       choices=OUT_KINDS),
+        "history_days": Param(
+            60, "Days of withdrawals that form the account's mean.", kind=int, ge=1, le=3650
+        ),
+        "min_history": Param(
+            3, "Earlier withdrawals needed before the relative check applies.", kind=int, ge=1, le=100
+        ),
+        "max_history": Param(
+            50, "At most this many recent withdrawals form the mean (profile bound).", kind=int, ge=1, le=500
+        ),
+        "min_relative_usd": Param(
+            1_000.0, "The relative check ignores withdrawals below this USD value.", ge=0
+        ),
+        "cold_start_usd": Param(
+            3_000.0, "Before min_history withdrawals, flag at or above this USD value.", gt=0
+        ),
+        "new_account_days": Param(
+            7, "An account younger than this is new (needs accounts.created_at).", kind=int, ge=0, le=365
+        ),
+        "kinds": Param(
+            ("withdrawal",), "Transaction kinds that count as withdrawals.", kind=list, choices=OUT_KINDS
+        ),
     }
 
     def _check_params(self) -> None:
@@ -116,7 +133,9 @@ class LargeWithdrawal(Detector):
         if not self.p["kinds"]:
             raise ParameterError("The 'kinds' parameter of LargeWithdrawal must name at least one kind.")
 
-    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -150,11 +169,19 @@ class LargeWithdrawal(Detector):
         flag = seq.new & (absolute | relative | cold)
 
         created = account_created(batch)
-        for i in np.flatnonzero(flag):
-            row = wd.loc[seq.row[i]]
+        flagged = np.flatnonzero(flag)
+        rows = records(wd, seq.row[flagged], ("amount", "asset", "address", "network"))
+        for i, row in zip(flagged, rows, strict=True):
             acct = str(seq.account[i])
-            reasons = [name for name, hit in (("absolute", absolute[i]), ("relative", relative[i]),
-                                              ("cold_start", cold[i])) if hit]
+            reasons = [
+                name
+                for name, hit in (
+                    ("absolute", absolute[i]),
+                    ("relative", relative[i]),
+                    ("cold_start", cold[i]),
+                )
+                if hit
+            ]
             age_days = None
             if acct in created:
                 age_days = round((int(seq.t[i]) - created[acct]) / NS_PER_DAY, 2)
@@ -164,22 +191,32 @@ class LargeWithdrawal(Detector):
                 min(1.0, 0.5 + 0.5 * usd[i] / (4 * self.p["absolute_usd"])) if absolute[i] else 0.0,
                 min(1.0, 0.4 + 0.05 * (r or 0.0)) if relative[i] else 0.0,
                 min(0.8, 0.3 + 0.3 * usd[i] / self.p["absolute_usd"] + (0.2 if new_account else 0.0))
-                if cold[i] else 0.0,
+                if cold[i]
+                else 0.0,
             )
             result.findings.append(
                 self.finding(
-                    acct, row["ts"], key=str(seq.eid[i]), kind="+".join(reasons), score=score,
+                    acct,
+                    ts_of(seq.t[i]),
+                    key=str(seq.eid[i]),
+                    kind="+".join(reasons),
+                    score=score,
                     event_ids=[seq.eid[i]],
                     evidence={
-                        "amount": row["amount"], "asset": row["asset"], "amount_usd": round(float(usd[i]), 2),
-                        "address": row.get("address"), "network": row.get("network"),
+                        "amount": row["amount"],
+                        "asset": row["asset"],
+                        "amount_usd": round(float(usd[i]), 2),
+                        "address": row.get("address"),
+                        "network": row.get("network"),
                         "threshold_usd": self.p["absolute_usd"],
                         "cold_start_usd": self.p["cold_start_usd"] if cold[i] else None,
                         "baseline_mean_usd": None if np.isnan(mean_usd[i]) else round(float(mean_usd[i]), 2),
                         "multiple_of_baseline": None if r is None else round(r, 2),
-                        "history_count": int(count[i]), "history_days": self.p["history_days"],
+                        "history_count": int(count[i]),
+                        "history_days": self.p["history_days"],
                         "no_recent_withdrawals": bool(count[i] == 0),
-                        "account_age_days": age_days, "new_account": new_account,
+                        "account_age_days": age_days,
+                        "new_account": new_account,
                         "reasons": reasons,
                     },
                 )
@@ -189,4 +226,3 @@ class LargeWithdrawal(Detector):
         for acct in np.unique(seq.account[seq.new]):
             result.profiles.setdefault(str(acct), {"v": PROFILE_VERSION, "w": items.get(str(acct), [])})
         return result
-

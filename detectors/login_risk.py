@@ -92,6 +92,13 @@ class LoginRisk(Detector):
             ge=0,
             le=24 * 365,
         ),
+        "trust_after_uses": Param(
+            2,
+            "A value already used this many times counts as one of the account's own (0: off).",
+            kind=int,
+            ge=0,
+            le=1000,
+        ),
         "max_values": Param(
             500,
             "Distinct values kept per level and account (least used dropped).",
@@ -145,11 +152,14 @@ class LoginRisk(Detector):
                 detail[feat][lvl] = count
                 has = vals.notna()
                 share = count / n.clip(lower=1)
-                if self.p["trust_after_hours"] > 0:
+                if self.p["trust_after_hours"] > 0 or self.p["trust_after_uses"] > 0:
                     # an established value is at least as likely as any other of the account's values
-                    trusted = (count > 0) & (
-                        ok["ts"] - first >= pd.Timedelta(hours=self.p["trust_after_hours"])
-                    )
+                    trusted = pd.Series(False, index=ok.index)
+                    if self.p["trust_after_hours"] > 0:
+                        age = ok["ts"] - first
+                        trusted |= (count > 0) & (age >= pd.Timedelta(hours=self.p["trust_after_hours"]))
+                    if self.p["trust_after_uses"] > 0:
+                        trusted |= count >= self.p["trust_after_uses"]
                     floor = pd.Series(np.maximum(share, 1.0 / distinct.clip(lower=1)), index=ok.index)
                     share = share.where(~trusted, floor)
                 local += np.where(has & (n > 0), w * share, 0.0)

@@ -28,7 +28,16 @@ import pandas as pd
 from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
 from detectors.large_withdrawal import OUT_KINDS, usd_amounts
-from detectors.sequence import NS_PER_DAY, PROFILE_VERSION, iso_to_ns, ns_to_iso, state_of, to_ns
+from detectors.sequence import (
+    NS_PER_DAY,
+    PROFILE_VERSION,
+    iso_to_ns,
+    ns_to_iso,
+    records,
+    state_of,
+    to_ns,
+    ts_of,
+)
 
 
 def normalise_addresses(s: pd.Series) -> pd.Series:
@@ -47,23 +56,37 @@ class NewAddress(Detector):
     optional_columns = ("address", "network", "amount_usd")
     description = "A withdrawal to an address the account has not used within the window."
     params: ClassVar[Mapping[str, Param]] = {
-        "window_days": Param(365, "An address used for a withdrawal within this many days is known.",
-                             kind=int, ge=1, le=3650),
-        "min_history": Param(1, "Earlier withdrawals needed before a new address is 'new_address' "
-                             "rather than 'first_address'.", kind=int, ge=1, le=100),
-        "min_usd": Param(0.0, "Ignore withdrawals below this USD value (0: judge all; non-USD assets "
-                         "without amount_usd are judged only when this is 0).", ge=0),
-        "max_addresses": Param(500, "Profile bound: most recently used addresses remembered.",
-                               kind=int, ge=1, le=5000),
-        "kinds": Param(("withdrawal",), "Transaction kinds that count as withdrawals.", kind=list,
-                       choices=OUT_KINDS),
+        "window_days": Param(
+            365, "An address used for a withdrawal within this many days is known.", kind=int, ge=1, le=3650
+        ),
+        "min_history": Param(
+            1,
+            "Earlier withdrawals needed before a new address is 'new_address' rather than 'first_address'.",
+            kind=int,
+            ge=1,
+            le=100,
+        ),
+        "min_usd": Param(
+            0.0,
+            "Ignore withdrawals below this USD value (a withdrawal whose USD value is unknown "
+            "is always judged: missing a takeover is worse than one extra question).",
+            ge=0,
+        ),
+        "max_addresses": Param(
+            500, "Profile bound: most recently used addresses remembered.", kind=int, ge=1, le=5000
+        ),
+        "kinds": Param(
+            ("withdrawal",), "Transaction kinds that count as withdrawals.", kind=list, choices=OUT_KINDS
+        ),
     }
 
     def _check_params(self) -> None:
         if not self.p["kinds"]:
             raise ParameterError("The 'kinds' parameter of NewAddress must name at least one kind.")
 
-    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -72,7 +95,9 @@ class NewAddress(Detector):
         if wd.empty:
             return result
         if not batch.has_column(self.table, "address"):
-            result.skips.append(Skip(self.name, "column 'address' absent: new addresses not checked", len(wd)))
+            result.skips.append(
+                Skip(self.name, "column 'address' absent: new addresses not checked", len(wd))
+            )
             return result
         addr = normalise_addresses(wd["address"])
         missing = addr.isna()
@@ -90,24 +115,36 @@ class NewAddress(Detector):
         seen_before = {a: int(state_of(profiles, a).get("n", 0)) for a in accts.unique()}
         n_prior = accts.map(seen_before).astype(np.int64) + wd.groupby(accts, sort=False).cumcount()
         usd = usd_amounts(wd, batch.has_column(self.table, "amount_usd"))
-        big_enough = (usd >= self.p["min_usd"]) if self.p["min_usd"] > 0 else pd.Series(True, index=wd.index)
-        flag = ~known & big_enough.fillna(False).astype(bool)
+        big_enough = (usd >= self.p["min_usd"]) | usd.isna()
+        flag = ~known & big_enough
 
-        for idx in wd.index[flag.to_numpy()]:
-            row = wd.loc[idx]
+        flagged = wd.index[flag.to_numpy()]
+        rows = records(wd, flagged.to_numpy(), ("event_id", "_addr", "network", "asset", "amount"))
+        t_flag = t[flagged].to_numpy()
+        for idx, row, tv in zip(flagged, rows, t_flag, strict=True):
             acct = accts[idx]
             warm = int(n_prior[idx]) >= self.p["min_history"]
             value = usd[idx]
-            score = (0.5 if warm else 0.3) + (0.0 if pd.isna(value) else min(0.3, 0.3 * float(value) / 10_000))
+            score = (0.5 if warm else 0.3) + (
+                0.0 if pd.isna(value) else min(0.3, 0.3 * float(value) / 10_000)
+            )
             last = prev_t[idx]
             result.findings.append(
                 self.finding(
-                    acct, row["ts"], key=str(row["event_id"]), kind="new_address" if warm else "first_address",
-                    score=score, event_ids=[row["event_id"]],
+                    acct,
+                    ts_of(tv),
+                    key=str(row["event_id"]),
+                    kind="new_address" if warm else "first_address",
+                    score=score,
+                    event_ids=[row["event_id"]],
                     evidence={
-                        "address": row["_addr"], "network": row.get("network"), "asset": row["asset"],
-                        "amount": row["amount"], "amount_usd": None if pd.isna(value) else round(float(value), 2),
-                        "prior_withdrawals": int(n_prior[idx]), "window_days": self.p["window_days"],
+                        "address": row["_addr"],
+                        "network": row.get("network"),
+                        "asset": row["asset"],
+                        "amount": row["amount"],
+                        "amount_usd": None if pd.isna(value) else round(float(value), 2),
+                        "prior_withdrawals": int(n_prior[idx]),
+                        "window_days": self.p["window_days"],
                         "last_used": None if pd.isna(last) else ns_to_iso(np.array([int(last)]))[0],
                     },
                 )
@@ -138,7 +175,9 @@ def previous_use(
         known = _profile_addresses(profiles, accts[first_use].unique())
         if len(known):
             q = pd.DataFrame({"a": accts[first_use], "ad": addr[first_use]})
-            looked = q.reset_index().merge(known[["a", "ad", "t"]], on=["a", "ad"], how="left").set_index("index")
+            looked = (
+                q.reset_index().merge(known[["a", "ad", "t"]], on=["a", "ad"], how="left").set_index("index")
+            )
             prev_t.loc[first_use] = looked["t"].reindex(prev_t.index[first_use]).astype("float64")
     return prev_t
 

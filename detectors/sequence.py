@@ -42,12 +42,22 @@ def ns_to_iso(ns: np.ndarray) -> list[str]:
     if arr.size == 0:
         return []
     unit = "ms" if bool(np.all(arr % 1_000_000 == 0)) else "ns"
-    return [str(x) for x in np.datetime_as_string(arr.view("datetime64[ns]"), unit=unit, timezone="UTC")]
+    return [str(x) for x in np.datetime_as_string(arr.view("datetime64[ns]"), unit=unit, timezone="UTC")]  # type: ignore[call-overload]
 
 
 def ts_of(ns: int | np.integer[Any]) -> pd.Timestamp:
-    """Int nanoseconds -> a tz-aware UTC timestamp."""
-    return pd.Timestamp(int(ns), tz="UTC")
+    """Int nanoseconds -> a tz-aware UTC timestamp at microsecond precision (what a finding keeps)."""
+    v = int(ns)
+    return pd.Timestamp(v - v % 1000, tz="UTC")
+
+
+def records(df: pd.DataFrame, labels: np.ndarray, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Plain rows for the given index labels only: one lookup for all flagged rows, NaN as None."""
+    cols = [c for c in columns if c in df.columns]
+    if len(labels) == 0:
+        return []
+    sub = df.loc[np.asarray(labels), cols].astype(object)
+    return [{str(k): _plain(v) for k, v in r.items()} for r in sub.to_dict("records")]
 
 
 def iso_at(t: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -61,7 +71,7 @@ def iso_to_ns(values: Sequence[str]) -> np.ndarray:
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
     idx = pd.to_datetime(pd.Index(list(values)), utc=True, format="ISO8601")
-    return np.asarray(idx.as_unit("ns").asi8, dtype=np.int64)
+    return np.asarray(idx.as_unit("ns").tz_localize(None).to_numpy().view("int64"), dtype=np.int64)
 
 
 def to_cents(usd: np.ndarray) -> np.ndarray:
@@ -144,8 +154,9 @@ def build_seq(
         eid_parts.append(np.array([h[2] for h in hist], dtype=object))
         row_parts.append(np.full(len(hist), -1, dtype=np.int64))
         for j, n in enumerate(names):
-            col_parts[n].append(np.array([h[3][j] for h in hist], dtype=np.asarray(cols[n]).dtype
-                                         if n in cols else object))
+            col_parts[n].append(
+                np.array([h[3][j] for h in hist], dtype=np.asarray(cols[n]).dtype if n in cols else object)
+            )
     if frame is not None and n_new:
         acc_parts.append(frame["account_id"].astype(str).to_numpy(dtype=object))
         t_parts.append(to_ns(frame["ts"]))
@@ -155,8 +166,15 @@ def build_seq(
             col_parts[n].append(np.asarray(cols[n]))
     if not acc_parts:
         empty = np.zeros(0, dtype=np.int64)
-        return Seq(np.zeros(0, dtype=object), empty, empty, np.zeros(0, dtype=object),
-                   np.zeros(0, dtype=bool), empty, {n: np.zeros(0) for n in names})
+        return Seq(
+            np.zeros(0, dtype=object),
+            empty,
+            empty,
+            np.zeros(0, dtype=object),
+            np.zeros(0, dtype=bool),
+            empty,
+            {n: np.zeros(0) for n in names},
+        )
     account = np.concatenate(acc_parts)
     t = np.concatenate(t_parts)
     eid = np.concatenate(eid_parts)
@@ -166,7 +184,9 @@ def build_seq(
     eid_rank, _ = pd.factorize(eid, sort=True)
     order = np.lexsort((eid_rank, t, codes))
     out_cols = {n: np.concatenate(col_parts[n])[order] for n in names}
-    return Seq(account[order], codes[order].astype(np.int64), t[order], eid[order], new[order], row[order], out_cols)
+    return Seq(
+        account[order], codes[order].astype(np.int64), t[order], eid[order], new[order], row[order], out_cols
+    )
 
 
 def window_start(code: np.ndarray, t: np.ndarray, horizon: int) -> np.ndarray:
@@ -268,7 +288,9 @@ def keep_recent(seq: Seq, horizon: int, max_items: int, mask: np.ndarray | None 
     return m & (rank_from_end <= max_items) & (seq.t > latest - np.int64(horizon))
 
 
-def per_account(seq: Seq, mask: np.ndarray, fields: Sequence[np.ndarray | list[Any]]) -> dict[str, list[list[Any]]]:
+def per_account(
+    seq: Seq, mask: np.ndarray, fields: Sequence[np.ndarray | list[Any]]
+) -> dict[str, list[list[Any]]]:
     """Group selected rows into ``{account: [[field0, field1, ...], ...]}`` (in sequence order)."""
     idx = np.flatnonzero(mask)
     out: dict[str, list[list[Any]]] = {}

@@ -38,6 +38,7 @@ from detectors.sequence import (
     keep_recent,
     ns_to_iso,
     per_account,
+    records,
     state_of,
     ts_of,
     window_start,
@@ -55,11 +56,16 @@ class TradingSpike(Detector):
     description = "Many more trades within a short window than the account's own baseline rate."
     params: ClassVar[Mapping[str, Param]] = {
         "window_minutes": Param(60, "The burst window in minutes.", kind=int, ge=1, le=1440),
-        "baseline_days": Param(14, "Days before the window that form the baseline rate.", kind=int, ge=1, le=365),
+        "baseline_days": Param(
+            14, "Days before the window that form the baseline rate.", kind=int, ge=1, le=365
+        ),
         "multiple": Param(5.0, "Report when the window holds this many times the baseline rate.", gt=1),
-        "min_trades": Param(30, "Never report fewer trades than this in the window.", kind=int, ge=2, le=10_000),
-        "learning_days": Param(3.0, "Do not judge an account whose first trade is younger than this.",
-                               ge=0, le=365),
+        "min_trades": Param(
+            30, "Never report fewer trades than this in the window.", kind=int, ge=2, le=10_000
+        ),
+        "learning_days": Param(
+            3.0, "Do not judge an account whose first trade is younger than this.", ge=0, le=365
+        ),
         "max_events": Param(500, "Profile bound: trades remembered per account.", kind=int, ge=10, le=20_000),
     }
 
@@ -70,7 +76,9 @@ class TradingSpike(Detector):
                 f"Got {self.p['min_trades']} > {self.p['max_events']}."
             )
 
-    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -114,33 +122,40 @@ class TradingSpike(Detector):
         for i in np.flatnonzero(first_new):
             prev[i] = bool(states[str(seq.account[i])].get("s", False))
         fire = spike & ~prev & seq.new
-        for i in np.flatnonzero(fire):
-            row = trades.loc[seq.row[i]]
+        fired = np.flatnonzero(fire)
+        for i, row in zip(fired, records(trades, seq.row[fired], ("symbol", "side")), strict=True):
             r = float(rate[i])
             result.findings.append(
                 self.finding(
-                    seq.account[i], ts_of(seq.t[i]), key=str(seq.eid[i]), kind="spike",
+                    seq.account[i],
+                    ts_of(seq.t[i]),
+                    key=str(seq.eid[i]),
+                    kind="spike",
                     score=min(1.0, 0.4 + 0.1 * count[i] / threshold[i]),
-                    event_ids=list(seq.eid[ws[i]:i + 1]),
+                    event_ids=list(seq.eid[ws[i] : i + 1]),
                     evidence={
-                        "trades_in_window": int(count[i]), "window_minutes": self.p["window_minutes"],
-                        "baseline_per_window": round(r, 3), "threshold": round(float(threshold[i]), 3),
+                        "trades_in_window": int(count[i]),
+                        "window_minutes": self.p["window_minutes"],
+                        "baseline_per_window": round(r, 3),
+                        "threshold": round(float(threshold[i]), 3),
                         "multiple_of_baseline": None if r <= 0 else round(float(count[i]) / r, 1),
                         "baseline_days": round(float(span[i]) / NS_PER_DAY, 2),
-                        "symbol": row.get("symbol"), "side": row.get("side"),
+                        "symbol": row.get("symbol"),
+                        "side": row.get("side"),
                     },
                 )
             )
         keep = keep_recent(seq, w_ns + b_ns, k - 1)
         items = per_account(seq, keep, [iso_at(seq.t, keep), seq.eid])
-        last = seq.last_of_group()
-        for i in np.flatnonzero(last):
+        last = np.flatnonzero(seq.last_of_group())
+        firsts = ns_to_iso(first_t[last])
+        for i, first_iso in zip(last, firsts, strict=True):
             acct = str(seq.account[i])
             st = states[acct]
             result.profiles[acct] = {
                 "v": PROFILE_VERSION,
                 "t": items.get(acct, []),
-                "first": ns_to_iso(np.array([first_t[i]]))[0],
+                "first": first_iso,
                 "s": bool(spike[i]) if seq.new[i] else bool(st.get("s", False)),
             }
         return result

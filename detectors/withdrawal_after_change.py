@@ -36,8 +36,10 @@ from detectors.sequence import (
     build_seq,
     iso_at,
     keep_recent,
+    ns_to_iso,
     per_account,
     state_of,
+    ts_of,
 )
 
 MAX_CHANGES = 20
@@ -45,8 +47,14 @@ MAX_WITHDRAWALS = 50
 TAKEOVER_KINDS = ("password_change", "2fa_reset", "2fa_disabled", "email_change", "phone_change")
 # how strongly each change suggests a takeover when money leaves right after it
 KIND_WEIGHT = {
-    "2fa_disabled": 0.95, "2fa_reset": 0.9, "password_change": 0.85, "email_change": 0.85,
-    "phone_change": 0.85, "whitelist_change": 0.8, "api_key_created": 0.7, "anti_phishing_change": 0.7,
+    "2fa_disabled": 0.95,
+    "2fa_reset": 0.9,
+    "password_change": 0.85,
+    "email_change": 0.85,
+    "phone_change": 0.85,
+    "whitelist_change": 0.8,
+    "api_key_created": 0.7,
+    "anti_phishing_change": 0.7,
 }
 
 
@@ -59,13 +67,18 @@ class WithdrawalAfterChange(Detector):
     optional_columns = ("amount_usd", "address", "network")
     description = "A withdrawal within a window after a password, 2FA, email or phone change."
     params: ClassVar[Mapping[str, Param]] = {
-        "window_hours": Param(24.0, "A withdrawal this many hours or less after a change is reported.",
-                              gt=0, le=720),
-        "change_kinds": Param(TAKEOVER_KINDS, "Security-event kinds that open the window.", kind=list,
-                              choices=SECURITY_KINDS),
-        "kinds": Param(("withdrawal",), "Transaction kinds that count as money out.", kind=list,
-                       choices=OUT_KINDS),
-        "min_usd": Param(0.0, "Ignore withdrawals below this USD value (0: report all).", ge=0),
+        "window_hours": Param(
+            24.0, "A withdrawal this many hours or less after a change is reported.", gt=0, le=720
+        ),
+        "change_kinds": Param(
+            TAKEOVER_KINDS, "Security-event kinds that open the window.", kind=list, choices=SECURITY_KINDS
+        ),
+        "kinds": Param(
+            ("withdrawal",), "Transaction kinds that count as money out.", kind=list, choices=OUT_KINDS
+        ),
+        "min_usd": Param(
+            0.0, "Ignore withdrawals below this USD value (an unknown USD value is always judged).", ge=0
+        ),
     }
 
     def _check_params(self) -> None:
@@ -73,19 +86,21 @@ class WithdrawalAfterChange(Detector):
             if not self.p[name]:
                 raise ParameterError(f"The {name!r} parameter of WithdrawalAfterChange must not be empty.")
 
-    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
+    def scan(
+        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
+    ) -> DetectorResult:
         result = DetectorResult()
         window = int(self.p["window_hours"] * NS_PER_HOUR)
         tx = self.frame(batch)
         wd = None if tx is None else tx[tx["kind"].isin(self.p["kinds"])]
         if wd is not None and self.p["min_usd"] > 0:
             usd = usd_amounts(wd, batch.has_column(self.table, "amount_usd"))
-            wd = wd[(usd >= self.p["min_usd"]).fillna(False).astype(bool)]
+            wd = wd[((usd >= self.p["min_usd"]) | usd.isna()).to_numpy()]
         sec = batch.get("security_events")
         ch = None if sec is None else sec[sec["kind"].isin(self.p["change_kinds"])]
         if (wd is None or wd.empty) and (ch is None or ch.empty):
             return result
-        accounts = set()
+        accounts: set[str] = set()
         for f in (wd, ch):
             if f is not None:
                 accounts.update(f["account_id"].astype(str).unique())
@@ -97,18 +112,32 @@ class WithdrawalAfterChange(Detector):
 
         keep_w = keep_recent(wseq, window, MAX_WITHDRAWALS)
         keep_c = keep_recent(cseq, window, MAX_CHANGES)
-        w_items = per_account(wseq, keep_w, [iso_at(wseq.t, keep_w), wseq.eid, wseq.cols["asset"],
-                                             wseq.cols["amount"], wseq.cols["usd"]])
-        c_items = per_account(cseq, keep_c, [iso_at(cseq.t, keep_c), cseq.eid, cseq.cols["kind"],
-                                             cseq.cols["ip"]])
+        w_items = per_account(
+            wseq,
+            keep_w,
+            [iso_at(wseq.t, keep_w), wseq.eid, wseq.cols["asset"], wseq.cols["amount"], wseq.cols["usd"]],
+        )
+        c_items = per_account(
+            cseq, keep_c, [iso_at(cseq.t, keep_c), cseq.eid, cseq.cols["kind"], cseq.cols["ip"]]
+        )
         for acct in sorted(accounts):
-            result.profiles[acct] = {"v": PROFILE_VERSION, "c": c_items.get(acct, []), "w": w_items.get(acct, [])}
+            result.profiles[acct] = {
+                "v": PROFILE_VERSION,
+                "c": c_items.get(acct, []),
+                "w": w_items.get(acct, []),
+            }
         return result
 
     def _withdrawals(
-        self, wd: pd.DataFrame | None, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], accounts: set[str]
+        self,
+        wd: pd.DataFrame | None,
+        batch: Batch,
+        profiles: Mapping[str, Mapping[str, Any]],
+        accounts: set[str],
     ) -> Seq:
-        hist = ((a, it[0], it[1], tuple(it[2:5])) for a in accounts for it in state_of(profiles, a).get("w", []))
+        hist = (
+            (a, it[0], it[1], tuple(it[2:5])) for a in accounts for it in state_of(profiles, a).get("w", [])
+        )
         if wd is None or wd.empty:
             cols: dict[str, np.ndarray] = {n: np.zeros(0, dtype=object) for n in ("asset", "amount", "usd")}
             return build_seq(None, cols, hist, ("asset", "amount", "usd"))
@@ -121,12 +150,22 @@ class WithdrawalAfterChange(Detector):
         return build_seq(wd, cols, hist, ("asset", "amount", "usd"))
 
     def _changes(
-        self, ch: pd.DataFrame | None, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], accounts: set[str]
+        self,
+        ch: pd.DataFrame | None,
+        batch: Batch,
+        profiles: Mapping[str, Mapping[str, Any]],
+        accounts: set[str],
     ) -> Seq:
-        hist = ((a, it[0], it[1], tuple(it[2:4])) for a in accounts for it in state_of(profiles, a).get("c", []))
+        hist = (
+            (a, it[0], it[1], tuple(it[2:4])) for a in accounts for it in state_of(profiles, a).get("c", [])
+        )
         if ch is None or ch.empty:
-            return build_seq(None, {"kind": np.zeros(0, dtype=object), "ip": np.zeros(0, dtype=object)},
-                             hist, ("kind", "ip"))
+            return build_seq(
+                None,
+                {"kind": np.zeros(0, dtype=object), "ip": np.zeros(0, dtype=object)},
+                hist,
+                ("kind", "ip"),
+            )
         has_ip = batch.has_column("security_events", "ip")
         ip = np.full(len(ch), None, dtype=object)
         if has_ip:
@@ -139,8 +178,13 @@ class WithdrawalAfterChange(Detector):
         w = pd.DataFrame({"acct": wseq.account, "t": wseq.t, "i": np.arange(len(wseq))})
         c = pd.DataFrame({"acct": cseq.account, "t": cseq.t, "j": np.arange(len(cseq))})
         m = pd.merge_asof(
-            w.sort_values("t", kind="mergesort"), c.sort_values("t", kind="mergesort"),
-            on="t", by="acct", direction="backward", tolerance=window, allow_exact_matches=True,
+            w.sort_values("t", kind="mergesort"),
+            c.sort_values("t", kind="mergesort"),
+            on="t",
+            by="acct",
+            direction="backward",
+            tolerance=window,
+            allow_exact_matches=True,
         )
         m = m[m["j"].notna()]
         if m.empty:
@@ -151,7 +195,9 @@ class WithdrawalAfterChange(Detector):
         fresh = wseq.new[i] | cseq.new[j]
         starts = np.flatnonzero(cseq.first_of_group())
         ends = np.append(starts[1:], len(cseq))
-        c_by_acct = {str(a): (int(s), int(e)) for a, s, e in zip(cseq.account[starts], starts, ends, strict=True)}
+        c_by_acct = {
+            str(a): (int(s), int(e)) for a, s, e in zip(cseq.account[starts], starts, ends, strict=True)
+        }
         order = np.argsort(i[fresh], kind="mergesort")
         for wi in i[fresh][order]:
             acct = str(wseq.account[wi])
@@ -164,18 +210,26 @@ class WithdrawalAfterChange(Detector):
             kinds = [str(cseq.cols["kind"][x]) for x in within]
             base = max(KIND_WEIGHT.get(k, 0.7) for k in kinds)
             score = base - 0.15 * hours / max(self.p["window_hours"], 1e-9) + 0.03 * (len(set(kinds)) - 1)
-            ts = pd.Timestamp(tw, tz="UTC")
+            ts = ts_of(tw)
             result.findings.append(
                 self.finding(
-                    acct, ts, key=str(wseq.eid[wi]), kind=str(cseq.cols["kind"][latest]), score=score,
+                    acct,
+                    ts,
+                    key=str(wseq.eid[wi]),
+                    kind=str(cseq.cols["kind"][latest]),
+                    score=score,
                     event_ids=[*(str(cseq.eid[x]) for x in within), str(wseq.eid[wi])],
                     evidence={
-                        "change_kind": kinds[-1], "change_kinds": kinds,
-                        "change_at": pd.Timestamp(int(cseq.t[latest]), tz="UTC"),
+                        "change_kind": kinds[-1],
+                        "change_kinds": kinds,
+                        "change_at": ns_to_iso(cseq.t[latest : latest + 1])[0],
                         "change_ip": cseq.cols["ip"][latest],
-                        "hours_after_change": round(hours, 2), "window_hours": self.p["window_hours"],
-                        "withdrawal_event_id": str(wseq.eid[wi]), "asset": wseq.cols["asset"][wi],
-                        "amount": wseq.cols["amount"][wi], "amount_usd": wseq.cols["usd"][wi],
+                        "hours_after_change": round(hours, 2),
+                        "window_hours": self.p["window_hours"],
+                        "withdrawal_event_id": str(wseq.eid[wi]),
+                        "asset": wseq.cols["asset"][wi],
+                        "amount": wseq.cols["amount"][wi],
+                        "amount_usd": wseq.cols["usd"][wi],
                     },
                 )
             )

@@ -16,8 +16,9 @@ from difflib import get_close_matches
 from typing import Any
 
 from pydantic import BaseModel
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
 
 from rules.schema import ACTION_TYPES
 
@@ -70,10 +71,19 @@ def show(v: Any) -> str:
 
 
 def _plain(node: Any) -> Any:
+    """Plain Python values: ruamel wraps anchored or specially written scalars (``&x true``, ``0x10``)
+    in subclasses that strict validation would otherwise refuse."""
     if isinstance(node, Mapping):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list | CommentedSeq):
         return [_plain(v) for v in node]
+    if isinstance(node, ScalarBoolean | bool):
+        return bool(node)
+    if isinstance(node, TaggedScalar):
+        return str(node.value)
+    for kind in (int, float, str):
+        if isinstance(node, kind) and type(node) is not kind:
+            return kind(node)
     return node
 
 

@@ -123,7 +123,8 @@ def check(src: str, env: Env) -> CheckResult | None:
     c = _Checker(src, env)
     t = c.visit(tree, {})
     if t.name not in ("bool", "dyn"):
-        c.problems.append(Problem(tree.pos, f"the condition must be true or false, but it gives {describe(t)}"))
+        msg = f"the condition must be true or false, but it gives {describe(t)}"
+        c.problems.append(Problem(tree.pos, msg))
     fields = [f for f in dict.fromkeys(c.fields) if "." in f]
     return CheckResult(t, sorted(c.problems, key=lambda p: p.offset), fields, tree)
 

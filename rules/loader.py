@@ -111,14 +111,21 @@ def rule_files(path: str | Path) -> list[Path]:
 def content_hash(path: str | Path) -> str:
     """The hash of every rule file's name and bytes: what hot reload compares and audit records."""
     root = Path(path)
+    base = root if root.is_dir() else root.parent
+    return _digest([(f.relative_to(base).as_posix(), _read(f)) for f in rule_files(root)])
+
+
+def _read(f: Path) -> bytes | None:
+    try:
+        return f.read_bytes()
+    except OSError:
+        return None
+
+
+def _digest(entries: Iterable[tuple[str, bytes | None]]) -> str:
     digest = hashlib.sha256()
-    for f in rule_files(root):
-        rel = f.relative_to(root).as_posix() if root.is_dir() else f.name
-        try:
-            data = f.read_bytes()
-        except OSError:
-            data = b"\0missing"
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    for rel, data in entries:
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(b"\0missing" if data is None else data).digest())
     return digest.hexdigest()
 
 
@@ -181,8 +188,12 @@ def load_rules(
             RuleError(str(root), 0, 0, None, "template names not checked: no notifier templates found")
         )
     errors: list[RuleError] = []
+    base = root if root.is_dir() else root.parent
+    read: list[tuple[str, bytes | None]] = []
     for f in files:
-        errors.extend(_load_file(f, ctx))
+        data = _read(f)
+        read.append((f.relative_to(base).as_posix(), data))
+        errors.extend(_load_file(f, data, ctx))
     configs, perrs = ctx.params.build()
     errors.extend(perrs)
     if errors:
@@ -197,7 +208,7 @@ def load_rules(
     return RuleSet(
         ctx.compiled,
         {n: c.base for n, c in configs.items()},
-        content_hash(root),
+        _digest(read),  # of the very bytes validated, not of a later read
         [str(f) for f in files],
         configs,
         warnings,
@@ -214,12 +225,12 @@ class _Context:
     seen: dict[str, str] = field(default_factory=dict)  # rule id -> path:line
 
 
-def _load_file(f: Path, ctx: _Context) -> list[RuleError]:
+def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
     path = str(f)
+    if data is None:
+        return [RuleError(path, 1, 1, None, "the file cannot be read")]
     try:
-        text = f.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return [RuleError(path, 1, 1, None, "no such file")]
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         return [RuleError(path, 1, 1, None, f"not UTF-8 text (byte {e.start}); save the file as UTF-8")]
     tabs = [

@@ -89,16 +89,19 @@ def test_score_counts_recall_and_false_alarms(data) -> None:  # type: ignore[no-
     lab = data.labels
     naive = data.attacks[data.attacks["attacker"] == "naive"].iloc[0]
     atk_login = lab[(lab["attack_id"] == naive["attack_id"]) & (lab["role"] == "login")]["event_id"].iloc[0]
-    legit_login = data.frames["logins"][~data.frames["logins"]["event_id"].isin(lab["event_id"])][
-        "event_id"
-    ].iloc[0]
-    legit_wd = data.frames["transactions"].query("kind == 'withdrawal'")
-    legit_wd = legit_wd[~legit_wd["event_id"].isin(lab["event_id"])]["event_id"].iloc[0]
+    start = SPEC.window_start
+    lg, tx = data.frames["logins"], data.frames["transactions"]
+    legit = lg[~lg["event_id"].isin(lab["event_id"])]
+    legit_login = legit[legit["ts"] >= start]["event_id"].iloc[0]
+    warmup_login = legit[legit["ts"] < start]["event_id"].iloc[0]  # history: not counted
+    wds = tx[(tx["kind"] == "withdrawal") & ~tx["event_id"].isin(lab["event_id"]) & (tx["ts"] >= start)]
+    legit_wd = wds["event_id"].iloc[0]
     alerts = [
         {"rule_id": "r1", "event_ids": [atk_login], "ts": "2000-01-01T00:00:00+00:00", "mode": "live"},
         {"rule_id": "r2", "event_ids": [legit_login], "ts": "2000-01-01T00:00:00+00:00", "mode": "live"},
         {"rule_id": "r3", "event_ids": [legit_wd], "ts": "2000-01-01T00:00:00+00:00", "mode": "live"},
         {"rule_id": "r4", "event_ids": [legit_login], "ts": "2000-01-01T00:00:00+00:00", "mode": "shadow"},
+        {"rule_id": "r5", "event_ids": [warmup_login], "ts": "2000-01-01T00:00:00+00:00", "mode": "live"},
     ]
     rep = score(data, alerts)
     rows = {r["attacker"]: r for r in rep.rows}

@@ -59,6 +59,16 @@ def load_rule_set(path: str | None) -> RuleSet:
                            [str(x) for x in e.errors]) from None
 
 
+def ticket_session_info(settings: Settings) -> dict[str, Any]:
+    from alerts.ticket_routing import PolicyError
+    from alerts.tickets import session_info
+
+    try:
+        return session_info(settings.tickets.policy_path, settings.tickets.model_path)
+    except PolicyError as e:
+        raise ConfigError(str(e)) from None
+
+
 def make_source(settings: Settings, engine: Engine) -> SqlSource | FileSource:
     s = settings.source
     if s.kind == "engine":
@@ -83,10 +93,12 @@ def bootstrap(
     if migrate:
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    sessions.configure(info=ticket_session_info(settings))
     return App(
         settings=settings,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         source=source or make_source(settings, engine),
         rules=rules or load_rule_set(settings.rules_path),
         clock=clock,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from vigil.settings import Settings
 log = logging.getLogger(__name__)
 READY = ("pending", "retry", "held")
 SYSTEM_CHANNELS = ("freeze_hook", "escalate", "webhook")  # not messages to the account holder
+INTERNAL_ERROR = DeliveryResult("transient", error="internal error; see the log")
 Renderer = Callable[[str, str, str, Mapping[str, Any]], Any]
 
 
@@ -60,6 +62,38 @@ class DeliverReport:
     unconfirmed: int = 0  # fallbacks because no delivery receipt came in time
     outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # (outbox_id, channel, status)
     links: list[tuple[str, str, str]] = field(default_factory=list)  # (alert_id, channel, link) issued
+
+
+Sends = dict[tuple[str, str], list[tuple[str, datetime]]]  # (account, channel) -> [(outbox id, sent at)]
+Held = dict[tuple[str, str], list[str]]  # (account, channel) -> held outbox ids
+
+
+@dataclass
+class _Job:
+    """One claimed message between prepare and finish: a message to send, or a result already."""
+
+    oid: str
+    transport: Channel | None
+    message: Message | None
+    result: DeliveryResult | None
+    provider: str = "?"
+    wait: float | None = None  # not sent: its provider said 429 earlier in the pass
+
+
+@dataclass
+class _Batch:
+    """What one pass knows: its rows, recent sends per (account, channel), rows held for them."""
+
+    rows: list[OutboxRow]
+    sent: Sends
+    held: Held
+    absorbed: set[str] = field(default_factory=set)
+
+
+def _preload(s: Session, model: Any, key: Any, ids: set[Any]) -> None:
+    """Load rows into the session's identity map in one query, so ``s.get`` costs nothing after."""
+    if ids:
+        list(s.scalars(select(model).where(key.in_(list(ids)))))
 
 
 def policy_of(settings: Settings) -> PolicySettings:
@@ -108,6 +142,13 @@ class Deliverer:
         self.limiter = limiter or RateLimiter.from_settings(self.policy)
 
     def run_once(self, now: datetime, limit: int = 100) -> DeliverReport:
+        """One pass: sweep overdue receipts, claim up to ``limit`` rows, prepare them in one
+        transaction, send each outside any transaction, record every result in one more.
+
+        Three commits a pass rather than two a message: on PostgreSQL a round trip, not the work,
+        is what a message costs.  At-least-once: a worker that dies between sending and recording
+        leaves its rows leased, and they are sent again when the lease expires.
+        """
         report = DeliverReport()
         with self.sessions.begin() as s:
             wait = timedelta(seconds=self.policy.receipt_timeout_seconds)
@@ -116,52 +157,107 @@ class Deliverer:
         lease = timedelta(seconds=self.settings.delivery.lease_seconds)
         ids = claim(self.sessions, worker=self.worker, now=now, limit=limit, lease=lease)
         report.claimed = len(ids)
-        for oid in ids:
+        if not ids:
+            return report
+        jobs = self._prepare(ids, now, report)
+        backing_off: dict[str, float] = {}  # providers that said 429 during this pass
+        for job in jobs:
+            if job.result is not None or job.transport is None or job.message is None:
+                continue
+            if job.provider in backing_off:
+                job.wait = backing_off[job.provider]  # not sent: put back until the provider is ready
+                continue
             try:
-                self._deliver(oid, now, report)
-            except Exception:  # one broken message must not stop the others; it is retried
-                log.exception("delivering %s", oid)
-                self._finish(oid, now, DeliveryResult("transient", error="internal error; see logs"), "?",
-                             report)
+                job.result = job.transport.send(job.message)
+            except Exception as e:  # the contract says send() never raises; if it does: transient
+                log.exception("channel %s raised", job.transport.name)
+                job.result = DeliveryResult("transient", error=f"{type(e).__name__}: {e}")
+            if job.result.action == "backoff":
+                backing_off[job.provider] = self.limiter.backoff(job.provider, now, job.result.retry_after)
+        with self.sessions.begin() as s:
+            q = select(OutboxRow).where(OutboxRow.id.in_([j.oid for j in jobs]))
+            rows = {r.id: r for r in s.scalars(q)}
+            _preload(s, AlertRow, AlertRow.id, {r.alert_id for r in rows.values() if r.alert_id})
+            for job in jobs:
+                row = rows.get(job.oid)
+                if row is None or (row.lease_owner != self.worker and job.result is None):
+                    continue
+                if job.result is not None:
+                    self._finish(s, row, job.result, job.provider, now, report)
+                elif job.wait is not None:
+                    _put_back(row, "retry", now + timedelta(seconds=job.wait), f"provider '{job.provider}' "
+                                                                               "asked us to back off")
+                    report.throttled += 1
         return report
 
-    # -- one message ----------------------------------------------------------------------
-    def _deliver(self, oid: str, now: datetime, report: DeliverReport) -> None:
+    # -- prepare: decide, coalesce, issue tokens, render ------------------------------------
+    def _prepare(self, ids: list[str], now: datetime, report: DeliverReport) -> list[_Job]:
+        jobs: list[_Job] = []
         with self.sessions.begin() as s:
-            row = s.get(OutboxRow, oid)
-            if row is None or row.lease_owner != self.worker:
-                return
-            alert = s.get(AlertRow, row.alert_id) if row.alert_id else None
-            recipient = _recipient(s.get(AccountRow, row.account_id), row.account_id, self.settings)
-            transport = self._transport(row.channel)
-            if transport is None:
-                skip: str | None = f"channel '{row.channel}' is not configured"
-            elif not transport.can_reach(recipient):
-                skip = f"account has no {transport.needs} for '{row.channel}'"
-            elif alert is not None and row.purpose in ANSWERED_SKIP_PURPOSES \
-                    and alert.status not in OPEN_STATES:
-                skip = f"alert already {alert.status}"  # answered by another channel meanwhile
-            else:
-                skip = None
-                over_budget = self._admit(s, row, transport.name, now, report)
-                if over_budget is None:
-                    return
-                msg = self._compose(s, row, alert, recipient, now, report, over_budget=over_budget)
-        if skip is not None or transport is None:
-            name = transport.name if transport else "none"
-            self._finish(oid, now, DeliveryResult("skipped", error=skip), name, report)
-            return
-        try:
-            result = transport.send(msg)
-        except Exception as e:  # the contract says send() never raises; if it does, treat as transient
-            log.exception("channel %s raised", transport.name)
-            result = DeliveryResult("transient", error=f"{type(e).__name__}: {e}")
-        self._finish(oid, now, result, transport.name, report)
+            order = {oid: i for i, oid in enumerate(ids)}
+            rows = sorted((r for r in s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)))
+                           if r.lease_owner == self.worker), key=lambda r: order[r.id])
+            _preload(s, AlertRow, AlertRow.id, {r.alert_id for r in rows if r.alert_id})
+            _preload(s, AccountRow, AccountRow.account_id, {r.account_id for r in rows})
+            batch = _Batch(rows, *self._recent(s, rows, now))
+            for row in rows:
+                if row.id in batch.absorbed:
+                    continue
+                try:
+                    job = self._prepare_one(s, row, batch, now, report)
+                except Exception:  # one broken message (a template error) must not stop the others
+                    log.exception("preparing %s", row.id)
+                    job = _Job(row.id, None, None, INTERNAL_ERROR)
+                if job is not None:
+                    jobs.append(job)
+        return jobs
+
+    def _recent(self, s: Session, rows: list[OutboxRow], now: datetime) -> tuple[Sends, Held]:
+        """What the budget and coalescing need, in two queries for the whole pass: recent sends
+        per (account, channel) and the messages held for them."""
+        budgeted = [c for c in {r.channel for r in rows} if c in self.policy.budgets]
+        accounts = list({r.account_id for r in rows})
+        sent: Sends = defaultdict(list)
+        held: Held = defaultdict(list)
+        if budgeted:
+            since = now - timedelta(seconds=max(self.policy.budgets[c].per_seconds for c in budgeted))
+            q = select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel, OutboxRow.sent_at).where(
+                OutboxRow.account_id.in_(accounts), OutboxRow.channel.in_(budgeted),
+                OutboxRow.sent_at > since)
+            for oid, acct, ch, at in s.execute(q):
+                sent[(acct, ch)].append((oid, _aware(at) or now))
+        for oid, acct, ch in s.execute(select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel).where(
+                OutboxRow.account_id.in_(accounts), OutboxRow.status == "held",
+                OutboxRow.purpose.in_(ANSWERED_SKIP_PURPOSES))):
+            held[(acct, ch)].append(oid)
+        return sent, held
+
+    def _prepare_one(self, s: Session, row: OutboxRow, batch: _Batch, now: datetime, report: DeliverReport
+                     ) -> _Job | None:
+        alert = s.get(AlertRow, row.alert_id) if row.alert_id else None  # preloaded: no query
+        recipient = _recipient(s.get(AccountRow, row.account_id), row.account_id, self.settings)
+        transport = self._transport(row.channel)
+        if transport is None:
+            return _Job(row.id, None, None, DeliveryResult("skipped", error=f"channel '{row.channel}' is not "
+                                                                             "configured"), "none")
+        if not transport.can_reach(recipient):
+            skip = f"account has no {transport.needs} for '{row.channel}'"
+            return _Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
+        if alert is not None and row.purpose in ANSWERED_SKIP_PURPOSES and alert.status not in OPEN_STATES:
+            skip = f"alert already {alert.status}"  # answered by another channel meanwhile
+            return _Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
+        over_budget = self._admit(row, transport.name, batch, now, report)
+        if over_budget is None:
+            return None
+        batch.sent[(row.account_id, row.channel)].append((row.id, now))  # counts for the rest of the pass
+        msg = self._compose(s, row, alert, recipient, batch, now, report, over_budget=over_budget)
+        return _Job(row.id, transport, msg, None, transport.name)
 
     def _compose(self, s: Session, row: OutboxRow, alert: AlertRow | None, recipient: Recipient,
-                 now: datetime, report: DeliverReport, *, over_budget: bool = False) -> Message:
+                 batch: _Batch, now: datetime, report: DeliverReport, *, over_budget: bool) -> Message:
         """Coalesce what is held, issue the confirmation token, render."""
-        coalesced = self._coalesce(s, row, over_budget) if row.purpose in ANSWERED_SKIP_PURPOSES else []
+        asks = row.purpose in ANSWERED_SKIP_PURPOSES
+        coalesced = self._coalesce(s, row, batch, over_budget) if asks else []
         report.coalesced += len(coalesced)
         token = link = None
         if alert is not None and alert.confirm and row.purpose in ANSWERED_SKIP_PURPOSES:
@@ -183,17 +279,15 @@ class Deliverer:
         return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=rendered.subject,
                        text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id)
 
-    def _admit(self, s: Session, row: OutboxRow, provider: str, now: datetime, report: DeliverReport
+    def _admit(self, row: OutboxRow, provider: str, batch: _Batch, now: datetime, report: DeliverReport
                ) -> bool | None:
         """The account's budget, then the provider's rate.  None: the message must wait and was put
         back; else whether it goes out beyond the budget (critical)."""
         budget = None if row.channel in SYSTEM_CHANNELS else self.policy.budgets.get(row.channel)
+        over = False
         if budget is not None:
-            since = now - timedelta(seconds=budget.per_seconds)
-            sent = s.scalars(select(OutboxRow.sent_at).where(
-                OutboxRow.account_id == row.account_id, OutboxRow.channel == row.channel,
-                OutboxRow.sent_at > since, OutboxRow.id != row.id))
-            verdict = budget_verdict(budget, [t for t in (_aware(x) for x in sent) if t is not None], now=now,
+            sent = [at for oid, at in batch.sent[(row.account_id, row.channel)] if oid != row.id]
+            verdict = budget_verdict(budget, sent, now=now,
                                      critical=self.policy.is_critical(row.priority, row.purpose),
                                      coalesce=timedelta(seconds=self.policy.coalesce_seconds))
             if not verdict.send:
@@ -202,8 +296,6 @@ class Deliverer:
                 report.outcomes.append((row.id, row.channel, "held"))
                 return None
             over = verdict.over_budget
-        else:
-            over = False
         wait = self.limiter.acquire(provider, now)
         if wait > 0:
             _put_back(row, "retry", now + timedelta(seconds=wait), f"provider '{provider}' rate limit")
@@ -212,23 +304,23 @@ class Deliverer:
             return None
         return over
 
-    def _coalesce(self, s: Session, row: OutboxRow, over_budget: bool) -> list[str]:
+    def _coalesce(self, s: Session, row: OutboxRow, batch: _Batch, over_budget: bool) -> list[str]:
         """Merge the account's held messages on this channel into the one about to go out; beyond
-        the budget, also those this worker claimed in the same pass (they would be held next)."""
-        mergeable = OutboxRow.status == "held"
-        if over_budget:
-            mine = (OutboxRow.status == "sending") & (OutboxRow.lease_owner == self.worker)
-            mergeable = or_(mergeable, mine)
-        held = list(s.scalars(select(OutboxRow.id).where(
-            OutboxRow.account_id == row.account_id, OutboxRow.channel == row.channel, mergeable,
-            OutboxRow.purpose.in_(ANSWERED_SKIP_PURPOSES), OutboxRow.id != row.id)))
+        the budget, also the ones claimed in this same pass (they would only be held next)."""
+        key = (row.account_id, row.channel)
         got = []
-        for hid in held:
-            res = s.execute(update(OutboxRow).where(OutboxRow.id == hid, mergeable)
-                            .values(status="coalesced", last_error=f"coalesced into {row.id}",
-                                    lease_owner=None, lease_until=None))
-            if res.rowcount == 1:  # type: ignore[attr-defined]
+        for hid in batch.held.pop(key, []):
+            res = s.execute(update(OutboxRow).where(OutboxRow.id == hid, OutboxRow.status == "held")
+                            .values(status="coalesced", last_error=f"coalesced into {row.id}"))
+            if res.rowcount == 1:  # type: ignore[attr-defined]  # another worker may have claimed it
                 got.append(hid)
+        if over_budget:
+            for other in batch.rows:
+                same = (other.account_id, other.channel) == key and other.purpose in ANSWERED_SKIP_PURPOSES
+                if same and other is not row and other.id not in batch.absorbed and other.status == "sending":
+                    _put_back(other, "coalesced", other.next_attempt_at, f"coalesced into {row.id}")
+                    batch.absorbed.add(other.id)
+                    got.append(other.id)
         if got:
             before = (row.payload or {}).get("coalesced", [])
             row.payload = {**(row.payload or {}), "coalesced": [*before, *got]}
@@ -251,54 +343,55 @@ class Deliverer:
                            channel=channel, created_at=now, expires_at=expires))
         return token, f"{self.settings.web.base_url.rstrip('/')}/c/{token}"
 
-    def _finish(self, oid: str, now: datetime, result: DeliveryResult, transport: str, report: DeliverReport
-                ) -> None:
+    def _finish(self, s: Session, row: OutboxRow, result: DeliveryResult, transport: str, now: datetime,
+                report: DeliverReport) -> None:
+        """Record one attempt and move its row: sent, retry (backoff, jitter), or failed/dead and the
+        next channel."""
         cfg = self.settings.delivery
-        with self.sessions.begin() as s:
-            row = s.get(OutboxRow, oid)
-            if row is None:
+        row.attempts += 1
+        s.add(Delivery(outbox_id=row.id, attempt=row.attempts, channel=row.channel, transport=transport,
+                       status=result.status, provider_id=result.provider_id, error_code=result.error_code,
+                       error=result.error, at=now))
+        report.outcomes.append((row.id, row.channel, result.status))
+        if row.lease_owner != self.worker:  # our lease ran out and another worker took the row over
+            log.warning("outbox %s: lease lost before its result was recorded", row.id)
+            return
+        row.lease_owner = None
+        row.lease_until = None
+        row.last_error = result.error
+        if result.ok:
+            self._sent(s, row, result, now)
+            report.sent += 1
+            return
+        floor = 0.0
+        throttled = int((row.payload or {}).get("throttled", 0))
+        if result.action == "backoff":  # 429 / 20429 / QUOTA_EXCEEDED: the provider, not the message
+            floor = self.limiter.backoff(transport, now, result.retry_after)
+            throttled += 1
+            row.payload = {**(row.payload or {}), "throttled": throttled}
+        elif result.action:
+            account_action(s, row, result.action, now, code=result.error_code, error=result.error)
+        elif result.status == "permanent":
+            log.error("delivery %s via %s failed: %s %s", row.id, row.channel, result.error_code,
+                      result.error)
+        if result.status == "transient":
+            counted = row.attempts - min(throttled, self.policy.max_throttled)
+            cap = cfg.max_attempts
+            if result.max_retries is not None:  # e.g. 30003: one delayed retry, then the next channel
+                cap = min(cap, result.max_retries + 1)
+            if counted < cap:
+                delay = min(cfg.backoff_max_seconds, cfg.backoff_seconds * 2 ** (counted - 1))
+                delay = max(delay * (0.5 + self.rng.random()), floor, result.retry_after or 0.0)  # jitter
+                row.status = "retry"
+                row.next_attempt_at = now + timedelta(seconds=delay)
+                report.retried += 1
                 return
-            row.attempts += 1
-            s.add(Delivery(outbox_id=oid, attempt=row.attempts, channel=row.channel, transport=transport,
-                           status=result.status, provider_id=result.provider_id, error_code=result.error_code,
-                           error=result.error, at=now))
-            row.lease_owner = None
-            row.lease_until = None
-            row.last_error = result.error
-            report.outcomes.append((oid, row.channel, result.status))
-            if result.ok:
-                self._sent(s, row, result, now)
-                report.sent += 1
-                return
-            floor = 0.0
-            throttled = int((row.payload or {}).get("throttled", 0))
-            if result.action == "backoff":  # 429 / 20429 / QUOTA_EXCEEDED: the provider, not the message
-                floor = self.limiter.backoff(transport, now, result.retry_after)
-                throttled += 1
-                row.payload = {**(row.payload or {}), "throttled": throttled}
-            elif result.action:
-                account_action(s, row, result.action, now, code=result.error_code, error=result.error)
-            elif result.status == "permanent":
-                log.error("delivery %s via %s failed: %s %s", row.id, row.channel, result.error_code,
-                          result.error)
-            if result.status == "transient":
-                counted = row.attempts - min(throttled, self.policy.max_throttled)
-                cap = cfg.max_attempts
-                if result.max_retries is not None:  # e.g. 30003: one delayed retry, then the next channel
-                    cap = min(cap, result.max_retries + 1)
-                if counted < cap:
-                    delay = min(cfg.backoff_max_seconds, cfg.backoff_seconds * 2 ** (counted - 1))
-                    delay = max(delay * (0.5 + self.rng.random()), floor, result.retry_after or 0.0)  # jitter
-                    row.status = "retry"
-                    row.next_attempt_at = now + timedelta(seconds=delay)
-                    report.retried += 1
-                    return
-            # out of retries (dead) or never retryable (failed): the next channel, if any
-            row.status = "dead" if result.status == "transient" and result.max_retries is None else "failed"
-            report.dead += row.status == "dead"
-            report.failed += row.status == "failed"
-            if enqueue_fallback(s, row, now):
-                report.fallbacks += 1
+        # out of retries (dead) or never retryable (failed): the next channel, if any
+        row.status = "dead" if result.status == "transient" and result.max_retries is None else "failed"
+        report.dead += row.status == "dead"
+        report.failed += row.status == "failed"
+        if enqueue_fallback(s, row, now):
+            report.fallbacks += 1
 
     def _sent(self, s: Session, row: OutboxRow, result: DeliveryResult, now: datetime) -> None:
         row.status = "delivered" if result.status == "delivered" else "sent"

@@ -77,7 +77,8 @@ class EvalSpec:
 
     seed: int = 11
     accounts: int = 600
-    days: int = 60
+    days: int = 60  # the evaluation window: attacks happen and false alarms are counted here
+    warmup_days: int = 30  # history before the window (a deployment imports history first)
     attacks_per_model: int = 60
     start: datetime = datetime(2026, 1, 5, tzinfo=UTC)
     travel_share: float = 0.15  # accounts taking one trip in the period (40 % of trips abroad)
@@ -87,6 +88,14 @@ class EvalSpec:
     failed_password_rate: float = 0.04  # logins preceded by a mistyped password
     big_withdrawal_share: float = 0.10  # accounts making one large (4-8x usual) withdrawal
     new_address_share: float = 0.05  # accounts paying a new address of their own
+
+    @property
+    def total_days(self) -> int:
+        return self.warmup_days + self.days
+
+    @property
+    def window_start(self) -> datetime:
+        return self.start + timedelta(days=self.warmup_days)
 
 
 @dataclass
@@ -167,7 +176,7 @@ def generate(spec: EvalSpec | None = None) -> EvalSet:
                 {
                     "account_id": p["id"],
                     "kind": "password_change",
-                    "ts": spec.start + timedelta(days=float(rng.uniform(0, spec.days))),
+                    "ts": spec.start + timedelta(days=float(rng.uniform(0, spec.total_days))),
                 }
             )
     attacks, labels = _attacks(rng, world, people, logins, txs, secs, spec)
@@ -195,7 +204,7 @@ def _person(rng: np.random.Generator, w: _World, pid: str, cc: str, spec: EvalSp
         "home_isp": home_isp,
         "home_ip": w.ip(rng, home_isp),
         "home_ip2": w.ip(rng, home_isp),
-        "ip_change_day": float(rng.uniform(0, spec.days)) if rng.random() < 0.3 else None,
+        "ip_change_day": float(rng.uniform(0, spec.total_days)) if rng.random() < 0.3 else None,
         "carrier": int(rng.choice(w.mobile[cc])),
         "carrier_pool": int(rng.integers(0, 192)),
         "rate": float(np.clip(rng.lognormal(np.log(0.5), 0.7), 0.1, 4.0)),
@@ -203,7 +212,7 @@ def _person(rng: np.random.Generator, w: _World, pid: str, cc: str, spec: EvalSp
         "vpn": (str(rng.choice(list(COUNTRIES))), int(rng.choice(HOSTING)), bool(rng.random() < 0.7))
         if rng.random() < spec.vpn_share
         else None,
-        "new_phone_day": float(rng.uniform(5, spec.days)) if rng.random() < spec.new_phone_share else None,
+        "new_phone_day": float(rng.uniform(5, spec.total_days)) if rng.random() < spec.new_phone_share else None,
         "deposit": float(rng.lognormal(np.log(600), 1.0)) * (40 if rng.random() < 0.05 else 1),
         "addresses": [f"{pid}-addr{k}" for k in range(int(rng.integers(1, 3)))],
     }
@@ -216,7 +225,7 @@ def _trip(
     dest_cc = str(rng.choice([c for c in COUNTRIES if c != cc])) if abroad else cc
     options = [c for c in w.cities[dest_cc] if c[0] != home[0]] or w.cities[dest_cc]
     dest = options[int(rng.integers(0, len(options)))]
-    start = float(rng.uniform(2, spec.days - 8))
+    start = float(rng.uniform(2, spec.total_days - 8))
     return {
         "cc": dest_cc,
         "city": dest,
@@ -237,8 +246,8 @@ def _ua(dev: Mapping[str, Any], day: float) -> str:
 def _legit_logins(
     rng: np.random.Generator, w: _World, p: dict[str, Any], spec: EvalSpec
 ) -> list[dict[str, Any]]:
-    n = int(rng.poisson(p["rate"] * spec.days))
-    days = np.sort(rng.uniform(0, spec.days, n))
+    n = int(rng.poisson(p["rate"] * spec.total_days))
+    days = np.sort(rng.uniform(0, spec.total_days, n))
     trip = p["trip"]
     out: list[dict[str, Any]] = []
     if trip:
@@ -301,7 +310,7 @@ def _legit_logins(
 
 def _legit_transactions(rng: np.random.Generator, p: dict[str, Any], spec: EvalSpec) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for day in np.sort(rng.uniform(0, spec.days, int(rng.poisson(spec.days / 7)) + 1)):
+    for day in np.sort(rng.uniform(0, spec.total_days, int(rng.poisson(spec.total_days / 7)) + 1)):
         amt = float(p["deposit"] * rng.lognormal(0, 0.4))
         out.append(
             {
@@ -315,7 +324,7 @@ def _legit_transactions(rng: np.random.Generator, p: dict[str, Any], spec: EvalS
             }
         )
     usual = p["deposit"] * 0.4
-    wdays = np.sort(rng.uniform(1, spec.days, int(rng.poisson(spec.days / 14))))
+    wdays = np.sort(rng.uniform(1, spec.total_days, int(rng.poisson(spec.total_days / 14))))
     big = int(rng.integers(0, len(wdays))) if len(wdays) and rng.random() < spec.big_withdrawal_share else -1
     new_addr = (
         int(rng.integers(0, len(wdays))) if len(wdays) and rng.random() < spec.new_address_share else -1
@@ -364,7 +373,7 @@ def _attacks(
         if not want:
             break
         p = people[int(idx)]
-        t = spec.start + timedelta(days=float(rng.uniform(spec.days * 0.4, spec.days * 0.95)))
+        t = spec.window_start + timedelta(days=float(rng.uniform(0.05, 0.95) * spec.days))
         history = [x for x in ok_ts.get(p["id"], []) if x < t]
         if len(history) < 10:
             continue

@@ -70,16 +70,21 @@ def score(data: EvalSet, alerts: Iterable[Mapping[str, Any]], *, live_only: bool
                 "withdrawal_covered": covered / n,
             }
         )
+    # false alarms are counted in the evaluation window, after the warm-up history
+    start = pd.Timestamp(data.spec.window_start)
     logins = data.frames["logins"]
-    legit_logins = int((~logins["event_id"].isin(attack_events) & logins["success"].astype(bool)).sum())
     tx = data.frames["transactions"]
-    legit_wd = int(((tx["kind"] == "withdrawal") & ~tx["event_id"].isin(attack_events)).sum())
-    login_ids = set(logins["event_id"])
-    tx_ids = set(tx["event_id"])
+    in_window = logins["ts"] >= start
+    legit_logins = int((in_window & ~logins["event_id"].isin(attack_events) & logins["success"].astype(bool)).sum())
+    wd = (tx["kind"] == "withdrawal") & (tx["ts"] >= start)
+    legit_wd = int((wd & ~tx["event_id"].isin(attack_events)).sum())
+    login_ids = set(logins.loc[in_window, "event_id"])
+    tx_ids = set(tx.loc[tx["ts"] >= start, "event_id"])
     false = [a for a in al if not (set(a["event_ids"]) & attack_events)]
-    login_alerts = sum(1 for a in false if set(a["event_ids"]) & login_ids)
-    wd_alerts = sum(1 for a in false if set(a["event_ids"]) & tx_ids)
-    per_rule = dict(Counter(a["rule_id"] for a in false))
+    false_login = [a for a in false if set(a["event_ids"]) & login_ids]
+    false_wd = [a for a in false if set(a["event_ids"]) & tx_ids]
+    per_rule = dict(Counter(a["rule_id"] for a in false_login + false_wd))
+    login_alerts, wd_alerts = len(false_login), len(false_wd)
     return EvalReport(rows, legit_logins, legit_wd, login_alerts, wd_alerts, per_rule, asdict(data.spec))
 
 

@@ -9,12 +9,14 @@ of the batch goes on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyarrow.lib import ArrowInvalid
 
 from detectors.contract import TABLES, Table
 
@@ -30,8 +32,21 @@ class Quarantined:
     raw: dict[str, Any]
 
 
+def _arrow_text(s: pd.Series) -> pd.Series | None:
+    """The column as stripped Arrow strings when it holds only text (vectorised in C++), else None."""
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        return None
+    try:
+        return s.astype("string[pyarrow]").str.strip()
+    except (TypeError, ValueError, ArrowInvalid):  # mixed types (numbers from SQL): the slow path
+        return None
+
+
 def _blank(s: pd.Series) -> pd.Series:
-    if s.dtype == object or pd.api.types.is_string_dtype(s):
+    text = _arrow_text(s)
+    if text is not None:
+        return (text.isna() | (text == "")).astype(bool)
+    if s.dtype == object:
         return s.isna() | (s.astype(str).str.strip() == "")
     return s.isna()
 
@@ -73,27 +88,36 @@ def validate(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Qua
         df["_ref"] = [f"{table_name}:row {i + 1}" for i in range(len(df))]
     reasons = pd.Series("", index=df.index, dtype=object)
 
-    def flag(mask: pd.Series, why: str | pd.Series) -> None:
+    def flag(mask: pd.Series, why: str | Callable[[pd.Series], pd.Series]) -> None:
+        """Record the first reason per row; ``why`` builds messages for the flagged rows only."""
         mask = mask.fillna(False).astype(bool) & (reasons == "")
         if mask.any():
-            reasons[mask] = why if isinstance(why, str) else why[mask]
+            reasons[mask] = why if isinstance(why, str) else why(mask)
+
+    def shown(s: pd.Series, prefix: str) -> Callable[[pd.Series], pd.Series]:
+        return lambda m: prefix + s[m].astype(str).str.slice(0, 60)
 
     absent = [c.name for c in table.columns if c.name not in df.columns]
     for c in absent:
         df[c] = None
     for col in table.columns:
         s = df[col.name]
-        blank = _blank(s)
+        if col.name in absent:
+            blank = pd.Series(True, index=df.index)
+        else:
+            blank = _blank(s)
         if col.required:
             flag(blank, f"missing required field '{col.name}'")
+        if col.name in absent:
+            continue
         if col.kind == "ts":
             parsed = parse_ts(s)
-            flag(~blank & parsed.isna(), "unparseable timestamp in '" + col.name + "': " + s.astype(str).str.slice(0, 60))
+            flag(~blank & parsed.isna(), shown(s, f"unparseable timestamp in '{col.name}': "))
             df[col.name] = parsed
         elif col.kind in ("float", "int"):
             num = pd.to_numeric(s.where(~blank), errors="coerce")
             bad = ~blank & (num.isna() | ~np.isfinite(num.astype("float64").fillna(0)))
-            flag(bad, "unparseable number in '" + col.name + "': " + s.astype(str).str.slice(0, 60))
+            flag(bad, shown(s, f"unparseable number in '{col.name}': "))
             if col.name in ("amount", "amount_usd"):
                 flag(num < 0, f"negative '{col.name}': amounts are absolute, 'kind' gives the direction")
             if col.name == "leverage":
@@ -101,21 +125,22 @@ def validate(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Qua
             df[col.name] = num.astype("float64") if col.kind == "float" else num.round().astype("Int64")
         elif col.kind == "bool":
             parsed_b = parse_bool(s)
-            flag(~blank & parsed_b.isna(), "not a true/false value in '" + col.name + "': " + s.astype(str))
+            flag(~blank & parsed_b.isna(), shown(s, f"not a true/false value in '{col.name}': "))
             df[col.name] = parsed_b
         else:
-            vals = s.astype("object").where(~blank, None)
-            vals = vals.map(_as_text)
+            vals = _texts(s, blank)
             if col.choices:
-                lowered = vals.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
+                lowered = vals.str.lower()
                 bad = ~blank & ~lowered.isin(col.choices)
                 if bad.any():
-                    flag(bad, lowered.map(lambda v, c=col: _unknown_choice(c.name, v, c.choices)))
+                    flag(bad, lambda m, c=col, v=lowered: v[m].map(lambda x: _unknown_choice(c.name, x, c.choices)))
                 vals = lowered
-            df[col.name] = vals
+            out = vals.astype(object)
+            out[blank.to_numpy()] = None
+            df[col.name] = out
     if table.is_event:
         dup = df["event_id"].duplicated(keep="first") & (reasons == "") & df["event_id"].notna()
-        flag(dup, "duplicate event_id within the batch: " + df["event_id"].astype(str))
+        flag(dup, shown(df["event_id"], "duplicate event_id within the batch: "))
     bad_mask = reasons != ""
     quarantined = [
         Quarantined(table_name, str(df.at[i, "_ref"]), str(reasons[i]), _raw_dict(raw.loc[i]))
@@ -131,6 +156,14 @@ def validate(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Qua
 
 def absent_columns(table: Table, raw: pd.DataFrame) -> frozenset[str]:
     return frozenset(c for c in table.optional if c not in raw.columns)
+
+
+def _texts(s: pd.Series, blank: pd.Series) -> pd.Series:
+    """Stripped text, vectorised; non-text values (numbers from Parquet or SQL) become their text."""
+    text = _arrow_text(s)
+    if text is not None:
+        return text.fillna("")
+    return s.map(_as_text).where(~blank, "").astype("string[pyarrow]")
 
 
 def _as_text(v: Any) -> str | None:

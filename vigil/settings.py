@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerts.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
 from notifiers.console import ConsoleConfig
 from notifiers.email import EmailConfig
 from notifiers.push import PushConfig
@@ -61,6 +62,7 @@ class WebSettings(Strict):
     host: str = "127.0.0.1"
     port: int = 8000
     secret_key: SecretStr = SecretStr("")
+    staff_token: SecretStr = Field(SecretStr(""), description="bearer token of the staff API; empty = disabled")
     token_ttl_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
 
@@ -79,6 +81,12 @@ class DeliverySettings(Strict):
     lease_seconds: int = Field(120, ge=1)
 
 
+class TicketSettings(Strict):
+    policy_path: str | None = Field(None, description="queues, routing, SLA and escalation YAML")
+    model_path: str | None = Field(None, description="a saved ticket classifier (vigil tickets train --out)")
+    helpdesk: ZendeskSettings | WebhookHelpdeskSettings | None = Field(None, discriminator="kind")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
 
@@ -89,6 +97,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    tickets: TicketSettings = Field(default_factory=TicketSettings)
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"

@@ -18,6 +18,7 @@ generated data, so no property can pass because a detector never looked.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -38,8 +39,13 @@ START = datetime(2024, 3, 1, tzinfo=UTC)
 DAYS = 24
 N_ACCOUNTS = 13
 PROFILE_LIMIT_BYTES = 100_000
-TS_COLUMNS = {"logins": "ts", "transactions": "ts", "positions": "ts", "security_events": "ts",
-              "accounts": "created_at"}
+TS_COLUMNS = {
+    "logins": "ts",
+    "transactions": "ts",
+    "positions": "ts",
+    "security_events": "ts",
+    "accounts": "created_at",
+}
 
 CITIES = [  # country, city, lat, lon, asn, ip prefix, timezone, locale
     ("KR", "Seoul", 37.5665, 126.9780, 4766, "211.234", "Asia/Seoul", "ko"),
@@ -54,11 +60,12 @@ CITIES = [  # country, city, lat, lon, asn, ip prefix, timezone, locale
 ATTACKER = ("NG", "Lagos", 6.5244, 3.3792, 36873, "105.112")
 STUFFER_IP, STUFFER_ASN = "45.155.205.10", 14061
 UAS = [
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 "
+    "Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 "
     "Safari/605.1.15",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 "
-    "Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.2 Mobile/15E148 Safari/604.1",
 ]
 ATTACKER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0"
 
@@ -81,34 +88,92 @@ class _Gen:
     def at(self, day: float, hours: float = 0.0) -> datetime:
         return START + timedelta(days=day, hours=hours, seconds=int(self.rng.integers(0, 3600)))
 
-    def login(self, acct: str, ts: datetime, ok: bool, place: tuple[Any, ...], ip: str, device: str, ua: str,
-              anon: bool = False) -> None:
-        self.rows["logins"].append({
-            "event_id": self.eid("L"), "account_id": acct, "ts": ts, "success": ok, "ip": ip,
-            "country": place[0], "city": place[1], "lat": place[2], "lon": place[3], "asn": place[4],
-            "device_id": device, "user_agent": ua, "channel": "web", "is_anonymous_ip": anon,
-        })
+    def login(
+        self,
+        acct: str,
+        ts: datetime,
+        ok: bool,
+        place: tuple[Any, ...],
+        ip: str,
+        device: str,
+        ua: str,
+        anon: bool = False,
+    ) -> None:
+        self.rows["logins"].append(
+            {
+                "event_id": self.eid("L"),
+                "account_id": acct,
+                "ts": ts,
+                "success": ok,
+                "ip": ip,
+                "country": place[0],
+                "city": place[1],
+                "lat": place[2],
+                "lon": place[3],
+                "asn": place[4],
+                "device_id": device,
+                "user_agent": ua,
+                "channel": "web",
+                "is_anonymous_ip": anon,
+            }
+        )
 
-    def tx(self, acct: str, ts: datetime, kind: str, amount: float, asset: str = "USDT", usd: float | None = None,
-           address: str | None = None, symbol: str | None = None, side: str | None = None) -> None:
-        self.rows["transactions"].append({
-            "event_id": self.eid("T"), "account_id": acct, "ts": ts, "kind": kind, "asset": asset,
-            "amount": round(amount, 6), "amount_usd": round(usd if usd is not None else amount, 2),
-            "address": address, "network": "ETH" if address else None, "symbol": symbol, "side": side,
-        })
+    def tx(
+        self,
+        acct: str,
+        ts: datetime,
+        kind: str,
+        amount: float,
+        asset: str = "USDT",
+        usd: float | None = None,
+        address: str | None = None,
+        symbol: str | None = None,
+        side: str | None = None,
+    ) -> None:
+        self.rows["transactions"].append(
+            {
+                "event_id": self.eid("T"),
+                "account_id": acct,
+                "ts": ts,
+                "kind": kind,
+                "asset": asset,
+                "amount": round(amount, 6),
+                "amount_usd": round(usd if usd is not None else amount, 2),
+                "address": address,
+                "network": "ETH" if address else None,
+                "symbol": symbol,
+                "side": side,
+            }
+        )
 
     def position(self, acct: str, ts: datetime, lev: float, mr: float, symbol: str = "BTCUSDT") -> None:
         notional = float(self.rng.uniform(1_000, 20_000))
-        self.rows["positions"].append({
-            "event_id": self.eid("P"), "account_id": acct, "ts": ts, "symbol": symbol, "leverage": lev,
-            "margin_ratio": mr, "notional_usd": notional, "unrealized_pnl_usd": float(self.rng.normal(0, 200)),
-            "liquidation_price": 40_000.0, "mark_price": 60_000.0,
-        })
+        self.rows["positions"].append(
+            {
+                "event_id": self.eid("P"),
+                "account_id": acct,
+                "ts": ts,
+                "symbol": symbol,
+                "leverage": lev,
+                "margin_ratio": mr,
+                "notional_usd": notional,
+                "unrealized_pnl_usd": float(self.rng.normal(0, 200)),
+                "liquidation_price": 40_000.0,
+                "mark_price": 60_000.0,
+            }
+        )
 
     def security(self, acct: str, ts: datetime, kind: str, ip: str) -> None:
-        self.rows["security_events"].append({
-            "event_id": self.eid("S"), "account_id": acct, "ts": ts, "kind": kind, "ip": ip, "device_id": None,
-        })
+        self.rows["security_events"].append(
+            {
+                "event_id": self.eid("S"),
+                "account_id": acct,
+                "ts": ts,
+                "kind": kind,
+                "ip": ip,
+                "device_id": None,
+            }
+        )
 
 
 def make_data(seed: int, n_accounts: int = N_ACCOUNTS, prefix: str = "") -> dict[str, pd.DataFrame]:
@@ -118,11 +183,20 @@ def make_data(seed: int, n_accounts: int = N_ACCOUNTS, prefix: str = "") -> dict
     homes = [CITIES[int(rng.integers(0, len(CITIES)))] for _ in accts]
     for i, (acct, home) in enumerate(zip(accts, homes, strict=True)):
         begins = DAYS - 7 if i == 6 else 0  # account 6 is brand new: cold start
-        g.rows["accounts"].append({
-            "account_id": acct, "created_at": START + timedelta(days=begins - (0 if i == 6 else 200)),
-            "locale": home[7], "timezone": home[6], "phone": f"+8210{i:08d}", "email": f"{acct}@example.com",
-            "push_token": f"tok-{acct}", "tier": "retail", "anti_phishing_code": f"code{i}", "status": "active",
-        })
+        g.rows["accounts"].append(
+            {
+                "account_id": acct,
+                "created_at": START + timedelta(days=begins - (0 if i == 6 else 200)),
+                "locale": home[7],
+                "timezone": home[6],
+                "phone": f"+8210{i:08d}",
+                "email": f"{acct}@example.com",
+                "push_token": f"tok-{acct}",
+                "tier": "retail",
+                "anti_phishing_code": f"code{i}",
+                "status": "active",
+            }
+        )
         subnet = f"{home[5]}.{10 + i}"
         devices = [f"{acct}-pc", f"{acct}-phone"]
         addresses = [f"0x{prefix.encode().hex()}{i:02x}{k:02x}" + "ab" * 18 for k in range(2)]
@@ -131,19 +205,32 @@ def make_data(seed: int, n_accounts: int = N_ACCOUNTS, prefix: str = "") -> dict
                 ts = g.at(day, float(rng.uniform(7, 22)))
                 d = int(rng.random() < 0.15)
                 if rng.random() < 0.04:
-                    g.login(acct, ts - timedelta(minutes=1), False, home, f"{subnet}.{d + 2}", devices[d], UAS[d])
+                    g.login(
+                        acct, ts - timedelta(minutes=1), False, home, f"{subnet}.{d + 2}", devices[d], UAS[d]
+                    )
                 g.login(acct, ts, True, home, f"{subnet}.{d + 2}", devices[d], UAS[d])
             for _ in range(int(rng.integers(1, 4))):
                 amt = float(rng.uniform(50, 500))
-                g.tx(acct, g.at(day, float(rng.uniform(8, 20))), "trade", amt, symbol="BTCUSDT",
-                     side="buy" if rng.random() < 0.5 else "sell")
+                g.tx(
+                    acct,
+                    g.at(day, float(rng.uniform(8, 20))),
+                    "trade",
+                    amt,
+                    symbol="BTCUSDT",
+                    side="buy" if rng.random() < 0.5 else "sell",
+                )
             if (day - begins) % 7 == 0:
                 g.tx(acct, g.at(day, 7), "deposit", float(rng.uniform(5_000, 20_000)))
                 btc = float(rng.uniform(0.01, 0.1))
                 g.tx(acct, g.at(day, 7.5), "deposit", btc, asset="BTC", usd=btc * 60_000)
             if (day - begins) % 3 == 1 and i != 6:
-                g.tx(acct, g.at(day, 12), "withdrawal", float(rng.uniform(100, 600)),
-                     address=addresses[int(rng.random() < 0.3)])
+                g.tx(
+                    acct,
+                    g.at(day, 12),
+                    "withdrawal",
+                    float(rng.uniform(100, 600)),
+                    address=addresses[int(rng.random() < 0.3)],
+                )
             if day % 2 == 0:
                 g.position(acct, g.at(day, 9), float(rng.uniform(2, 8)), float(rng.uniform(0.1, 0.4)))
         _incidents(g, i, acct, home, subnet, devices, addresses)
@@ -153,35 +240,69 @@ def make_data(seed: int, n_accounts: int = N_ACCOUNTS, prefix: str = "") -> dict
     return frames
 
 
-def _incidents(g: _Gen, i: int, acct: str, home: tuple[Any, ...], subnet: str, devices: list[str],
-               addresses: list[str]) -> None:
+def _incidents(
+    g: _Gen, i: int, acct: str, home: tuple[Any, ...], subnet: str, devices: list[str], addresses: list[str]
+) -> None:
     rng = g.rng
     if i == 0:  # takeover: home login, attacker login abroad, security changes, drain to a new address
         t0 = g.at(DAYS - 5, 10)
         g.login(acct, t0, True, home, f"{subnet}.2", devices[0], UAS[0])
         t1 = t0 + timedelta(minutes=95)
-        g.login(acct, t1, True, ATTACKER, f"{ATTACKER[5]}.7.{int(rng.integers(2, 250))}", "atk-device", ATTACKER_UA)
+        g.login(
+            acct,
+            t1,
+            True,
+            ATTACKER,
+            f"{ATTACKER[5]}.7.{int(rng.integers(2, 250))}",
+            "atk-device",
+            ATTACKER_UA,
+        )
         g.security(acct, t1 + timedelta(minutes=8), "password_change", f"{ATTACKER[5]}.7.9")
         g.security(acct, t1 + timedelta(minutes=11), "2fa_disabled", f"{ATTACKER[5]}.7.9")
         thief = "0x" + "de" * 20
         g.tx(acct, t1 + timedelta(minutes=20), "withdrawal", 12_500.0, address=thief)
         for k in range(5):
-            g.tx(acct, t1 + timedelta(minutes=35 + 12 * k), "withdrawal", float(rng.uniform(2_500, 3_500)),
-                 address=thief)
+            g.tx(
+                acct,
+                t1 + timedelta(minutes=35 + 12 * k),
+                "withdrawal",
+                float(rng.uniform(2_500, 3_500)),
+                address=thief,
+            )
     elif i == 1:  # failed-login burst, then a success from the guessing IP
         t0 = g.at(DAYS - 4, 3)
         for k in range(14):
-            g.login(acct, t0 + timedelta(minutes=2 * k), False, ATTACKER, f"{ATTACKER[5]}.9.9", "bot", ATTACKER_UA)
+            g.login(
+                acct, t0 + timedelta(minutes=2 * k), False, ATTACKER, f"{ATTACKER[5]}.9.9", "bot", ATTACKER_UA
+            )
         g.login(acct, t0 + timedelta(minutes=31), True, ATTACKER, f"{ATTACKER[5]}.9.9", "bot", ATTACKER_UA)
     elif i == 3:  # trading spike
         t0 = g.at(DAYS - 2, 14)
         for k in range(45):
-            g.tx(acct, t0 + timedelta(seconds=50 * k), "trade", float(rng.uniform(50, 500)), symbol="ETHUSDT",
-                 side="buy" if k % 2 else "sell")
+            g.tx(
+                acct,
+                t0 + timedelta(seconds=50 * k),
+                "trade",
+                float(rng.uniform(50, 500)),
+                symbol="ETHUSDT",
+                side="buy" if k % 2 else "sell",
+            )
     elif i == 4:  # margin ratio climbing towards liquidation, oscillating around tiers; leverage rising
         t0 = g.at(DAYS - 3, 1)
-        path = [(5, 0.5), (8, 0.66), (12, 0.72), (12, 0.69), (15, 0.71), (25, 0.78), (40, 0.82), (45, 0.79),
-                (60, 0.84), (55, 0.91), (70, 0.95), (65, 0.93)]
+        path = [
+            (5, 0.5),
+            (8, 0.66),
+            (12, 0.72),
+            (12, 0.69),
+            (15, 0.71),
+            (25, 0.78),
+            (40, 0.82),
+            (45, 0.79),
+            (60, 0.84),
+            (55, 0.91),
+            (70, 0.95),
+            (65, 0.93),
+        ]
         for k, (lev, mr) in enumerate(path):
             g.position(acct, t0 + timedelta(minutes=40 * k), float(lev), mr, symbol="ETHUSDT")
     elif i == 5:  # a withdrawal ten times the usual size, to a known address
@@ -208,20 +329,28 @@ def _credential_stuffing(g: _Gen, accts: list[str]) -> None:
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def scan(det: Detector, frames: Mapping[str, pd.DataFrame], profiles: Mapping[str, Any] | None = None,
-         now: datetime | None = None) -> DetectorResult:
+def scan(
+    det: Detector,
+    frames: Mapping[str, pd.DataFrame],
+    profiles: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> DetectorResult:
     batch = Batch.from_frames(frames)
     return det.scan(batch, profiles or {}, now=now or START + timedelta(days=DAYS + 1))
 
 
 def summary(result: DetectorResult, *, shift: timedelta = timedelta(0)) -> dict[str, tuple[Any, ...]]:
-    return {f.finding_id: (f.detector, f.account_id, f.kind, f.ts - shift, f.event_ids, round(f.score, 6))
-            for f in result.findings}
+    return {
+        f.finding_id: (f.detector, f.account_id, f.kind, f.ts - shift, f.event_ids, round(f.score, 6))
+        for f in result.findings
+    }
 
 
 def full(result: DetectorResult) -> list[tuple[Any, ...]]:
-    return sorted((f.finding_id, f.kind, f.ts, f.event_ids, f.score, json.dumps(f.evidence, sort_keys=True))
-                  for f in result.findings)
+    return sorted(
+        (f.finding_id, f.kind, f.ts, f.event_ids, f.score, json.dumps(f.evidence, sort_keys=True))
+        for f in result.findings
+    )
 
 
 def empty_frames() -> dict[str, pd.DataFrame]:
@@ -237,13 +366,20 @@ def needed_profiles(det: Detector, batch: Batch, profiles: Mapping[str, Any]) ->
     return {k: v for k, v in profiles.items() if k in keys}
 
 
-def split_scan(det: Detector, frames: Mapping[str, pd.DataFrame], fractions: list[float]) -> dict[str, tuple[Any, ...]]:
-    stamps = np.concatenate([pd.to_datetime(frames[t]["ts"], utc=True).to_numpy(dtype="datetime64[ns]")
-                             .view("int64") for t in TS_COLUMNS if t != "accounts" and len(frames[t])])
+def split_scan(
+    det: Detector, frames: Mapping[str, pd.DataFrame], fractions: list[float]
+) -> dict[str, tuple[Any, ...]]:
+    stamps = np.concatenate(
+        [
+            pd.to_datetime(frames[t]["ts"], utc=True).to_numpy(dtype="datetime64[ns]").view("int64")
+            for t in TS_COLUMNS
+            if t != "accounts" and len(frames[t])
+        ]
+    )
     cuts = [None, *sorted(np.quantile(stamps, fractions).astype(np.int64).tolist()), None]
     profiles: dict[str, Any] = {}
     found: dict[str, tuple[Any, ...]] = {}
-    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+    for lo, hi in itertools.pairwise(cuts):
         part = {"accounts": frames["accounts"]}
         for t in TS_COLUMNS:
             if t == "accounts":
@@ -295,8 +431,12 @@ SEEDS = st.integers(min_value=0, max_value=2**16)
 # a few examples per property keep the suite at about a minute; VIGIL_CONFORMANCE_EXAMPLES=50 digs deeper.
 # No shrinking: the input is a seed, and a smaller seed is not a simpler data set.
 EXAMPLES = int(os.environ.get("VIGIL_CONFORMANCE_EXAMPLES", "3"))
-FAST = settings(max_examples=EXAMPLES, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FAST = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 ONCE = settings(FAST, max_examples=max(1, EXAMPLES // 3))
 
 
@@ -313,8 +453,11 @@ def test_every_detector_fires(make: Any, name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_input_gives_no_findings(make: Any, name: str) -> None:
     det = make(name)
-    for batch in (Batch(), Batch.from_frames(empty_frames()),
-                  Batch.from_frames({"accounts": make_data(3)["accounts"]})):
+    for batch in (
+        Batch(),
+        Batch.from_frames(empty_frames()),
+        Batch.from_frames({"accounts": make_data(3)["accounts"]}),
+    ):
         res = det.scan(batch, {}, now=START)
         assert res.findings == [] and res.profiles == {}
 
@@ -338,8 +481,10 @@ def test_unrelated_account_changes_nothing(make: Any, name: str, seed: int, othe
     frames = make_data(seed)
     stranger = make_data(other, prefix="zz")
     keep = {"zzacct00", "zzacct03"}  # the takeover victim and the trader of the other data set
-    mixed = {t: pd.concat([df, stranger[t][stranger[t]["account_id"].isin(keep)]], ignore_index=True)
-             for t, df in frames.items()}
+    mixed = {
+        t: pd.concat([df, stranger[t][stranger[t]["account_id"].isin(keep)]], ignore_index=True)
+        for t, df in frames.items()
+    }
     alone = summary(scan(det, frames))
     together = {k: v for k, v in summary(scan(det, mixed)).items() if not v[1].startswith("zz")}
     assert together == alone
@@ -347,14 +492,19 @@ def test_unrelated_account_changes_nothing(make: Any, name: str, seed: int, othe
 
 @pytest.mark.parametrize("name", NAMES)
 @FAST
-@given(seed=SEEDS, seconds=st.integers(min_value=-400 * 86_400, max_value=400 * 86_400),
-       millis=st.integers(min_value=0, max_value=999))
+@given(
+    seed=SEEDS,
+    seconds=st.integers(min_value=-400 * 86_400, max_value=400 * 86_400),
+    millis=st.integers(min_value=0, max_value=999),
+)
 def test_time_shift_shifts_findings(make: Any, name: str, seed: int, seconds: int, millis: int) -> None:
     det = make(name)
     frames = make_data(seed)
     delta = timedelta(seconds=seconds, milliseconds=millis)
-    shifted = {t: df.assign(**{TS_COLUMNS[t]: pd.to_datetime(df[TS_COLUMNS[t]], utc=True) + delta})
-               for t, df in frames.items()}
+    shifted = {
+        t: df.assign(**{TS_COLUMNS[t]: pd.to_datetime(df[TS_COLUMNS[t]], utc=True) + delta})
+        for t, df in frames.items()
+    }
     base = summary(scan(det, frames))
     moved = summary(scan(det, shifted, now=START + timedelta(days=DAYS + 1) + delta), shift=delta)
     assert moved.keys() == base.keys()
@@ -377,7 +527,8 @@ def test_missing_optional_column_skips_with_reason(make: Any, name: str, seed: i
             if set(summary(res)) != base:
                 reasons = [s.reason for s in res.skips]
                 assert any(col in r for r in reasons), (
-                    f"{name}: dropping {table}.{col} changed the findings without a Skip naming it: {reasons}")
+                    f"{name}: dropping {table}.{col} changed the findings without a Skip naming it: {reasons}"
+                )
 
 
 @pytest.mark.parametrize("name", NAMES)

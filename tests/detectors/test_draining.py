@@ -15,13 +15,20 @@ T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
 
 def tx(eid: str, hours: float, kind: str, amount: float, acct: str = "a") -> dict[str, Any]:
-    return {"event_id": eid, "account_id": acct, "ts": T0 + pd.Timedelta(hours=hours), "kind": kind,
-            "asset": "USDT", "amount": amount}
+    return {
+        "event_id": eid,
+        "account_id": acct,
+        "ts": T0 + pd.Timedelta(hours=hours),
+        "kind": kind,
+        "asset": "USDT",
+        "amount": amount,
+    }
 
 
 def run(rows, det=None, profiles=None):  # type: ignore[no-untyped-def]
-    return (det or Draining()).scan(Batch.from_frames({"transactions": pd.DataFrame(rows)}), profiles or {},
-                                    now=T0)
+    return (det or Draining()).scan(
+        Batch.from_frames({"transactions": pd.DataFrame(rows)}), profiles or {}, now=T0
+    )
 
 
 def test_count_fires_once_per_burst_and_rearms() -> None:
@@ -34,8 +41,12 @@ def test_count_fires_once_per_burst_and_rearms() -> None:
 
 
 def test_share_of_recent_deposits() -> None:
-    rows = [tx("d1", 0, "deposit", 10_000), tx("d0", -24 * 40, "deposit", 90_000),  # d0: older than 30 days
-            tx("w1", 10, "withdrawal", 5_000), tx("w2", 11, "transfer_out", 4_000)]
+    rows = [
+        tx("d1", 0, "deposit", 10_000),
+        tx("d0", -24 * 40, "deposit", 90_000),  # d0: older than 30 days
+        tx("w1", 10, "withdrawal", 5_000),
+        tx("w2", 11, "transfer_out", 4_000),
+    ]
     [f] = run(rows).findings
     assert f.kind == "share" and f.event_ids == ("w1", "w2")
     assert f.evidence["share_of_inflows"] == 0.9 and f.evidence["inflow_usd"] == 10_000
@@ -59,5 +70,7 @@ def test_state_survives_batches_without_refiring() -> None:
 
 
 def test_parameters() -> None:
-    with pytest.raises(ParameterError, match="'max_count' parameter of Draining must not exceed 'max_events'"):
+    with pytest.raises(
+        ParameterError, match="'max_count' parameter of Draining must not exceed 'max_events'"
+    ):
         Draining(max_count=50, max_events=10)

@@ -14,15 +14,26 @@ from detectors.high_leverage import HighLeverage
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
 
-def snaps(path: list[tuple[float, float | None]], symbol: str = "BTCUSDT", acct: str = "a",
-          prefix: str = "p") -> list[dict[str, Any]]:
-    return [{"event_id": f"{prefix}{i:02d}", "account_id": acct, "ts": T0 + pd.Timedelta(hours=i), "symbol": symbol,
-             "leverage": lev, "margin_ratio": mr} for i, (lev, mr) in enumerate(path)]
+def snaps(
+    path: list[tuple[float, float | None]], symbol: str = "BTCUSDT", acct: str = "a", prefix: str = "p"
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": f"{prefix}{i:02d}",
+            "account_id": acct,
+            "ts": T0 + pd.Timedelta(hours=i),
+            "symbol": symbol,
+            "leverage": lev,
+            "margin_ratio": mr,
+        }
+        for i, (lev, mr) in enumerate(path)
+    ]
 
 
 def run(rows, det=None, profiles=None):  # type: ignore[no-untyped-def]
-    return (det or HighLeverage()).scan(Batch.from_frames({"positions": pd.DataFrame(rows)}), profiles or {},
-                                        now=T0)
+    return (det or HighLeverage()).scan(
+        Batch.from_frames({"positions": pd.DataFrame(rows)}), profiles or {}, now=T0
+    )
 
 
 def kinds(res) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -68,12 +79,18 @@ def test_sudden_rise_against_the_lowest_leverage_of_the_window() -> None:
 def test_symbols_are_independent_and_state_crosses_batches() -> None:
     rows = snaps([(5, 0.75), (5, 0.6), (5, 0.75)], "BTCUSDT") + snaps([(5, 0.85)], "ETHUSDT", prefix="e")
     one = run(rows)
-    assert sorted(kinds(one)) == [("e00", "margin_tier_2"), ("p00", "margin_tier_1"), ("p02", "margin_tier_1")]
+    assert sorted(kinds(one)) == [
+        ("e00", "margin_tier_2"),
+        ("p00", "margin_tier_1"),
+        ("p02", "margin_tier_1"),
+    ]
     first = run(rows[:2])
     prof = json.loads(json.dumps(first.profiles))
     assert prof["a"]["s"]["BTCUSDT"]["tier"] == 0 and len(prof["a"]["s"]["BTCUSDT"]["r"]) == 2
     second = run(rows[2:], profiles=prof)
-    assert sorted(f.finding_id for f in first.findings + second.findings) == sorted(f.finding_id for f in one.findings)
+    assert sorted(f.finding_id for f in first.findings + second.findings) == sorted(
+        f.finding_id for f in one.findings
+    )
 
 
 def test_profile_bounds() -> None:

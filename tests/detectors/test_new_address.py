@@ -14,18 +14,30 @@ T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
 
 def wd(eid: str, acct: str, days: float, address: str | None, amount: float = 500.0) -> dict[str, Any]:
-    return {"event_id": eid, "account_id": acct, "ts": T0 + pd.Timedelta(days=days), "kind": "withdrawal",
-            "asset": "USDT", "amount": amount, "address": address, "network": "ETH"}
+    return {
+        "event_id": eid,
+        "account_id": acct,
+        "ts": T0 + pd.Timedelta(days=days),
+        "kind": "withdrawal",
+        "asset": "USDT",
+        "amount": amount,
+        "address": address,
+        "network": "ETH",
+    }
 
 
 def run(rows: list[dict[str, Any]], det: NewAddress | None = None, profiles: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
-    return (det or NewAddress()).scan(Batch.from_frames({"transactions": pd.DataFrame(rows)}), profiles or {},
-                                      now=T0)
+    return (det or NewAddress()).scan(
+        Batch.from_frames({"transactions": pd.DataFrame(rows)}), profiles or {}, now=T0
+    )
 
 
 def test_first_then_new_then_known() -> None:
     res = run([wd("1", "a", 0, "0xAAA"), wd("2", "a", 1, "0xaaa"), wd("3", "a", 2, "0xBBB")])
-    assert [(f.event_ids, f.kind) for f in res.findings] == [(("1",), "first_address"), (("3",), "new_address")]
+    assert [(f.event_ids, f.kind) for f in res.findings] == [
+        (("1",), "first_address"),
+        (("3",), "new_address"),
+    ]
     ev = res.findings[1].evidence
     assert ev["address"] == "0xbbb" and ev["prior_withdrawals"] == 2 and ev["last_used"] is None
 
@@ -40,7 +52,10 @@ def test_address_forgotten_after_the_window() -> None:
 def test_addresses_are_per_account() -> None:
     res = run([wd("1", "a", 0, "0xAAA"), wd("2", "a", 1, "0xCCC"), wd("3", "b", 2, "0xCCC")])
     assert [(f.account_id, f.kind) for f in res.findings] == [
-        ("a", "first_address"), ("a", "new_address"), ("b", "first_address")]
+        ("a", "first_address"),
+        ("a", "new_address"),
+        ("b", "first_address"),
+    ]
 
 
 def test_profile_carries_known_addresses_and_is_bounded() -> None:
@@ -64,3 +79,9 @@ def test_missing_address_column_or_value_is_a_counted_skip() -> None:
     no_col = pd.DataFrame(rows).drop(columns=["address"])
     res = NewAddress().scan(Batch.from_frames({"transactions": no_col}), {}, now=T0)
     assert res.findings == [] and "column 'address' absent" in res.skips[0].reason
+
+
+def test_unpriced_withdrawal_is_judged_even_with_min_usd() -> None:
+    row = wd("1", "a", 0, "x1", amount=2.0) | {"asset": "ETH"}  # no amount_usd: value unknown
+    [f] = run([row], NewAddress(min_usd=100)).findings
+    assert f.evidence["amount_usd"] is None

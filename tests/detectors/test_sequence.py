@@ -20,32 +20,41 @@ from detectors.sequence import (
 
 events = st.lists(
     st.tuples(st.integers(0, 3), st.integers(0, 50), st.integers(0, 1), st.integers(0, 10_000)),
-    min_size=0, max_size=60,
+    min_size=0,
+    max_size=60,
 )
 
 
 def _seq(rows: list[tuple[int, int, int, int]]):  # type: ignore[no-untyped-def]
-    df = pd.DataFrame({
-        "account_id": [f"a{a}" for a, *_ in rows],
-        "ts": pd.to_datetime([t * 1_000_000_000 for _, t, *_ in rows], utc=True),
-        "event_id": [f"e{i:03d}" for i in range(len(rows))],
-    })
-    cols = {"m": np.array([m for *_, m, _ in rows], dtype=np.int64),
-            "v": np.array([v for *_, v in rows], dtype=np.int64)}
+    df = pd.DataFrame(
+        {
+            "account_id": [f"a{a}" for a, *_ in rows],
+            "ts": pd.to_datetime([t * 1_000_000_000 for _, t, *_ in rows], utc=True),
+            "event_id": [f"e{i:03d}" for i in range(len(rows))],
+        }
+    )
+    cols = {
+        "m": np.array([m for *_, m, _ in rows], dtype=np.int64),
+        "v": np.array([v for *_, v in rows], dtype=np.int64),
+    }
     return build_seq(df, cols, [], ("m", "v"))
 
 
 @settings(max_examples=40, deadline=None)
 @given(rows=events, horizon=st.integers(1, 30), k=st.integers(1, 8), inclusive=st.booleans())
-def test_window_sums_match_brute_force(rows: list[tuple[int, int, int, int]], horizon: int, k: int,
-                                       inclusive: bool) -> None:
+def test_window_sums_match_brute_force(
+    rows: list[tuple[int, int, int, int]], horizon: int, k: int, inclusive: bool
+) -> None:
     seq = _seq(rows)
     h = horizon * 1_000_000_000
     member = seq.cols["m"] == 1
     win = window_sums(seq, member, seq.cols["v"], h, k, inclusive=inclusive)
     for i in range(len(seq)):
-        prior = [j for j in range(i + (1 if inclusive else 0))
-                 if seq.code[j] == seq.code[i] and member[j] and seq.t[j] > seq.t[i] - h]
+        prior = [
+            j
+            for j in range(i + (1 if inclusive else 0))
+            if seq.code[j] == seq.code[i] and member[j] and seq.t[j] > seq.t[i] - h
+        ]
         last = prior[-k:]
         assert win.count[i] == len(last)
         assert win.total[i] == sum(int(seq.cols["v"][j]) for j in last)
@@ -74,14 +83,19 @@ def test_range_min_matches_slices(values: list[float], data: st.DataObject) -> N
     got = range_min(arr, lo, hi, max_len)
     for q in range(len(lo)):
         if hi[q] > lo[q]:
-            assert got[q] == arr[lo[q]:hi[q]].min()
+            assert got[q] == arr[lo[q] : hi[q]].min()
         else:
             assert np.isnan(got[q])
 
 
 def test_rows_sort_by_account_time_and_event_id_with_history_first() -> None:
-    df = pd.DataFrame({"account_id": ["b", "a", "a"], "event_id": ["x2", "x1", "x0"],
-                       "ts": pd.to_datetime(["2024-01-02", "2024-01-02", "2024-01-02"], utc=True)})
+    df = pd.DataFrame(
+        {
+            "account_id": ["b", "a", "a"],
+            "event_id": ["x2", "x1", "x0"],
+            "ts": pd.to_datetime(["2024-01-02", "2024-01-02", "2024-01-02"], utc=True),
+        }
+    )
     seq = build_seq(df, {"v": np.array([1, 2, 3])}, [("a", "2024-01-01T00:00:00Z", "old", (9,))], ("v",))
     assert list(seq.eid) == ["old", "x0", "x1", "x2"]
     assert list(seq.new) == [False, True, True, True]
@@ -90,8 +104,13 @@ def test_rows_sort_by_account_time_and_event_id_with_history_first() -> None:
 
 
 def test_keep_recent_keeps_last_items_within_horizon() -> None:
-    df = pd.DataFrame({"account_id": ["a"] * 5, "event_id": [f"e{i}" for i in range(5)],
-                       "ts": pd.to_datetime([0, 10, 20, 30, 40], unit="s", utc=True)})
+    df = pd.DataFrame(
+        {
+            "account_id": ["a"] * 5,
+            "event_id": [f"e{i}" for i in range(5)],
+            "ts": pd.to_datetime([0, 10, 20, 30, 40], unit="s", utc=True),
+        }
+    )
     seq = build_seq(df, {}, [], ())
     assert list(keep_recent(seq, 25 * 1_000_000_000, 10)) == [False, False, True, True, True]
     assert list(keep_recent(seq, 100 * 1_000_000_000, 2)) == [False, False, False, True, True]

@@ -14,12 +14,22 @@ T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
 
 def trade(eid: str, minutes: float, acct: str = "a") -> dict[str, Any]:
-    return {"event_id": eid, "account_id": acct, "ts": T0 + pd.Timedelta(minutes=minutes), "kind": "trade",
-            "asset": "USDT", "amount": 100.0, "symbol": "BTCUSDT", "side": "buy"}
+    return {
+        "event_id": eid,
+        "account_id": acct,
+        "ts": T0 + pd.Timedelta(minutes=minutes),
+        "kind": "trade",
+        "asset": "USDT",
+        "amount": 100.0,
+        "symbol": "BTCUSDT",
+        "side": "buy",
+    }
 
 
 def daily(acct: str, days: int, per_day: int) -> list[dict[str, Any]]:
-    return [trade(f"{acct}d{d}n{k}", d * 1440 + 600 + 60 * k, acct) for d in range(days) for k in range(per_day)]
+    return [
+        trade(f"{acct}d{d}n{k}", d * 1440 + 600 + 60 * k, acct) for d in range(days) for k in range(per_day)
+    ]
 
 
 def burst(acct: str, day: int, n: int, every_s: float = 60) -> list[dict[str, Any]]:
@@ -27,8 +37,9 @@ def burst(acct: str, day: int, n: int, every_s: float = 60) -> list[dict[str, An
 
 
 def run(rows, det=None, profiles=None):  # type: ignore[no-untyped-def]
-    return (det or TradingSpike()).scan(Batch.from_frames({"transactions": pd.DataFrame(rows)}), profiles or {},
-                                        now=T0)
+    return (det or TradingSpike()).scan(
+        Batch.from_frames({"transactions": pd.DataFrame(rows)}), profiles or {}, now=T0
+    )
 
 
 def test_spike_reported_once_at_the_crossing_trade() -> None:
@@ -65,7 +76,7 @@ def test_learning_period() -> None:
 def test_profile_continues_the_baseline_and_the_spike_state() -> None:
     rows = daily("a", 10, 3) + burst("a", 10, 45)
     one = run(rows)
-    first = run(rows[:30 + 35])
+    first = run(rows[: 30 + 35])
     prof = json.loads(json.dumps(first.profiles))
     assert prof["a"]["first"] == "2024-03-01T10:00:00.000Z" and prof["a"]["s"] is True
     assert [f.finding_id for f in first.findings] == [f.finding_id for f in one.findings]

@@ -15,8 +15,15 @@ T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
 
 def wd(eid: str, acct: str, hours: float, amount: float = 900.0) -> dict[str, Any]:
-    return {"event_id": eid, "account_id": acct, "ts": T0 + pd.Timedelta(hours=hours), "kind": "withdrawal",
-            "asset": "USDT", "amount": amount, "address": "0xabc"}
+    return {
+        "event_id": eid,
+        "account_id": acct,
+        "ts": T0 + pd.Timedelta(hours=hours),
+        "kind": "withdrawal",
+        "asset": "USDT",
+        "amount": amount,
+        "address": "0xabc",
+    }
 
 
 def sec(eid: str, acct: str, hours: float, kind: str, ip: str | None = "198.51.100.7") -> dict[str, Any]:
@@ -37,9 +44,14 @@ def run(txs, secs, det=None, profiles=None):  # type: ignore[no-untyped-def]
 
 
 def test_withdrawal_after_password_and_2fa_change() -> None:
-    res = run([wd("w1", "a", 3), wd("w2", "a", 30)],
-              [sec("s1", "a", 1, "password_change"), sec("s2", "a", 2, "2fa_disabled"),
-               sec("s3", "a", 2.5, "api_key_created")])
+    res = run(
+        [wd("w1", "a", 3), wd("w2", "a", 30)],
+        [
+            sec("s1", "a", 1, "password_change"),
+            sec("s2", "a", 2, "2fa_disabled"),
+            sec("s3", "a", 2.5, "api_key_created"),
+        ],
+    )
     [f] = res.findings  # w2 is 28 h after the last change: outside 24 h
     assert f.event_ids == ("s1", "s2", "w1") and f.kind == "2fa_disabled"
     ev = f.evidence
@@ -55,8 +67,11 @@ def test_change_at_the_same_instant_counts_and_other_accounts_do_not() -> None:
 
 def test_change_kinds_and_window_are_configurable() -> None:
     det = WithdrawalAfterChange(window_hours=2, change_kinds=["api_key_created"])
-    res = run([wd("w1", "a", 1.5), wd("w2", "a", 3)], [sec("s1", "a", 0, "api_key_created"),
-                                                        sec("s2", "a", 1, "password_change")], det)
+    res = run(
+        [wd("w1", "a", 1.5), wd("w2", "a", 3)],
+        [sec("s1", "a", 0, "api_key_created"), sec("s2", "a", 1, "password_change")],
+        det,
+    )
     assert [f.event_ids for f in res.findings] == [("s1", "w1")]
 
 
@@ -80,7 +95,9 @@ def test_late_change_still_reports_the_earlier_withdrawal_once() -> None:
 
 
 def test_empty_kinds_are_refused() -> None:
-    with pytest.raises(ParameterError, match="'change_kinds' parameter of WithdrawalAfterChange must not be empty"):
+    with pytest.raises(
+        ParameterError, match="'change_kinds' parameter of WithdrawalAfterChange must not be empty"
+    ):
         WithdrawalAfterChange(change_kinds=[])
     with pytest.raises(ParameterError, match="accepts only"):
         WithdrawalAfterChange(change_kinds=["password_chnage"])

@@ -14,12 +14,25 @@ from rules.exprcheck import check
 
 CONTEXT = {
     "finding": {
-        "id": "f_1", "detector": "new_location", "family": "login", "kind": "country", "score": 0.7,
-        "account_id": "a1", "ts": datetime(2024, 5, 6, 23, 30, tzinfo=UTC), "event_ids": ["e1", "e2"],
+        "id": "f_1",
+        "detector": "new_location",
+        "family": "login",
+        "kind": "country",
+        "score": 0.7,
+        "account_id": "a1",
+        "ts": datetime(2024, 5, 6, 23, 30, tzinfo=UTC),
+        "event_ids": ["e1", "e2"],
         "evidence": {"country": "JP", "tier": 2, "known": ["KR"]},
     },
-    "account": {"account_id": "a1", "tier": "vip", "locale": "ko-KR", "timezone": "Asia/Seoul", "age_days": 40,
-                "status": "active", "country": "KR"},
+    "account": {
+        "account_id": "a1",
+        "tier": "vip",
+        "locale": "ko-KR",
+        "timezone": "Asia/Seoul",
+        "age_days": 40,
+        "status": "active",
+        "country": "KR",
+    },
     "profile": {"n": 5},
 }
 
@@ -91,8 +104,13 @@ def test_every_problem_of_one_condition_is_reported() -> None:
 
 def test_refused_type_errors_would_indeed_fail_at_run_time() -> None:
     # the checker is not stricter than CEL: each of these raises in the binding on a real context
-    for src in ('finding.score == "high" || true', "finding.score + 1 > 2", 'account.locale.lowerAscii() == "ko"',
-                "finding.kind.startsWith(1)", "account.age_days + finding.score > 2"):
+    for src in (
+        'finding.score == "high" || true',
+        "finding.score + 1 > 2",
+        'account.locale.lowerAscii() == "ko"',
+        "finding.kind.startsWith(1)",
+        "account.age_days + finding.score > 2",
+    ):
         assert check(src, environment()) is not None
         with pytest.raises((TypeError, RuntimeError)):
             result = cel.evaluate(src, CONTEXT)

@@ -60,15 +60,35 @@ def ruleset(tmp_path: Path, text: str = RULES) -> RuleSet:
     return load_rules(f)
 
 
-def finding(account: str = "a1", kind: str = "country", ts: datetime = NOW, country: str = "JP",
-            key: str | None = None, family: str = "login") -> Finding:
-    return Finding("new_location", account, ts, key or f"{account}:{ts.isoformat()}:{kind}", kind, 0.7,
-                   (f"e-{account}-{ts.timestamp():.0f}",), {"country": country}, family)
+def finding(
+    account: str = "a1",
+    kind: str = "country",
+    ts: datetime = NOW,
+    country: str = "JP",
+    key: str | None = None,
+    family: str = "login",
+) -> Finding:
+    return Finding(
+        "new_location",
+        account,
+        ts,
+        key or f"{account}:{ts.isoformat()}:{kind}",
+        kind,
+        0.7,
+        (f"e-{account}-{ts.timestamp():.0f}",),
+        {"country": country},
+        family,
+    )
 
 
 ACCOUNTS = {
-    "a1": {"account_id": "a1", "tier": "retail", "locale": "ko-KR", "timezone": "Asia/Seoul",
-           "created_at": NOW - timedelta(days=100)},
+    "a1": {
+        "account_id": "a1",
+        "tier": "retail",
+        "locale": "ko-KR",
+        "timezone": "Asia/Seoul",
+        "created_at": NOW - timedelta(days=100),
+    },
     "inst": {"account_id": "inst", "tier": "institutional", "locale": "en"},
     "young": {"account_id": "young", "tier": "retail", "locale": "ko", "created_at": NOW - timedelta(days=3)},
 }
@@ -83,7 +103,10 @@ def test_conditions_segments_and_enabled(tmp_path: Path) -> None:
     assert ids(evaluate(rs, [finding("a1")], ACCOUNTS, now=NOW)) == ["country-high"]
     assert ids(evaluate(rs, [finding("inst")], ACCOUNTS, now=NOW)) == []
     assert ids(evaluate(rs, [finding("a1", kind="city")], ACCOUNTS, now=NOW)) == ["city-low"]
-    assert ids(evaluate(rs, [finding("a1", country="KP")], ACCOUNTS, now=NOW)) == ["country-high", "country-shadow"]
+    assert ids(evaluate(rs, [finding("a1", country="KP")], ACCOUNTS, now=NOW)) == [
+        "country-high",
+        "country-shadow",
+    ]
 
 
 def test_schedule_uses_the_findings_time_in_the_accounts_zone(tmp_path: Path) -> None:
@@ -128,7 +151,9 @@ def test_a_high_alert_mutes_later_lower_ones_on_the_same_account(tmp_path: Path)
     high = evaluate(rs, [finding("a1", ts=t0)], ACCOUNTS, now=NOW)
     low_later = evaluate(rs, [finding("a1", kind="city", ts=t0 + timedelta(minutes=30))], ACCOUNTS, now=NOW)
     low_before = evaluate(rs, [finding("a1", kind="city", ts=t0 - timedelta(minutes=1))], ACCOUNTS, now=NOW)
-    low_after_window = evaluate(rs, [finding("a1", kind="city", ts=t0 + timedelta(hours=2))], ACCOUNTS, now=NOW)
+    low_after_window = evaluate(
+        rs, [finding("a1", kind="city", ts=t0 + timedelta(hours=2))], ACCOUNTS, now=NOW
+    )
     other = evaluate(rs, [finding("b2", kind="city", ts=t0 + timedelta(minutes=5))], {}, now=NOW)
     batch = low_later + high + low_before + low_after_window + other
     kept, muted = split_inhibited(batch)
@@ -144,8 +169,15 @@ def test_shadow_rules_never_mute_and_recent_alerts_do(tmp_path: Path) -> None:
     low = evaluate(rs, [finding("a1", kind="city", ts=NOW + timedelta(minutes=5))], ACCOUNTS, now=NOW)
     kept, muted = split_inhibited([shadow[1], *low])
     assert muted == [] and len(kept) == 2
-    stored = {"id": "a_prev", "rule_id": "country-high", "account_id": "a1", "severity": "high",
-              "ts": (NOW - timedelta(minutes=10)).replace(tzinfo=None), "mode": "live", "detector": "new_location"}
+    stored = {
+        "id": "a_prev",
+        "rule_id": "country-high",
+        "account_id": "a1",
+        "severity": "high",
+        "ts": (NOW - timedelta(minutes=10)).replace(tzinfo=None),
+        "mode": "live",
+        "detector": "new_location",
+    }
     recent = Recent.from_alert(stored, rs)
     assert recent is not None and recent.family == "login" and recent.ts.tzinfo is not None
     kept, muted = split_inhibited(low, [recent])
@@ -158,7 +190,8 @@ def test_shadow_rules_never_mute_and_recent_alerts_do(tmp_path: Path) -> None:
 @given(
     events=st.lists(
         st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["country", "city"]), st.integers(0, 300)),
-        min_size=1, max_size=12,
+        min_size=1,
+        max_size=12,
     ),
     cut=st.integers(0, 300),
 )

@@ -91,7 +91,9 @@ def test_every_feature_parses_into_typed_values(tmp_path: Path) -> None:
     (cr,) = rs.rules
     r = cr.rule
     assert r.shadow and r.severity == "high" and r.suppressible is False
-    assert r.notify is not None and r.notify.expires == timedelta(minutes=45) and r.notify.strategy == "fallback"
+    assert (
+        r.notify is not None and r.notify.expires == timedelta(minutes=45) and r.notify.strategy == "fallback"
+    )
     assert isinstance(r.on_denied[0], FreezeAction) and isinstance(r.on_denied[1], TicketAction)
     assert r.on_expired[0] == TicketAction(category="account_security", priority="P2")
     assert r.throttle is not None and (r.throttle.per, r.throttle.max) == (timedelta(hours=2), 3)
@@ -123,10 +125,18 @@ def test_parameter_overrides_pick_the_first_matching_segment(tmp_path: Path) -> 
 
 
 def test_errors_of_every_file_come_in_one_run(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", "detectors:\n  new_location:\n    window_days: 30\nrules:\n"
-          "  - {id: same-id, detector: new_location, severity: hihg}\n")
-    write(tmp_path, "sub/b.yaml", "detectors:\n  new_location:\n    window_days: 45\nrules:\n"
-          "  - {id: same-id, detector: new_locaton, severity: high}\n")
+    write(
+        tmp_path,
+        "a.yaml",
+        "detectors:\n  new_location:\n    window_days: 30\nrules:\n"
+        "  - {id: same-id, detector: new_location, severity: hihg}\n",
+    )
+    write(
+        tmp_path,
+        "sub/b.yaml",
+        "detectors:\n  new_location:\n    window_days: 45\nrules:\n"
+        "  - {id: same-id, detector: new_locaton, severity: high}\n",
+    )
     write(tmp_path, "c.yaml", "rules:\n\t- broken\n")
     write(tmp_path, ".hidden/ignored.yaml", "this: [is not read\n")
     with pytest.raises(RuleLoadError) as info:
@@ -139,14 +149,15 @@ def test_errors_of_every_file_come_in_one_run(tmp_path: Path) -> None:
         "sub/b.yaml:3:5: detectors.new_location.window_days: already set at a.yaml:3; "
         "set a parameter in one place only",
         "sub/b.yaml:5:10: rule \"same-id\": id: duplicate rule id; 'same-id' is already defined at a.yaml:5",
-        "sub/b.yaml:5:29: rule \"same-id\": detector: unknown detector 'new_locaton'. Did you mean 'new_location'?",
+        "sub/b.yaml:5:29: rule \"same-id\": detector: unknown detector 'new_locaton'. "
+        "Did you mean 'new_location'?",
     ]
 
 
 def test_a_missing_path_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     with pytest.raises(RuleLoadError, match="no such file or directory"):
         load_rules(tmp_path / "nope")
-    with pytest.raises(RuleLoadError, match="no .yaml rule files"):
+    with pytest.raises(RuleLoadError, match=r"no \.yaml rule files"):
         load_rules(tmp_path)
     write(tmp_path, "latin1.yaml", "")
     (tmp_path / "latin1.yaml").write_bytes("rules: []\n# caf\xe9\n".encode("latin-1"))
@@ -155,14 +166,19 @@ def test_a_missing_path_is_an_error_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_warnings_name_detectors_that_alert_nobody(tmp_path: Path) -> None:
-    rs = load_rules(write(tmp_path, "one.yaml", "rules:\n  - {id: one, detector: new_location, severity: low}\n"))
+    rs = load_rules(
+        write(tmp_path, "one.yaml", "rules:\n  - {id: one, detector: new_location, severity: low}\n")
+    )
     warned = {w.message.split("'")[1] for w in rs.warnings if "no enabled rule" in w.message}
     assert warned == set(DETECTORS) - {"new_location"}
     assert all(str(w).startswith(str(tmp_path)) and ":0:" not in str(w) for w in rs.warnings)
 
 
 def test_templates_unknown_to_the_notifiers_are_not_guessed(tmp_path: Path) -> None:
-    text = "rules:\n  - id: r1\n    detector: new_location\n    severity: low\n    notify: {channels: [push], template: zz_x}\n"
+    text = (
+        "rules:\n  - id: r1\n    detector: new_location\n    severity: low\n"
+        "    notify: {channels: [push], template: zz_x}\n"
+    )
     f = write(tmp_path, "t.yaml", text)
     with pytest.raises(RuleLoadError, match="template 'zz_x' does not exist"):
         load_rules(f)
@@ -193,8 +209,12 @@ class _Declared(NewLocation):
 
 def test_declared_evidence_fields_are_checked(tmp_path: Path) -> None:
     reg = {"declared": _Declared}
-    f = write(tmp_path, "e.yaml", "rules:\n  - id: e1\n    detector: declared\n"
-              "    when: finding.evidence.contry == 'JP'\n    severity: low\n")
+    f = write(
+        tmp_path,
+        "e.yaml",
+        "rules:\n  - id: e1\n    detector: declared\n"
+        "    when: finding.evidence.contry == 'JP'\n    severity: low\n",
+    )
     with pytest.raises(RuleLoadError) as info:
         load_rules(f, registry=reg)
     assert [e.message for e in info.value.errors] == [
@@ -250,3 +270,24 @@ def test_any_edit_gives_a_rule_set_or_positioned_errors_never_a_traceback(
         for err in e.errors:
             assert 1 <= err.line <= len(lines) and err.col >= 1, str(err)
             assert "Input should" not in err.message, str(err)
+
+
+def test_anchors_aliases_and_number_spellings_are_plain_values(tmp_path: Path) -> None:
+    text = textwrap.dedent(
+        """\
+        detectors:
+          large_withdrawal: {absolute_usd: 1.5e4, multiple: 0x5}
+        rules:
+          - id: r1
+            detector: new_location
+            severity: &sev high
+            enabled: &on true
+            throttle: {per: 1h, max: 0x3}
+            notify: &n {channels: [push], template: new_location}
+          - {id: r2, detector: new_location, severity: *sev, enabled: *on, notify: *n}
+        """
+    )
+    rs = load_rules(write(tmp_path, "a.yaml", text))
+    assert [(r.rule.severity, r.rule.enabled) for r in rs.rules] == [("high", True), ("high", True)]
+    assert rs.rules[0].rule.throttle is not None and rs.rules[0].rule.throttle.max == 3
+    assert rs.configs["large_withdrawal"].base.p["absolute_usd"] == 15000.0

@@ -88,5 +88,6 @@ def test_assessment_warns_then_breaches_and_a_breach_is_sticky() -> None:
               previous="breached") == "breached"
     # waiting for the user pauses the resolution clock's warnings; resolving in time is "met"
     assert at(200, first_response_at=t0, status="pending_user") == "paused"
+    assert at(300, first_response_at=t0, status="pending_user") == "paused"  # past the due time, waiting
     assert at(200, first_response_at=t0, status="resolved", resolved_at=t0 + timedelta(hours=1)) == "met"
     assert at(300, first_response_at=t0, status="resolved", resolved_at=t0 + timedelta(hours=5)) == "breached"

@@ -112,7 +112,7 @@ def test_staff_actions_follow_the_lifecycle(sessions: sessionmaker[Session]) -> 
     with sessions() as s:
         t2 = s.get(Ticket, tid)
         assert t2 is not None and t2.status == "resolved" and t2.open_key is None
-        assert t2.resolution_code == "valuable"
+        assert t2.resolution_code == "valuable" and t2.sla_state == "met"
     with sessions.begin() as s, pytest.raises(TicketError, match="is resolved; reopen it before assigning"):
         assign(s, tid, "lee", now=NOW, actor="staff:kim")
     with sessions.begin() as s, pytest.raises(TicketStateError, match="'resolved' cannot take 'ask_user'"):
@@ -129,11 +129,13 @@ def test_staff_actions_follow_the_lifecycle(sessions: sessionmaker[Session]) -> 
         transition(s, tid, "reopen", now=NOW, actor="staff:kim")
     with sessions.begin() as s:
         resolve(s, new_id, "false_positive", now=NOW, actor="staff:kim")
+    reopened_at = NOW + timedelta(days=3)
     with sessions.begin() as s:
-        assert transition(s, tid, "reopen", now=NOW, actor="staff:kim").status == "open"
+        assert transition(s, tid, "reopen", now=reopened_at, actor="staff:kim").status == "open"
     with sessions() as s:
         t3 = s.get(Ticket, tid)
         assert t3 is not None and t3.open_key == "K1:account_security" and t3.resolution_code is None
+        assert _aware(t3.resolve_due) == reopened_at + timedelta(hours=24) and t3.sla_state == "ok"
 
 
 def test_waiting_for_the_user_pauses_the_resolution_clock(sessions: sessionmaker[Session]) -> None:

@@ -27,7 +27,20 @@ from vigil.errors import ConfigError
 )
 @click.option("--seed", type=int, default=11, show_default=True)
 @click.option("--accounts", type=click.IntRange(50, 200_000), default=600, show_default=True)
-@click.option("--days", type=click.IntRange(20, 730), default=60, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(20, 730),
+    default=60,
+    show_default=True,
+    help="Days evaluated (attacks happen and false alarms are counted here).",
+)
+@click.option(
+    "--warmup-days",
+    type=click.IntRange(0, 730),
+    default=30,
+    show_default=True,
+    help="Days of history before them, as a deployment imports history first.",
+)
 @click.option(
     "--attacks",
     type=click.IntRange(1, 10_000),
@@ -56,6 +69,7 @@ def eval_command(
     accounts: int,
     days: int,
     attacks: int,
+    warmup_days: int,
     out_dir: str | None,
     md_path: str | None,
     include_shadow: bool,
@@ -70,7 +84,9 @@ def eval_command(
             f"--accounts {accounts} is too small for {attacks} attacks per model: "
             f"use at least {attacks * 6} accounts"
         )
-    spec = EvalSpec(seed=seed, accounts=accounts, days=days, attacks_per_model=attacks)
+    spec = EvalSpec(
+        seed=seed, accounts=accounts, days=days, warmup_days=warmup_days, attacks_per_model=attacks
+    )
     data = generate(spec)
     if out_dir:
         out = Path(out_dir)
@@ -83,7 +99,8 @@ def eval_command(
     rep = score(data, res.alerts, live_only=not include_shadow)
     live = sum(1 for a in res.alerts if a.get("mode", "live") == "live")
     head = (
-        f"vigil eval: seed {seed}, {accounts} accounts, {days} days, {len(data.frames['logins'])} logins, "
+        f"vigil eval: seed {seed}, {accounts} accounts, {spec.warmup_days} days of history + {days} days "
+        f"evaluated, {len(data.frames['logins'])} logins, "
         f"{len(data.frames['transactions'])} transactions, {attacks} takeovers per attacker model; "
         f"{live} live alerts, {len(res.alerts) - live} shadow"
         + (" (counted)" if include_shadow else " (not counted)")

@@ -25,12 +25,27 @@ def model_group() -> None:
 
 
 @model_group.command("fit")
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
-              help="Data directory with transactions.csv/.parquet (and security_events, accounts).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the model (a PATH.json sidecar is written beside it).")
-@click.option("--contamination", type=click.FloatRange(0.0001, 0.5), default=0.01, show_default=True,
-              help="Expected share of anomalous withdrawals: sets the reporting threshold.")
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Data directory with transactions.csv/.parquet (and security_events, accounts).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the model (a PATH.json sidecar is written beside it).",
+)
+@click.option(
+    "--contamination",
+    type=click.FloatRange(0.0001, 0.5),
+    default=0.01,
+    show_default=True,
+    help="Expected share of anomalous withdrawals: sets the reporting threshold.",
+)
 @click.option("--trees", "n_estimators", type=click.IntRange(10, 5000), default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def fit_cmd(data_dir: str, out_path: str, contamination: float, n_estimators: int, seed: int) -> None:
@@ -56,15 +71,19 @@ def fit_cmd(data_dir: str, out_path: str, contamination: float, n_estimators: in
         frames[table] = good
         absent[table] = read.absent
     if "address" in absent.get("transactions", frozenset()):
-        raise VigilError(f"{src.file_for('transactions')}: column 'address' is needed for the feature new_address")
+        raise VigilError(
+            f"{src.file_for('transactions')}: column 'address' is needed for the feature new_address"
+        )
     batch = Batch(frames, absent)
     try:
         model = fit_model(batch, contamination=contamination, n_estimators=n_estimators, seed=seed)
     except ValueError as e:
         raise VigilError(f"{data_dir}: {e}") from None
     meta = save_model(model, Path(out_path), fitted_at=now)
-    click.echo(f"fitted on {meta['n_samples']} withdrawals ({meta['data_from']} .. {meta['data_to']}), "
-               f"{bad} row(s) quarantined")
+    click.echo(
+        f"fitted on {meta['n_samples']} withdrawals ({meta['data_from']} .. {meta['data_to']}), "
+        f"{bad} row(s) quarantined"
+    )
     click.echo(f"features: {', '.join(FEATURES)}")
     click.echo(f"threshold (anomaly score at contamination {contamination:g}): {meta['threshold']:.4f}")
     click.echo(f"wrote {out_path} and {out_path}.json (version {meta['sha256'][:12]})")

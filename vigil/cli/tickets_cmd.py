@@ -24,18 +24,14 @@ def configure_tickets(app: Any) -> Any:
     Reads ``settings.tickets.policy_path`` / ``model_path`` when the settings have them (the lead
     wires the same in bootstrap); otherwise the shipped policy applies.
     """
-    from alerts.ticket_routing import PolicyError, default_policy, load_policy
+    from alerts.ticket_routing import PolicyError
+    from alerts.tickets import session_info
 
     cfg = getattr(app.settings, "tickets", None)
-    path = getattr(cfg, "policy_path", None)
     try:
-        policy = load_policy(path) if path else default_policy()
+        info = session_info(getattr(cfg, "policy_path", None), getattr(cfg, "model_path", None))
     except PolicyError as e:
         raise ConfigError(str(e)) from None
-    info = {"ticket_policy": policy}
-    model = getattr(cfg, "model_path", None)
-    if model:
-        info["ticket_model"] = model
     app.sessions.configure(info=info)
     return app
 

@@ -159,4 +159,7 @@ def create_app(app: App) -> FastAPI:
         lines += [f'vigil_outbox{{status="{st}"}} {n}' for st, n in outbox]
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
+    from vigil.web.staff import staff_router
+
+    api.include_router(staff_router(app))
     return api
