@@ -239,7 +239,7 @@ def seed_outbox(url: str, alerts: int) -> int:
                              timezone="Asia/Seoul", status="active", updated_at=now))
             a = AlertRow(id=f"a_bench_{i:06d}", rule_id="login-new-country", detector="new_location",
                          account_id=acct, severity="high", status="new", ts=now, finding_ids=[], event_ids=[],
-                         evidence={"kind": "country", "country": "BR", "city": "Sao Paulo", "ip": "200.1.1.1"},
+                         evidence={"kind": "country", "country": "BR", "city": "Sao Paulo"},
                          template="new_location", channels=chans, confirm=True, sms_code="4821",
                          expires_at=now + timedelta(minutes=30), created_at=now, updated_at=now,
                          plan={"notify": {"channels": chans, "template": "new_location", "confirm": True,
@@ -278,10 +278,11 @@ def throughput(base: str, alerts: int, workers: int, ports: tuple[int, int], rec
         got = (len(rec.sms) - before[0], rec.push - before[1], rec.email - before[2])
         engine = make_engine(url)
         with engine.connect() as c:
-            sent = c.execute(select(func.count()).select_from(OutboxRow).where(OutboxRow.status == "sent")).scalar()
+            sent = c.execute(select(func.count()).select_from(OutboxRow)
+                             .where(OutboxRow.sent_at.is_not(None))).scalar()
             attempts = c.execute(select(func.count()).select_from(Delivery)).scalar()
-            dupes = c.execute(select(func.count()).select_from(
-                select(Delivery.outbox_id).group_by(Delivery.outbox_id).having(func.count() > 1).subquery())).scalar()
+            twice = select(Delivery.outbox_id).group_by(Delivery.outbox_id).having(func.count() > 1)
+            dupes = c.execute(select(func.count()).select_from(twice.subquery())).scalar()
         engine.dispose()
         return {"workers": workers, "messages": rows, "provider_requests": sum(got), "by_channel": got,
                 "outbox_sent": sent, "delivery_rows": attempts, "rows_sent_twice": dupes,
@@ -306,12 +307,13 @@ def latency(base: str, rate: float, duration: float, workers: int, scan_interval
     try:
         app = bootstrap(settings_for(url))  # migrates
         start = datetime.now(UTC) - timedelta(days=20)
-        accts, logins = SOURCE_MODELS["accounts"].__table__, SOURCE_MODELS["logins"].__table__  # type: ignore[attr-defined]
+        accts: Any = SOURCE_MODELS["accounts"].__table__  # type: ignore[attr-defined]
+        logins: Any = SOURCE_MODELS["logins"].__table__  # type: ignore[attr-defined]
         phones = [f"+8210{i:08d}" for i in range(n)]
         with app.engine.begin() as c:
             c.execute(insert(accts), [{"account_id": f"L{i:06d}", "locale": "en", "timezone": "UTC",
-                                       "phone": phones[i], "email": f"l{i}@example.com", "push_token": f"tok{i}"}
-                                      for i in range(n)])
+                                       "phone": phones[i], "email": f"l{i}@example.com",
+                                       "push_token": f"tok{i}"} for i in range(n)])
             c.execute(insert(logins), [{"event_id": f"L{i:06d}-h{k}", "account_id": f"L{i:06d}",
                                         "ts": (start + timedelta(days=k)).isoformat(), "success": "true",
                                         "country": "KR", "city": "Seoul", "ip": f"10.0.{k}.1",
@@ -394,7 +396,8 @@ def main() -> None:
             r = latency(args.pg_url, args.rate, args.duration, max(args.workers), args.scan_interval,
                         args.poll, ports, rec)
             report["latency"] = r
-            print(f"latency: {r['logins']} logins at {r['rate_per_second']}/s, scan every {r['scan_interval']} s: "
+            print(f"latency: {r['logins']} logins at {r['rate_per_second']}/s, "
+                  f"scan every {r['scan_interval']} s: "
                   f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms "
                   f"({r['sms_received']} SMS received)", flush=True)
     finally:

@@ -23,6 +23,7 @@ import pandas as pd
 from detectors.base import Detector, DetectorResult, Finding, Param, Skip
 from detectors.batch import Batch
 from detectors.geo import subnet_of
+from detectors.impossible_travel import HOSTING_ASNS
 from detectors.login_history import (
     KnownValues,
     familiar,
@@ -213,9 +214,14 @@ class NewAsn(_NewValue):
     name = "new_asn"
     level = "asn"
     source_column = "asn"
-    optional_columns = ("asn", "asn_org", "ip", "country", "city", "device_id")
+    optional_columns = ("asn", "asn_org", "ip", "country", "city", "device_id", "is_anonymous_ip")
     description = "A successful login from a network (autonomous system) the account has not used lately."
-    params: ClassVar[Mapping[str, Param]] = dict(_COMMON)
+    params: ClassVar[Mapping[str, Param]] = {
+        **_COMMON,
+        "hosting_asns": Param(
+            HOSTING_ASNS, "ASNs of hosting / VPN networks (evidence 'hosting').", kind=list
+        ),
+    }
     score = 0.4
 
     def values(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> pd.Series | None:
@@ -235,8 +241,14 @@ class NewAsn(_NewValue):
 
     def evidence(self, row: Mapping[str, Any], value: str, known: list[str], partial: bool) -> dict[str, Any]:
         ev = super().evidence(row, value, known, partial)
-        ev["asn"] = row.get("asn")
+        asn = row.get("asn")
+        ev["asn"] = asn
         ev["asn_org"] = row.get("asn_org")
+        # Entra's anonymous-IP detection (research b5): a new network that is an anonymiser or a
+        # hosting provider is a stronger signal than a new home or mobile network
+        anon = row.get("is_anonymous_ip")
+        ev["is_anonymous_ip"] = False if anon is None or pd.isna(anon) else bool(anon)
+        ev["hosting"] = bool(asn is not None and not pd.isna(asn) and int(asn) in set(self.p["hosting_asns"]))
         return ev
 
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detectors.base import Finding, stable_id
-from rules.context import account_context, finding_context, in_schedule, in_segment
+from rules.context import FindingView, account_context, condition_context, in_schedule, in_segment
 from rules.loader import CompiledRule, RuleSet
 from rules.schema import SEVERITY_RANK, Rule
 
@@ -84,6 +84,7 @@ def evaluate(
     which count as "does not hold".
     """
     by_detector: dict[str, list[CompiledRule]] = {}
+    known: dict[str, dict[str, Any]] = {}  # account contexts, built once per account
     out: list[Decision] = []
     for f in findings:
         matching = by_detector.get(f.detector)
@@ -91,16 +92,17 @@ def evaluate(
             matching = by_detector[f.detector] = rules.for_detector(f.detector)
         if not matching:
             continue
-        acct = account_context(accounts.get(f.account_id), now)
-        ctx: dict[str, Any] | None = None
+        acct = known.get(f.account_id)
+        if acct is None:
+            acct = known[f.account_id] = account_context(accounts.get(f.account_id), now)
+        view = FindingView(f)
         for cr in matching:
             rule = cr.rule
             if not in_segment(rule.segments, acct) or not in_schedule(rule.schedule, f.ts, acct):
                 continue
             if cr.condition is not None:
-                if ctx is None:
-                    prof = (profiles or {}).get(f.account_id, {}).get(f.detector, {})
-                    ctx = {"finding": finding_context(f), "account": acct, "profile": dict(prof)}
+                prof = (profiles or {}).get(f.account_id, {}).get(f.detector, {})
+                ctx = condition_context(cr.condition.reads, view, acct, prof)
                 holds, error = cr.condition.test(ctx)
                 if error is not None and on_error is not None:
                     on_error(rule.id, f, error)

@@ -124,6 +124,8 @@ class Condition:
         result = check(source, environment(evidence))
         self.fields: list[str] = result.fields if result else []
         self.tree: Node | None = result.tree if result else None
+        # what evaluation must pass (None: everything, when the checker could not read the text)
+        self.reads: dict[str, frozenset[str] | None] | None = result.reads if result else None
         if result and result.problems:
             raise ExpressionError([(*_line_col(source, p.offset), p.message) for p in result.problems])
 
@@ -133,7 +135,8 @@ class Condition:
     def test(self, context: Mapping[str, Any]) -> tuple[bool, str | None]:
         """``(holds, error)``: a run-time error (a field absent from this finding) means "does not hold"."""
         try:
-            return self.program.execute(dict(context)) is True, None
+            ctx = context if isinstance(context, dict) else dict(context)
+            return self.program.execute(ctx) is True, None
         except (KeyError, ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:
             return False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import get_close_matches
 
 from rules.celparse import Node, Parser, Unsupported
@@ -42,51 +42,46 @@ def map_of(k: Ty, v: Ty) -> Ty:
     return Ty("map", elem=v, key=k)
 
 
+_WORDS = dict(
+    bool="true/false",
+    int="a whole number",
+    uint="an unsigned number",
+    double="a decimal number",
+    number="a number",
+    string="text",
+    bytes="bytes",
+    null="null",
+    timestamp="a timestamp",
+    duration="a duration",
+    type="a type",
+    dyn="a value",
+    list="a list",
+    map="a map",
+)
+
+
 def describe(t: Ty) -> str:
-    return {
-        "bool": "true/false",
-        "int": "a whole number",
-        "uint": "an unsigned number",
-        "double": "a decimal number",
-        "number": "a number",
-        "string": "text",
-        "bytes": "bytes",
-        "null": "null",
-        "timestamp": "a timestamp",
-        "duration": "a duration",
-        "type": "a type",
-        "dyn": "a value",
-        "list": "a list",
-        "map": "a map",
-    }.get(t.name, f"the {t.obj}" if t.obj else t.name)
+    return _WORDS.get(t.name, f"the {t.obj}" if t.obj else t.name)
 
 
 # -- the type checker -----------------------------------------------------------------------------
-_CONVERSIONS = {
-    "int": INT,
-    "uint": UINT,
-    "double": DOUBLE,
-    "string": STRING,
-    "bytes": BYTES,
-    "dyn": DYN,
-    "type": TYPE,
-    "timestamp": TS,
-    "duration": DUR,
-}
+_CONVERSIONS = dict(
+    int=INT,
+    uint=UINT,
+    double=DOUBLE,
+    string=STRING,
+    bytes=BYTES,
+    dyn=DYN,
+    type=TYPE,
+    timestamp=TS,
+    duration=DUR,
+)
 _TYPE_NAMES = {"int", "uint", "double", "string", "bytes", "bool", "list", "map", "null_type", "type"}
 _STRING_METHODS = {"startsWith", "endsWith", "contains", "matches"}
-_TS_GETTERS = {
-    "getFullYear",
-    "getMonth",
-    "getDate",
-    "getDayOfMonth",
-    "getDayOfWeek",
-    "getDayOfYear",
-    "getHours",
-    "getMinutes",
-    "getSeconds",
-    "getMilliseconds",
-}
+_TS_GETTERS = set(
+    "getFullYear getMonth getDate getDayOfMonth getDayOfWeek getDayOfYear getHours getMinutes getSeconds "
+    "getMilliseconds".split()
+)
 _DUR_GETTERS = {"getHours", "getMinutes", "getSeconds", "getMilliseconds"}
 _MACROS = {"all", "exists", "exists_one", "map", "filter"}
 FUNCTIONS = sorted({"size", "has", "matches", *_CONVERSIONS, *_STRING_METHODS, *_TS_GETTERS, *_MACROS})
@@ -112,6 +107,7 @@ class CheckResult:
     problems: list[Problem]
     fields: list[str]  # dotted paths the condition reads, in order of appearance
     tree: Node
+    reads: dict[str, frozenset[str] | None] = field(default_factory=dict)  # root -> keys (None: all)
 
 
 def check(src: str, env: Env) -> CheckResult | None:
@@ -126,11 +122,19 @@ def check(src: str, env: Env) -> CheckResult | None:
         msg = f"the condition must be true or false, but it gives {describe(t)}"
         c.problems.append(Problem(tree.pos, msg))
     fields = [f for f in dict.fromkeys(c.fields) if "." in f]
-    return CheckResult(t, sorted(c.problems, key=lambda p: p.offset), fields, tree)
+    reads: dict[str, frozenset[str] | None] = {
+        root: None if root in c.bare else frozenset(keys) for root, keys in c.reads.items()
+    }
+    for root in c.bare:
+        reads[root] = None
+    return CheckResult(t, sorted(c.problems, key=lambda p: p.offset), fields, tree, reads)
 
 
 class _Checker:
     def __init__(self, src: str, env: Env) -> None:
+        self.selected: set[int] = set()  # root identifiers read through one field (projection)
+        self.reads: dict[str, set[str]] = {}
+        self.bare: set[str] = set()  # roots used as a whole
         self.src = src
         self.env = env
         self.problems: list[Problem] = []
@@ -154,6 +158,8 @@ class _Checker:
             return scope[n.value]
         if n.value in self.env.roots:
             self.fields.append(n.value)
+            if id(n) not in self.selected:
+                self.bare.add(n.value)
             return self.env.roots[n.value]
         if n.value in _TYPE_NAMES:
             return TYPE
@@ -164,8 +170,17 @@ class _Checker:
             f"{', '.join(self.env.roots)})",
         )
 
+    def _read(self, target: Node | None, key: object, scope: Mapping[str, Ty]) -> None:
+        """Remember ``root.key`` reads so that evaluation can pass only what a condition uses."""
+        if target is None or target.kind != "ident" or not isinstance(key, str):
+            return
+        if target.value in self.env.roots and target.value not in scope:
+            self.selected.add(id(target))
+            self.reads.setdefault(target.value, set()).add(key)
+
     def v_select(self, n: Node, scope: Mapping[str, Ty]) -> Ty:
         assert n.target is not None
+        self._read(n.target, n.value, scope)
         t = self.visit(n.target, scope)
         return self._field(n, t, n.value)
 
@@ -192,6 +207,8 @@ class _Checker:
 
     def v_index(self, n: Node, scope: Mapping[str, Ty]) -> Ty:
         assert n.target is not None
+        if n.args[0].kind == "lit" and n.args[0].value == "string":
+            self._read(n.target, n.args[0].literal, scope)
         t = self.visit(n.target, scope)
         i = self.visit(n.args[0], scope)
         if t.name == "list":
@@ -321,6 +338,7 @@ class _Checker:
                 return self.err(n, "has() takes one field, like has(finding.evidence.country)")
             sel = n.args[0]
             assert sel.target is not None
+            self._read(sel.target, sel.value, scope)
             t = self.visit(sel.target, scope)
             if t.obj is not None:
                 self._field(sel, t, sel.value)

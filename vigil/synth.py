@@ -239,7 +239,8 @@ def _person(rng: np.random.Generator, i: int) -> _Person:
                "deposit": float(rng.uniform(0.1, 0.4)), "withdrawal": float(rng.uniform(0.08, 0.25))},
         typical_usd=float(np.clip(rng.lognormal(np.log(scale), 0.7), 30, 5000)),
         assets=[str(x) for x in assets],
-        targets=[(str(x), address(rng, str(x))) for x in assets[: 2 if tier == "institutional" else 1]],
+        # one wallet: with no history before day 0, a second one would be "new" the first time
+        targets=[(str(assets[0]), address(rng, str(assets[0])))],
         symbols=[f"{s}USDT" for s in rng.choice(["BTC", "ETH", "SOL"], int(rng.integers(1, 3)), False)]
         if rng.random() < {"retail": 0.3, "vip": 0.6, "institutional": 0.5}[tier] else [],
     )

@@ -57,8 +57,8 @@ def account(s: Session, account_id: str = "A1", *, phone: str | None = "+8210555
             email: str | None = "a1@example.com", push_token: str | None = "tok-a1") -> AccountRow:
     acct = s.get(AccountRow, account_id)
     if acct is None:
-        acct = AccountRow(account_id=account_id, phone=phone, email=email, push_token=push_token, locale=locale,
-                          timezone="Asia/Seoul", status="active", updated_at=T0)
+        acct = AccountRow(account_id=account_id, phone=phone, email=email, push_token=push_token,
+                          locale=locale, timezone="Asia/Seoul", status="active", updated_at=T0)
         s.add(acct)
         s.flush()
     return acct

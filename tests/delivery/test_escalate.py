@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from alerts.store.models import AccountRow, AlertRow, OutboxRow, Ticket
 from notifiers.base import DeliveryResult
@@ -22,15 +23,17 @@ def test_next_channel_rules() -> None:
     # strategy "fallback": only push was used, so SMS is next
     assert next_channel(chans, [_row("push", "sent")], acct) == "sms"
     # strategy "all": every channel used; the second one that did not fail
-    assert next_channel(chans, [_row("push", "sent"), _row("sms", "sent"), _row("email", "sent")], acct) == "sms"
-    assert next_channel(chans, [_row("push", "sent"), _row("sms", "failed"), _row("email", "sent")], acct) == "email"
+    assert next_channel(chans, [_row("push", "sent"), _row("sms", "sent"), _row("email", "sent")], acct) \
+        == "sms"
+    assert next_channel(chans, [_row("push", "sent"), _row("sms", "failed"), _row("email", "sent")], acct) \
+        == "email"
     # an opted-out number is skipped
     acct.sms_opt_out = True
     assert next_channel(chans, [_row("push", "sent")], acct) == "email"
     assert next_channel(["sms"], [_row("sms", "sent")], acct) is None
 
 
-def test_reminder_on_the_next_channel_then_expiry_and_ticket(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
+def test_reminder_on_the_next_channel_then_expiry_and_ticket(app: App, deliverer_factory: Any) -> None:
     with app.sessions.begin() as s:
         account(s, phone=None)  # no phone: the reminder cannot be an SMS
         a = alert(s, channels=["push", "sms", "email"], strategy="fallback")
@@ -57,7 +60,7 @@ def test_reminder_on_the_next_channel_then_expiry_and_ticket(app: App, deliverer
     assert escalate_once(app.sessions, now=T0 + timedelta(hours=5)).expired == 0  # once
 
 
-def test_rule_can_page_staff_without_a_reminder(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
+def test_rule_can_page_staff_without_a_reminder(app: App, deliverer_factory: Any) -> None:
     with app.sessions.begin() as s:
         account(s)
         a = alert(s, channels=["sms", "email"], on_expired=[
@@ -75,7 +78,7 @@ def test_rule_can_page_staff_without_a_reminder(app: App, deliverer_factory) -> 
     assert len(staff["escalate"].sent) == 1
 
 
-def test_answered_alert_is_neither_reminded_nor_escalated(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
+def test_answered_alert_is_neither_reminded_nor_escalated(app: App, deliverer_factory: Any) -> None:
     from alerts.answers import answer
 
     with app.sessions.begin() as s:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifiers.policy import Budget, PolicySettings, RateLimiter, RateLimit, TokenBucket, budget_verdict
+from notifiers.policy import Budget, PolicySettings, RateLimit, RateLimiter, TokenBucket, budget_verdict
 from tests.delivery.kit import T0
 
 SMS = Budget(max=5, per_seconds=3600)
@@ -43,7 +44,7 @@ def test_no_budget_means_unlimited_and_old_sends_do_not_count() -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(arrivals=st.lists(st.tuples(st.integers(0, 4 * 3600), st.booleans()), min_size=1, max_size=40))
-def test_following_the_verdicts_never_breaks_the_budget_and_never_drops(arrivals: list[tuple[int, bool]]) -> None:
+def test_obeying_the_verdicts_never_breaks_the_budget_nor_drops(arrivals: list[tuple[int, bool]]) -> None:
     """Simulate messages arriving (second, critical?) and a worker that obeys every verdict."""
     pending = sorted((T0 + timedelta(seconds=s), crit, i) for i, (s, crit) in enumerate(arrivals))
     sent: list[tuple[object, bool, bool]] = []  # (time, critical, over_budget)
@@ -65,7 +66,7 @@ def test_following_the_verdicts_never_breaks_the_budget_and_never_drops(arrivals
     for t in ordinary:  # within any hour ending at an ordinary send, at most 5 ordinary sends
         assert sum(1 for u in ordinary if t - timedelta(hours=1) < u <= t) <= 5
     over = sorted(t for t, _, o in sent if o)
-    assert all(b - a >= TEN_MIN for a, b in zip(over, over[1:], strict=False))
+    assert all(b - a >= TEN_MIN for a, b in itertools.pairwise(over))
 
 
 def test_token_bucket_rate_and_burst() -> None:

@@ -26,7 +26,7 @@ def client(app: App) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def pushed(app: App, deliverer_factory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def pushed(app: App, deliverer_factory: Any) -> dict[str, Any]:
     """A push alert delivered: the token is what the app received in the data message."""
     with app.sessions.begin() as s:
         account(s)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -44,7 +45,7 @@ def test_undelivered_codes(code: str | None, retry: bool, action: str | None) ->
         assert (st2.retry, st2.fallback, st2.status) == (False, True, "undelivered")
 
 
-def _sent_sms(app: App, deliverer_factory, *, fallback=("email",)):  # type: ignore[no-untyped-def]
+def _sent_sms(app: App, deliverer_factory: Any, *, fallback: tuple[str, ...] = ("email",)) -> Any:
     """One SMS alert (strategy fallback: sms, then email) handed to the provider."""
     with app.sessions.begin() as s:
         account(s)
@@ -57,12 +58,12 @@ def _sent_sms(app: App, deliverer_factory, *, fallback=("email",)):  # type: ign
     return a, row, chans
 
 
-def _apply(app: App, r: Receipt, at=T0):  # type: ignore[no-untyped-def]
+def _apply(app: App, r: Receipt, at: datetime = T0) -> Any:
     with app.sessions.begin() as s:
         return apply_receipt(s, r, now=at, retry_delay=RETRY)
 
 
-def test_delivered_then_late_and_duplicate_receipts_change_nothing(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
+def test_delivered_then_late_and_duplicate_receipts_change_nothing(app: App, deliverer_factory: Any) -> None:
     a, row, _ = _sent_sms(app, deliverer_factory)
     sid = row.provider_id
     assert _apply(app, Receipt(sid, "delivered")).status == "delivered"
@@ -77,7 +78,7 @@ def test_delivered_then_late_and_duplicate_receipts_change_nothing(app: App, del
         assert audit == 5  # every callback is kept for the record
 
 
-def test_undelivered_to_a_dead_number_flags_it_and_falls_back_once(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
+def test_undelivered_to_a_dead_number_flags_it_and_falls_back_once(app: App, deliverer_factory: Any) -> None:
     a, row, chans = _sent_sms(app, deliverer_factory)
     first = _apply(app, Receipt(row.provider_id, "undelivered", "30005", "Unknown destination handset"))
     again = _apply(app, Receipt(row.provider_id, "undelivered", "30005"))  # Twilio sent it twice
@@ -90,8 +91,8 @@ def test_undelivered_to_a_dead_number_flags_it_and_falls_back_once(app: App, del
     assert rep.sent == 1 and len(chans["email"].sent) == 1 and len(chans["sms"].sent) == 1  # no second SMS
 
 
-def test_unreachable_handset_is_retried_once_then_falls_back(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
-    a, row, _ = _sent_sms(app, deliverer_factory)
+def test_unreachable_handset_is_retried_once_then_falls_back(app: App, deliverer_factory: Any) -> None:
+    _, row, _ = _sent_sms(app, deliverer_factory)
     out = _apply(app, Receipt(row.provider_id, "undelivered", "30003"))
     assert out.status == "retry" and out.fallback_id is None
     chans = channels()
@@ -107,7 +108,7 @@ def test_unreachable_handset_is_retried_once_then_falls_back(app: App, deliverer
     assert out2.status == "undelivered" and out2.fallback_id is not None
 
 
-def test_stop_reported_by_a_receipt_opts_the_number_out(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
+def test_stop_reported_by_a_receipt_opts_the_number_out(app: App, deliverer_factory: Any) -> None:
     _, row, _ = _sent_sms(app, deliverer_factory)
     _apply(app, Receipt(row.provider_id, "failed", "21610"))
     with app.sessions() as s:
@@ -119,8 +120,8 @@ def test_unknown_message_id_is_ignored(app: App) -> None:
     assert out.outbox_id is None and out.status is None
 
 
-def test_no_receipt_in_time_falls_back_and_a_late_receipt_still_counts(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
-    a, row, chans = _sent_sms(app, deliverer_factory)
+def test_no_receipt_in_time_falls_back_and_a_late_one_still_counts(app: App, deliverer_factory: Any) -> None:
+    _, row, chans = _sent_sms(app, deliverer_factory)
     d = deliverer_factory(chans)
     early = d.run_once(T0 + timedelta(minutes=9))
     assert early.unconfirmed == 0
@@ -132,12 +133,13 @@ def test_no_receipt_in_time_falls_back_and_a_late_receipt_still_counts(app: App,
     assert _apply(app, Receipt(row.provider_id, "delivered")).status == "delivered"
 
 
-def test_sweep_skips_answered_alerts(app: App, deliverer_factory) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_skips_answered_alerts(app: App, deliverer_factory: Any) -> None:
     from alerts.answers import answer
 
     a, _, _ = _sent_sms(app, deliverer_factory)
     with app.sessions.begin() as s:
         answer(s, a.id, "confirm", channel="link:sms", now=T0)
     with app.sessions.begin() as s:
-        made = sweep_unconfirmed(s, now=T0 + timedelta(hours=1), timeout=timedelta(minutes=10), channels=["sms"])
+        made = sweep_unconfirmed(s, now=T0 + timedelta(hours=1), timeout=timedelta(minutes=10),
+                                 channels=["sms"])
     assert made == []  # the user already answered: nobody to chase on another channel

@@ -59,6 +59,20 @@ def test_new_asn_and_the_offline_organisation_fallback() -> None:
     assert ids(res.findings) == [("org",)] and res.findings[0].evidence["value"] == "org:SK BROADBAND"
 
 
+def test_new_asn_says_whether_it_is_an_anonymiser_or_a_host() -> None:
+    rows = [
+        *history(6),
+        login("vpn", 200, **{**HOME, "asn": 9009, "is_anonymous_ip": False}),
+        login("tor", 210, **{**HOME, "asn": 64500, "is_anonymous_ip": True}),
+        login("isp", 220, **{**HOME, "asn": 9318, "is_anonymous_ip": False}),
+    ]
+    ev = {f.event_ids[0]: f.evidence for f in scan(NewAsn(), rows).findings}
+    assert (ev["vpn"]["hosting"], ev["vpn"]["is_anonymous_ip"]) == (True, False)
+    assert (ev["tor"]["hosting"], ev["tor"]["is_anonymous_ip"]) == (False, True)
+    assert (ev["isp"]["hosting"], ev["isp"]["is_anonymous_ip"]) == (False, False)
+    assert scan(NewAsn(hosting_asns=[]), rows).findings[0].evidence["hosting"] is False
+
+
 def test_batches_equal_one_scan() -> None:
     rows = [
         *history(8),

@@ -9,21 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors.base import Finding
+from rules.context import FindingView, condition_context
 from rules.expr import Condition, ExpressionError, environment
 from rules.exprcheck import check
 
+FINDING = Finding(
+    "new_location", "a1", datetime(2024, 5, 6, 23, 30, tzinfo=UTC), "k1", "country", 0.7, ("e1", "e2"),
+    {"country": "JP", "tier": 2, "known": ["KR"]}, "login",
+)
 CONTEXT = {
-    "finding": {
-        "id": "f_1",
-        "detector": "new_location",
-        "family": "login",
-        "kind": "country",
-        "score": 0.7,
-        "account_id": "a1",
-        "ts": datetime(2024, 5, 6, 23, 30, tzinfo=UTC),
-        "event_ids": ["e1", "e2"],
-        "evidence": {"country": "JP", "tier": 2, "known": ["KR"]},
-    },
+    "finding": FindingView(FINDING).full(),
     "account": {
         "account_id": "a1",
         "tier": "vip",
@@ -53,6 +49,7 @@ ACCEPTED = [
     ('account.locale.matches("^(ko|ja)")', True),
     ("profile.n > 3", True),
     ("finding.event_ids.filter(e, e != 'e1').size() == 1", True),
+    ("finding.id.startsWith('f_') && finding.detector == 'new_location' && finding.family == 'login'", True),
     ('string(account.age_days) == "40"', True),
 ]
 
@@ -61,6 +58,8 @@ ACCEPTED = [
 def test_accepted_conditions_run_and_give_the_expected_answer(src: str, value: bool) -> None:
     c = Condition(src)
     assert c.test(CONTEXT) == (value, None)
+    projected = condition_context(c.reads, FindingView(FINDING), CONTEXT["account"], CONTEXT["profile"])
+    assert c.test(projected) == (value, None), c.reads
 
 
 REFUSED = [
@@ -155,3 +154,7 @@ def test_whatever_the_checker_accepts_runs_without_a_type_error(src: str) -> Non
         return
     value = cel.evaluate(src, CONTEXT)
     assert value in (True, False), (src, value)
+    # evaluation passes only the fields the condition reads: the answer must not change
+    c = Condition(src)
+    projected = condition_context(c.reads, FindingView(FINDING), CONTEXT["account"], CONTEXT["profile"])
+    assert c.test(projected) == (value, None), (src, c.reads)
