@@ -10,19 +10,19 @@ from importlib.metadata import entry_points
 
 from detectors.base import Detector, DetectorError, DetectorResult, Finding, Param, ParameterError, Skip
 from detectors.batch import Batch
-from detectors.high_leverage import HighLeverage
-from detectors.large_withdrawal import LargeWithdrawal
-from detectors.new_location import NewLocation
-from detectors.impossible_travel import ImpossibleTravel
-from detectors.new_device import NewAsn, NewDevice, NewSubnet
-from detectors.login_risk import LoginRisk
-from detectors.failed_logins import FailedLogins
 from detectors.credential_stuffing import CredentialStuffing
-from detectors.new_address import NewAddress
-from detectors.withdrawal_after_change import WithdrawalAfterChange
 from detectors.draining import Draining
-from detectors.trading_spike import TradingSpike
+from detectors.failed_logins import FailedLogins
+from detectors.high_leverage import HighLeverage
+from detectors.impossible_travel import ImpossibleTravel
 from detectors.isolation import Isolation
+from detectors.large_withdrawal import LargeWithdrawal
+from detectors.login_risk import LoginRisk
+from detectors.new_address import NewAddress
+from detectors.new_device import NewAsn, NewDevice, NewSubnet
+from detectors.new_location import NewLocation
+from detectors.trading_spike import TradingSpike
+from detectors.withdrawal_after_change import WithdrawalAfterChange
 
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls

@@ -78,11 +78,8 @@ _CONVERSIONS = dict(
 )
 _TYPE_NAMES = {"int", "uint", "double", "string", "bytes", "bool", "list", "map", "null_type", "type"}
 _STRING_METHODS = {"startsWith", "endsWith", "contains", "matches"}
-_TS_GETTERS = set(
-    "getFullYear getMonth getDate getDayOfMonth getDayOfWeek getDayOfYear getHours getMinutes getSeconds "
-    "getMilliseconds".split()
-)
 _DUR_GETTERS = {"getHours", "getMinutes", "getSeconds", "getMilliseconds"}
+_TS_GETTERS = _DUR_GETTERS | {"getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear"}
 _MACROS = {"all", "exists", "exists_one", "map", "filter"}
 FUNCTIONS = sorted({"size", "has", "matches", *_CONVERSIONS, *_STRING_METHODS, *_TS_GETTERS, *_MACROS})
 
@@ -166,8 +163,7 @@ class _Checker:
         known = list(self.env.roots) + list(scope)
         return self.err(
             n,
-            f"unknown name '{n.value}'{_hint(n.value, known)} (the condition sees: "
-            f"{', '.join(self.env.roots)})",
+            f"unknown name '{n.value}'{_hint(n.value, known)} (the condition sees: {', '.join(self.env.roots)})",
         )
 
     def _read(self, target: Node | None, key: object, scope: Mapping[str, Ty]) -> None:
@@ -261,8 +257,7 @@ class _Checker:
                 if t.name not in ("bool", "dyn"):
                     self.err(
                         n,
-                        f"'{op}' needs true/false on both sides, but the {side} side '{txt}' "
-                        f"is {describe(t)}",
+                        f"'{op}' needs true/false on both sides, but the {side} side '{txt}' is {describe(t)}",
                     )
             return BOOL
         if op in ("==", "!="):
@@ -292,9 +287,7 @@ class _Checker:
                 if rt.key is not None and lt.name != "dyn" and not _comparable(lt, rt.key):
                     self.err(n, f"'in' looks for {describe(lt)} among {describe(rt.key)} keys")
             elif rt.name != "dyn":
-                self.err(
-                    n.args[1], f"'in' needs a list or a map on the right, but '{rtxt}' is {describe(rt)}"
-                )
+                self.err(n.args[1], f"'in' needs a list or a map on the right, but '{rtxt}' is {describe(rt)}")
             return BOOL
         return self._arith(n, op, lt, rt, ltxt, rtxt)
 

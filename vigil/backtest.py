@@ -42,12 +42,13 @@ class BacktestResult:
     rule_set: str = ""
 
     def summary(self) -> str:
-        lines = [f"rows read: {sum(self.rows.values())} ({', '.join(f'{k} {v}' for k, v in sorted(self.rows.items()))})",
+        tables = ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))
+        lines = [f"rows read: {sum(self.rows.values())} ({tables})",
                  f"findings: {self.findings}   alerts: {len(self.alerts)}   throttled into others: {self.throttled}"]
         per_rule = Counter(a["rule_id"] for a in self.alerts)
         for rule, n in sorted(per_rule.items()):
-            lines.append(f"  {rule}: {n} alert(s), {len({a['account_id'] for a in self.alerts if a['rule_id'] == rule})}"
-                         " account(s)")
+            accounts = len({a["account_id"] for a in self.alerts if a["rule_id"] == rule})
+            lines.append(f"  {rule}: {n} alert(s), {accounts} account(s)")
         lines.append(f"quarantined rows: {len(self.quarantined)}")
         for reason, n in Counter(q.reason for q in self.quarantined).most_common():
             refs = [q.ref for q in self.quarantined if q.reason == reason][:3]

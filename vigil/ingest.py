@@ -102,10 +102,7 @@ def validate(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Qua
         df[c] = None
     for col in table.columns:
         s = df[col.name]
-        if col.name in absent:
-            blank = pd.Series(True, index=df.index)
-        else:
-            blank = _blank(s)
+        blank = pd.Series(True, index=df.index) if col.name in absent else _blank(s)
         if col.required:
             flag(blank, f"missing required field '{col.name}'")
         if col.name in absent:
