@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from alerts.actions import run_actions
 from alerts.lifecycle import NEW, SHADOW
-from alerts.store.models import AlertEvent, AlertRow, OutboxRow
+from alerts.store.models import AlertEvent, AlertRow, OutboxRow, Suppression
+from alerts.suppress import suppressed
 from alerts.tokens import new_sms_code
 from detectors.base import stable_id
-from rules.engine import Decision
+from rules.engine import Decision, Recent, split_inhibited
+from rules.loader import RuleSet
 from rules.schema import SEVERITY_RANK
 
 Suppressor = Callable[[Decision], Mapping[str, Any] | None]
@@ -63,12 +65,17 @@ def apply_decisions(
     now: datetime,
     suppressor: Suppressor | None = None,
     deliver: bool = True,
+    rules: RuleSet | None = None,
 ) -> StageReport:
     """Create what the decisions call for.  ``deliver=False`` (backtests) writes no outbox rows."""
     report = StageReport()
     ordered = sorted(decisions, key=lambda d: (d.finding.ts, -SEVERITY_RANK[d.rule.severity], d.alert_id))
     existing = _existing_ids(session, [d.alert_id for d in ordered])
     recent = _ThrottleIndex(session, ordered)
+    if suppressor is None:
+        suppressor = _suppressor(session, ordered, now)
+    _kept, muted_list = split_inhibited(ordered, _live_inhibitors(session, ordered, rules) if rules else ())
+    muted = {id(d): by for d, by in muted_list}
     for d in ordered:
         aid = d.alert_id
         if aid in existing:
@@ -89,12 +96,11 @@ def apply_decisions(
                 _coalesce(session, session.get(AlertRow, muting), d, now, "throttled")  # type: ignore[arg-type]
                 report.throttled += 1
                 continue
-        if d.rule.inhibit:
-            higher = _inhibitor(session, d, now)
-            if higher is not None:
-                _coalesce(session, higher, d, now, "inhibited")
-                report.inhibited += 1
-                continue
+        muter = session.get(AlertRow, muted[id(d)]) if id(d) in muted else None
+        if muter is not None:  # a higher-severity alert's inhibit window covers this one
+            _coalesce(session, muter, d, now, "inhibited")
+            report.inhibited += 1
+            continue
         shadow = d.rule.mode == "shadow"
         n = d.rule.notify
         expires = f.ts if n is None else max(now, f.ts) + n.expires
@@ -194,22 +200,56 @@ class _ThrottleIndex:
         return max(window, key=lambda x: (x[0], [-ord(c) for c in x[1]]))[1]
 
 
-def _inhibitor(session: Session, d: Decision, now: datetime) -> AlertRow | None:
-    """An open alert on the same account with a higher severity mutes this one."""
-    rank = SEVERITY_RANK[d.rule.severity]
-    higher = [s for s, r in SEVERITY_RANK.items() if r > rank]
-    if not higher:
+def _live_inhibitors(session: Session, decisions: list[Decision], rules: RuleSet) -> list[Recent]:
+    """Stored live alerts that may mute this batch's decisions (rules with ``inhibit``)."""
+    inhibiting = [cr.rule for cr in rules.rules if cr.rule.inhibit is not None]
+    if not inhibiting or not decisions:
+        return []
+    widest = max(r.inhibit.window for r in inhibiting)  # type: ignore[union-attr]
+    lo = min(d.finding.ts for d in decisions) - widest
+    accounts = sorted({d.finding.account_id for d in decisions})
+    out: list[Recent] = []
+    for i in range(0, len(accounts), 900):
+        rows = session.scalars(select(AlertRow).where(
+            AlertRow.account_id.in_(accounts[i : i + 900]), AlertRow.rule_id.in_([r.id for r in inhibiting]),
+            AlertRow.ts >= lo, AlertRow.mode == "live", AlertRow.status.notin_(("suppressed", "shadow"))))
+        for a in rows:
+            rec = Recent.from_alert({"id": a.id, "rule_id": a.rule_id, "account_id": a.account_id,
+                                     "severity": a.severity, "ts": a.ts, "mode": a.mode, "detector": a.detector},
+                                    rules)
+            if rec is not None:
+                out.append(rec)
+    return out
+
+
+def _suppressor(session: Session, decisions: list[Decision], now: datetime) -> Suppressor | None:
+    """User-declared suppressions (travel notices, allow-listed addresses) of the batch's accounts."""
+    accounts = sorted({d.finding.account_id for d in decisions})
+    if not accounts:
         return None
-    return session.scalars(
-        select(AlertRow).where(
-            AlertRow.account_id == d.finding.account_id, AlertRow.severity.in_(higher),
-            AlertRow.status.in_(("new", "notified", "expired", "escalated")),
-        ).order_by(AlertRow.ts.desc())
-    ).first()
+    lo = min(d.finding.ts for d in decisions)
+    found: dict[str, list[Suppression]] = {}
+    for i in range(0, len(accounts), 900):
+        for row in session.scalars(select(Suppression).where(
+                Suppression.account_id.in_(accounts[i : i + 900]), Suppression.expires_at > lo)):
+            found.setdefault(row.account_id, []).append(row)
+    if not found:
+        return None
+
+    def check(d: Decision) -> Mapping[str, Any] | None:
+        sup = suppressed(d, found.get(d.finding.account_id, ()), now)
+        if sup is None:
+            return None
+        return {"suppression_id": sup.id, "kind": sup.kind, "value": dict(sup.value or {}),
+                "expires_at": sup.expires_at.isoformat()}
+
+    return check
 
 
 def _coalesce(session: Session, into: AlertRow, d: Decision, now: datetime, why: str) -> None:
     f = d.finding
+    if f.finding_id in into.finding_ids:  # a replayed batch: already coalesced
+        return
     into.event_ids = list(dict.fromkeys([*into.event_ids, *f.event_ids]))
     into.finding_ids = list(dict.fromkeys([*into.finding_ids, f.finding_id]))
     into.updated_at = now

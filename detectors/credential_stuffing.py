@@ -46,12 +46,8 @@ class CredentialStuffing(Detector):
         "min_accounts": Param(
             10, "Distinct other accounts failing from the IP within the window.", kind=int, ge=2, le=100_000
         ),
-        "window_minutes": Param(
-            60, "Length of the sliding window in minutes.", kind=int, ge=1, le=7 * 24 * 60
-        ),
-        "min_failure_ratio": Param(
-            0.5, "Failures as a share of the IP's attempts in the window.", gt=0, le=1
-        ),
+        "window_minutes": Param(60, "Length of the sliding window in minutes.", kind=int, ge=1, le=7 * 24 * 60),
+        "min_failure_ratio": Param(0.5, "Failures as a share of the IP's attempts in the window.", gt=0, le=1),
     }
 
     def profile_keys(self, batch: Batch) -> set[str]:
@@ -62,17 +58,13 @@ class CredentialStuffing(Detector):
         ips = df["ip"][value_is_known(df["ip"])].astype(str).unique()
         return {ip_key(ip) for ip in ips}
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
             return result
         if not batch.has_column(self.table, "ip"):
-            result.skips.append(
-                Skip(self.name, "column 'ip' absent: credential stuffing not checked", len(df))
-            )
+            result.skips.append(Skip(self.name, "column 'ip' absent: credential stuffing not checked", len(df)))
             return result
         known = value_is_known(df["ip"]) & df["success"].notna()
         if (~known).any():

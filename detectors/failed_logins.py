@@ -31,22 +31,16 @@ class FailedLogins(Detector):
     table = "logins"
     required_columns = ("event_id", "account_id", "ts", "success")
     optional_columns = ("ip", "country")
-    description = (
-        "Many failed logins on one account within a short window (brute force), or a success after them."
-    )
+    description = "Many failed logins on one account within a short window (brute force), or a success after them."
     params: ClassVar[Mapping[str, Param]] = {
         "max_failures": Param(
             10, "Failures within the window that make a burst (Auth0 default: 10).", kind=int, ge=2, le=10_000
         ),
-        "window_minutes": Param(
-            60, "Length of the sliding window in minutes.", kind=int, ge=1, le=7 * 24 * 60
-        ),
+        "window_minutes": Param(60, "Length of the sliding window in minutes.", kind=int, ge=1, le=7 * 24 * 60),
         "flag_success": Param(True, "Also report a successful login during a burst.", kind=bool),
     }
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -78,15 +72,11 @@ class FailedLogins(Detector):
             hist = pd.DataFrame(hist_rows, columns=["account_id", "ts", "event_id", "fail", "ip", "hist"])
             hist["ts"] = pd.to_datetime(hist["ts"], utc=True)
             allrows = pd.concat([hist, cur], ignore_index=True)
-        allrows = allrows.sort_values(["account_id", "ts", "event_id"], kind="mergesort").reset_index(
-            drop=True
-        )
+        allrows = allrows.sort_values(["account_id", "ts", "event_id"], kind="mergesort").reset_index(drop=True)
         window = pd.Timedelta(minutes=self.p["window_minutes"])
         allrows["_f"] = allrows["fail"].astype("float64")
         # rows are sorted by account then time, and groupby(sort=False) keeps that order
-        counts = (
-            allrows.groupby("account_id", sort=False).rolling(window, on="ts", closed="right")["_f"].sum()
-        )
+        counts = allrows.groupby("account_id", sort=False).rolling(window, on="ts", closed="right")["_f"].sum()
         allrows["_count"] = counts.to_numpy()
         k = self.p["max_failures"]
         fails = allrows[allrows["fail"]]

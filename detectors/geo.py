@@ -108,13 +108,9 @@ def _enrich(
         if col not in out.columns:
             out[col] = pd.Series([None] * n, index=out.index, dtype="object")
     for col in ("lat", "lon"):
-        out[col] = (
-            pd.to_numeric(out[col], errors="coerce").astype("float64") if col in out.columns else np.nan
-        )
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64") if col in out.columns else np.nan
     out["asn"] = (
-        pd.to_numeric(out["asn"], errors="coerce")
-        if "asn" in out.columns
-        else pd.Series(np.nan, index=out.index)
+        pd.to_numeric(out["asn"], errors="coerce") if "asn" in out.columns else pd.Series(np.nan, index=out.index)
     ).astype("Int64")
     counts: dict[str, int] = {}
     precision = pd.Series("unknown", index=out.index, dtype="object")
@@ -214,9 +210,7 @@ def _from_places(
         pairs = out.loc[with_city, ["country", "city"]].astype(str)
         uniq = pairs.drop_duplicates()
         pts = [db.city(c, ci) for c, ci in zip(uniq["country"], uniq["city"], strict=True)]
-        uniq = uniq.assign(
-            _lat=[p[0] if p else np.nan for p in pts], _lon=[p[1] if p else np.nan for p in pts]
-        )
+        uniq = uniq.assign(_lat=[p[0] if p else np.nan for p in pts], _lon=[p[1] if p else np.nan for p in pts])
         got = pairs.reset_index().merge(uniq, on=["country", "city"], how="left").set_index("index")
         got = got[got["_lat"].notna()]
         if len(got):

@@ -73,32 +73,22 @@ class ImpossibleTravel(Detector):
         "max_speed_kmh": Param(
             1000.0, "Flag above this speed (authentik and Airlock: 1000, Okta: 805).", gt=0, le=100_000
         ),
-        "min_distance_km": Param(
-            500.0, "Ignore jumps shorter than this (after tolerances).", ge=0, le=20_000
-        ),
+        "min_distance_km": Param(500.0, "Ignore jumps shorter than this (after tolerances).", ge=0, le=20_000),
         "min_hours": Param(1.0, "Elapsed time is at least this many hours (authentik: 1).", gt=0, le=48),
-        "tolerance_km": Param(
-            50.0, "Subtracted from every distance: GeoIP error of a city fix.", ge=0, le=2000
-        ),
+        "tolerance_km": Param(50.0, "Subtracted from every distance: GeoIP error of a city fix.", ge=0, le=2000),
         "min_history_logins": Param(
             1, "Earlier located successful logins needed (the previous one).", kind=int, ge=1, le=1000
         ),
         "skip_anonymous": Param(True, "Leave logins through anonymous IPs out of the chain.", kind=bool),
-        "hosting_asns": Param(
-            HOSTING_ASNS, "ASNs of hosting / VPN networks left out of the chain.", kind=list
-        ),
+        "hosting_asns": Param(HOSTING_ASNS, "ASNs of hosting / VPN networks left out of the chain.", kind=list),
     }
 
     def _check_params(self) -> None:
         bad = [a for a in self.p["hosting_asns"] if isinstance(a, bool) or not isinstance(a, int)]
         if bad:
-            raise ParameterError(
-                f"The 'hosting_asns' parameter of ImpossibleTravel must list AS numbers. Got {bad!r}."
-            )
+            raise ParameterError(f"The 'hosting_asns' parameter of ImpossibleTravel must list AS numbers. Got {bad!r}.")
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -119,28 +109,18 @@ class ImpossibleTravel(Detector):
         if self.p["skip_anonymous"] and batch.has_column(self.table, "is_anonymous_ip"):
             anon = ok["is_anonymous_ip"].fillna(False).astype(bool) & keep
             if anon.any():
-                result.skips.append(
-                    Skip(self.name, "anonymous IP (VPN/Tor): not a location", int(anon.sum()))
-                )
+                result.skips.append(Skip(self.name, "anonymous IP (VPN/Tor): not a location", int(anon.sum())))
             keep &= ~anon
         if self.p["hosting_asns"] and batch.has_column(self.table, "asn"):
-            hosting = (
-                ok["asn"].isin([int(a) for a in self.p["hosting_asns"]]).fillna(False).astype(bool) & keep
-            )
+            hosting = ok["asn"].isin([int(a) for a in self.p["hosting_asns"]]).fillna(False).astype(bool) & keep
             if hosting.any():
-                result.skips.append(
-                    Skip(self.name, "hosting/VPN network: not a location", int(hosting.sum()))
-                )
+                result.skips.append(Skip(self.name, "hosting/VPN network: not a location", int(hosting.sum())))
             keep &= ~hosting
         chain = ok[keep]
         # accounts whose only rows in this batch are not located still count toward nothing
         if chain.empty:
             return result
-        prec = (
-            chain["geo_precision"]
-            if "geo_precision" in chain.columns
-            else pd.Series("given", index=chain.index)
-        )
+        prec = chain["geo_precision"] if "geo_precision" in chain.columns else pd.Series("given", index=chain.index)
         g = chain.groupby("account_id", sort=False)
         prev = pd.DataFrame(
             {
@@ -159,9 +139,7 @@ class ImpossibleTravel(Detector):
         if first.any():
             prof_rows = {a: profiles.get(a, {}).get("last") for a in chain.loc[first, "account_id"].unique()}
             for col in ("ts", "lat", "lon", "event_id", "country", "city", "precision"):
-                vals = chain.loc[first, "account_id"].map(
-                    {a: (p or {}).get(col) for a, p in prof_rows.items()}
-                )
+                vals = chain.loc[first, "account_id"].map({a: (p or {}).get(col) for a, p in prof_rows.items()})
                 if col == "ts":
                     prev.loc[first, "ts"] = pd.to_datetime(vals, utc=True, format="ISO8601")
                 else:
@@ -177,11 +155,7 @@ class ImpossibleTravel(Detector):
             haversine_km(plat, plon, chain["lat"].astype("float64"), chain["lon"].astype("float64")),
             index=chain.index,
         )
-        slack = (
-            self.p["tolerance_km"]
-            + _radius(prev["precision"], prev["country"])
-            + _radius(prec, chain["country"])
-        )
+        slack = self.p["tolerance_km"] + _radius(prev["precision"], prev["country"]) + _radius(prec, chain["country"])
         eff = (dist - slack).clip(lower=0)
         # one point known only as "somewhere in country X" and the other in X: no evidence of travel
         coarse = (prev["precision"].astype(str) == "country") | (prec.astype(str) == "country")

@@ -183,9 +183,7 @@ def compute_features(
     )
     items = per_account(seq, keep, [iso_at(seq.t, keep), seq.eid, seq.cols["out"], cents])
     known = addr != ""
-    addresses = remember(
-        accts[known], addr[known], t_new[known], addr_states, ADDRESS_DAYS * NS_PER_DAY, MAX_ADDRESSES
-    )
+    addresses = remember(accts[known], addr[known], t_new[known], addr_states, ADDRESS_DAYS * NS_PER_DAY, MAX_ADDRESSES)
     last_change = _last_change(batch, states)
     new_profiles = {
         a: {
@@ -256,10 +254,22 @@ def load_model(path: str | Path) -> Model:
         raise ParameterError(f"{side}: not a readable model sidecar ({e}).") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise ParameterError(f"{side}: not a Vigil isolation-forest model (format {meta.get('format')!r}).")
-    if meta.get("feature_set") != FEATURE_SET or list(meta.get("features", [])) != list(FEATURES):
+    theirs = [str(f) for f in meta.get("features", [])]
+    if meta.get("feature_set") != FEATURE_SET or theirs != list(FEATURES):
+        extra = [f for f in theirs if f not in FEATURES]
+        lacking = [f for f in FEATURES if f not in theirs]
+        diff = "; ".join(
+            part
+            for part in (
+                f"it has {', '.join(extra)}" if extra else "",
+                f"it lacks {', '.join(lacking)}" if lacking else "",
+                "same names in another order" if not extra and not lacking and theirs != list(FEATURES) else "",
+            )
+            if part
+        )
         raise ParameterError(
-            f"The model {p} was fitted on feature set {meta.get('feature_set')} {meta.get('features')}, "
-            f"but this Vigil computes feature set {FEATURE_SET} {list(FEATURES)}. "
+            f"The model {p} was fitted on feature set {meta.get('feature_set')}"
+            f"{' (' + diff + ')' if diff else ''}, but this Vigil computes feature set {FEATURE_SET}. "
             "Refit it with `vigil model fit`."
         )
     if meta.get("sklearn") != sklearn.__version__:
@@ -269,9 +279,7 @@ def load_model(path: str | Path) -> Model:
         )
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     if digest != meta.get("sha256"):
-        raise ParameterError(
-            f"The model file {p} does not match the checksum in {side.name}; refusing to load it."
-        )
+        raise ParameterError(f"The model file {p} does not match the checksum in {side.name}; refusing to load it.")
     est = joblib.load(p)
     if getattr(est, "n_features_in_", None) != len(FEATURES):
         raise ParameterError(
@@ -290,9 +298,7 @@ def fit_model(
     feats = compute_features(batch, {}, DetectorResult())
     n = 0 if feats is None else len(feats.x)
     if feats is None or n < min_rows:
-        raise ValueError(
-            f"only {n} priced withdrawals with features in the data; at least {min_rows} are needed"
-        )
+        raise ValueError(f"only {n} priced withdrawals with features in the data; at least {min_rows} are needed")
     est = IsolationForest(n_estimators=n_estimators, contamination=contamination, random_state=seed, n_jobs=1)
     est.fit(feats.x)
     scores = -est.score_samples(feats.x)
@@ -337,13 +343,9 @@ class Isolation(Detector):
     extra_tables = ("security_events",)
     required_columns = ("event_id", "account_id", "ts", "kind", "asset", "amount")
     optional_columns = ("amount_usd", "address")
-    description = (
-        "A withdrawal an IsolationForest fitted on history finds unusual, with the features behind it."
-    )
+    description = "A withdrawal an IsolationForest fitted on history finds unusual, with the features behind it."
     params: ClassVar[Mapping[str, Param]] = {
-        "model_path": Param(
-            "", "Model written by `vigil model fit` ('' = no model: the detector skips).", kind=str
-        ),
+        "model_path": Param("", "Model written by `vigil model fit` ('' = no model: the detector skips).", kind=str),
         "score_threshold": Param(
             0.0, "Anomaly score to report at (0 = the threshold fitted with the model).", ge=0, le=1
         ),
@@ -354,9 +356,7 @@ class Isolation(Detector):
         # the fitted artefact is part of the configuration: a bad one is reported when rules load
         self.model_: Model | None = load_model(self.p["model_path"]) if self.p["model_path"] else None
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -385,9 +385,7 @@ class Isolation(Detector):
             probes = np.repeat(x[None, :], len(FEATURES), axis=0)
             probes[np.arange(len(FEATURES)), np.arange(len(FEATURES))] = medians
             contrib = anomaly[i] + est.score_samples(probes)
-            top = [
-                j for j in np.argsort(-contrib, kind="mergesort")[: self.p["explain_top"]] if contrib[j] > 0
-            ]
+            top = [j for j in np.argsort(-contrib, kind="mergesort")[: self.p["explain_top"]] if contrib[j] > 0]
             named = [_describe(FEATURES[j], x[j], medians[j], contrib[j]) for j in top]
             result.findings.append(
                 self.finding(

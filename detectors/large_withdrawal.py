@@ -48,7 +48,9 @@ OUT_KINDS = ("withdrawal", "transfer_out")
 def usd_amounts(df: pd.DataFrame, has_usd: bool) -> pd.Series:
     """``amount_usd`` where given, else the amount of a USD-pegged asset, else NaN."""
     base = df["amount_usd"].astype("float64") if has_usd else pd.Series(np.nan, index=df.index)
-    pegged = df["asset"].astype(str).str.upper().isin(USD_ASSETS)
+    codes, assets = pd.factorize(df["asset"])  # upper-case each distinct asset once, not each row
+    usd_codes = [i for i, a in enumerate(assets) if str(a).upper() in USD_ASSETS]
+    pegged = pd.Series(np.isin(codes, usd_codes), index=df.index)
     return base.where(base.notna(), df["amount"].astype("float64").where(pegged))
 
 
@@ -91,27 +93,19 @@ class LargeWithdrawal(Detector):
     params: ClassVar[Mapping[str, Param]] = {
         "absolute_usd": Param(10_000.0, "Flag every withdrawal at or above this USD value.", gt=0),
         "multiple": Param(5.0, "Flag a withdrawal this many times the account's mean withdrawal.", gt=1),
-        "history_days": Param(
-            60, "Days of withdrawals that form the account's mean.", kind=int, ge=1, le=3650
-        ),
+        "history_days": Param(60, "Days of withdrawals that form the account's mean.", kind=int, ge=1, le=3650),
         "min_history": Param(
             3, "Earlier withdrawals needed before the relative check applies.", kind=int, ge=1, le=100
         ),
         "max_history": Param(
             50, "At most this many recent withdrawals form the mean (profile bound).", kind=int, ge=1, le=500
         ),
-        "min_relative_usd": Param(
-            1_000.0, "The relative check ignores withdrawals below this USD value.", ge=0
-        ),
-        "cold_start_usd": Param(
-            3_000.0, "Before min_history withdrawals, flag at or above this USD value.", gt=0
-        ),
+        "min_relative_usd": Param(1_000.0, "The relative check ignores withdrawals below this USD value.", ge=0),
+        "cold_start_usd": Param(3_000.0, "Before min_history withdrawals, flag at or above this USD value.", gt=0),
         "new_account_days": Param(
             7, "An account younger than this is new (needs accounts.created_at).", kind=int, ge=0, le=365
         ),
-        "kinds": Param(
-            ("withdrawal",), "Transaction kinds that count as withdrawals.", kind=list, choices=OUT_KINDS
-        ),
+        "kinds": Param(("withdrawal",), "Transaction kinds that count as withdrawals.", kind=list, choices=OUT_KINDS),
     }
 
     def _check_params(self) -> None:
@@ -133,9 +127,7 @@ class LargeWithdrawal(Detector):
         if not self.p["kinds"]:
             raise ParameterError("The 'kinds' parameter of LargeWithdrawal must name at least one kind.")
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -223,6 +215,6 @@ class LargeWithdrawal(Detector):
             )
         keep = keep_recent(seq, horizon, k)
         items = per_account(seq, keep, [iso_at(seq.t, keep), seq.eid, cents])
-        for acct in np.unique(seq.account[seq.new]):
+        for acct in seq.account[seq.first_of_group()]:
             result.profiles.setdefault(str(acct), {"v": PROFILE_VERSION, "w": items.get(str(acct), [])})
         return result

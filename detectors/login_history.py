@@ -146,9 +146,7 @@ def update_profiles(
         cols = list(more.columns) if more is not None else []
         if more is not None:
             frame = frame.join(more)
-        last_idx = (
-            frame.sort_values(["ts", "o"], kind="mergesort").groupby(["a", "v"], sort=False).tail(1).index
-        )
+        last_idx = frame.sort_values(["ts", "o"], kind="mergesort").groupby(["a", "v"], sort=False).tail(1).index
         r: Any
         for r in frame.loc[last_idx].itertuples(index=False):
             st = out.setdefault(str(r.a), copy_profile(profiles.get(str(r.a), {})))
@@ -170,8 +168,7 @@ def update_profiles(
             st["seen"][level] = {
                 k: v
                 for k, v in bucket.items()
-                if latest - pd.Timestamp(v[0]) <= window
-                or (history_logins > 0 and n - 1 - int(v[1]) < history_logins)
+                if latest - pd.Timestamp(v[0]) <= window or (history_logins > 0 and n - 1 - int(v[1]) < history_logins)
             }
 
 

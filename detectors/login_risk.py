@@ -69,9 +69,7 @@ class LoginRisk(Detector):
     table = "logins"
     required_columns = ("event_id", "account_id", "ts", "success")
     optional_columns = ("ip", "asn", "country", "user_agent", "device_id")
-    description = (
-        "A successful login much less typical for the account than its usual ones (Freeman et al. 2016)."
-    )
+    description = "A successful login much less typical for the account than its usual ones (Freeman et al. 2016)."
     params: ClassVar[Mapping[str, Param]] = {
         "min_log10_score": Param(
             2.0, "Report logins whose score is at least 10^this (2: 100x less typical).", ge=0, le=20
@@ -114,9 +112,7 @@ class LoginRisk(Detector):
 
             raise ParameterError("The 'features' parameter of LoginRisk must name at least one feature.")
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -128,9 +124,7 @@ class LoginRisk(Detector):
         if not levels:
             return result
         acct = ok["account_id"]
-        total_prior = acct.map({a: int(profiles.get(a, {}).get("total", 0)) for a in acct.unique()}).astype(
-            "int64"
-        )
+        total_prior = acct.map({a: int(profiles.get(a, {}).get("total", 0)) for a in acct.unique()}).astype("int64")
         total_prior = total_prior + ok.groupby("account_id", sort=False).cumcount()
         log10 = pd.Series(0.0, index=ok.index)
         factors: dict[str, pd.Series] = {}
@@ -210,9 +204,7 @@ class LoginRisk(Detector):
                 out["ip"] = ip
                 asn = col("asn") if batch.has_column(self.table, "asn") else None
                 if asn is None:
-                    result.skips.append(
-                        Skip(self.name, "column 'asn' absent: IP scored without its network", len(ok))
-                    )
+                    result.skips.append(Skip(self.name, "column 'asn' absent: IP scored without its network", len(ok)))
                 if asn is not None:
                     num = pd.to_numeric(asn, errors="coerce")
                     out["asn"] = ("AS" + num.astype("Int64").astype(str)).where(num.notna()).astype("object")
@@ -229,9 +221,7 @@ class LoginRisk(Detector):
                     out["country"] = cc.astype("object").str.upper()
         if "ua" in feats:
             if not batch.has_column(self.table, "user_agent"):
-                result.skips.append(
-                    Skip(self.name, "column 'user_agent' absent: user agent not scored", len(ok))
-                )
+                result.skips.append(Skip(self.name, "column 'user_agent' absent: user agent not scored", len(ok)))
             else:
                 ua = col("user_agent")
                 assert ua is not None
@@ -249,9 +239,7 @@ class LoginRisk(Detector):
                 out["device"] = dev
         for name in ("ip", "ua", "device"):
             if name in out and out[name].isna().any():
-                result.skips.append(
-                    Skip(self.name, f"{name} unknown: not scored", int(out[name].isna().sum()))
-                )
+                result.skips.append(Skip(self.name, f"{name} unknown: not scored", int(out[name].isna().sum())))
         return out
 
     def _prior_n(

@@ -83,9 +83,7 @@ class _NewValue(Detector):
             "city": row.get("city"),
         }
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -105,15 +103,11 @@ class _NewValue(Detector):
         seen: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
         if not sub.empty:
             prev_ts, prev_o = last_use(sub, vals, ords[sub.index], self.level, profiles)
-            fam = familiar(
-                sub["ts"], ords[sub.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"]
-            )
+            fam = familiar(sub["ts"], ords[sub.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"])
             flag = ~fam & eligible[sub.index]
             ctx = self.context(ok, batch, result)
             partial = self._partial(sub, ords, profiles, ctx, flag)
-            before = (
-                KnownValues(profiles, self.level, sub, vals, self.p["window_days"]) if flag.any() else None
-            )
+            before = KnownValues(profiles, self.level, sub, vals, self.p["window_days"]) if flag.any() else None
             flagged = sub.index[flag.to_numpy()]
             for idx, row in zip(flagged, _records(sub.loc[flagged]), strict=True):
                 acct = str(row["account_id"])
@@ -125,9 +119,7 @@ class _NewValue(Detector):
             seen.update(ctx)
         else:
             seen.update(self.context(ok, batch, result))
-        update_profiles(
-            result.profiles, profiles, ok, ords, seen, self.p["window_days"], self.p["history_logins"]
-        )
+        update_profiles(result.profiles, profiles, ok, ords, seen, self.p["window_days"], self.p["history_logins"])
         return result
 
     def _partial(
@@ -142,9 +134,7 @@ class _NewValue(Detector):
             return {}
         level, (rows, vals) = next(iter(ctx.items()))
         prev_ts, prev_o = last_use(rows, vals, ords[rows.index], level, profiles)
-        fam = familiar(
-            rows["ts"], ords[rows.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"]
-        )
+        fam = familiar(rows["ts"], ords[rows.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"])
         return {i: bool(fam[i]) for i in sub.index[flag.to_numpy()] if i in fam.index}
 
     def _make(self, row: Mapping[str, Any], value: str, known: list[str], partial: bool) -> Finding:
@@ -174,9 +164,7 @@ class NewDevice(_NewValue):
     ) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
         if not batch.has_column(self.table, "user_agent"):
             if result is not None:
-                result.skips.append(
-                    Skip(self.name, "column 'user_agent' absent: partial match not judged", len(ok))
-                )
+                result.skips.append(Skip(self.name, "column 'user_agent' absent: partial match not judged", len(ok)))
             return {}
         fam = parse_series(ok["user_agent"])["browser"]
         known = fam.notna()
@@ -218,9 +206,7 @@ class NewAsn(_NewValue):
     description = "A successful login from a network (autonomous system) the account has not used lately."
     params: ClassVar[Mapping[str, Param]] = {
         **_COMMON,
-        "hosting_asns": Param(
-            HOSTING_ASNS, "ASNs of hosting / VPN networks (evidence 'hosting').", kind=list
-        ),
+        "hosting_asns": Param(HOSTING_ASNS, "ASNs of hosting / VPN networks (evidence 'hosting').", kind=list),
     }
     score = 0.4
 

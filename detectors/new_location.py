@@ -44,12 +44,8 @@ class NewLocation(Detector):
     optional_columns = ("country", "city", "lat", "lon", "ip", "device_id")
     description = "A successful login from a country (or city) the account has not used lately."
     params: ClassVar[Mapping[str, Param]] = {
-        "levels": Param(
-            ("country",), "Which levels to check: country, city.", kind=list, choices=("country", "city")
-        ),
-        "window_days": Param(
-            90, "A location used within this many days is familiar.", kind=int, ge=1, le=3650
-        ),
+        "levels": Param(("country",), "Which levels to check: country, city.", kind=list, choices=("country", "city")),
+        "window_days": Param(90, "A location used within this many days is familiar.", kind=int, ge=1, le=3650),
         "history_logins": Param(
             20,
             "A location used in the last N successful logins is familiar (0: off).",
@@ -60,18 +56,14 @@ class NewLocation(Detector):
         "min_history_logins": Param(
             3, "Learning period: earlier successful logins needed before judging.", kind=int, ge=0, le=1000
         ),
-        "min_history_days": Param(
-            0.0, "Learning period: days since the first successful login.", ge=0, le=365
-        ),
+        "min_history_days": Param(0.0, "Learning period: days since the first successful login.", ge=0, le=365),
     }
 
     def _check_params(self) -> None:
         if not self.p["levels"]:
             raise ParameterError("The 'levels' parameter of NewLocation must name at least one level.")
 
-    def scan(
-        self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
-    ) -> DetectorResult:
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
         if df is None:
@@ -102,22 +94,16 @@ class NewLocation(Detector):
             if level == "city":
                 vals = vals + "/" + sub["city"].astype(str).str.strip()
             prev_ts, prev_o = last_use(sub, vals, ords[sub.index], level, profiles)
-            fam = familiar(
-                sub["ts"], ords[sub.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"]
-            )
+            fam = familiar(sub["ts"], ords[sub.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"])
             flag = ~fam & eligible[sub.index]
             seen[level] = (sub, vals)
             if level == "city" and has_pt:
-                extra[level] = (
-                    sub[["lat", "lon"]].astype("float64").rename(columns={"lat": "lat_", "lon": "lon_"})
-                )
+                extra[level] = sub[["lat", "lon"]].astype("float64").rename(columns={"lat": "lat_", "lon": "lon_"})
             if flag.any():
                 before = KnownValues(profiles, level, sub, vals, self.p["window_days"])
                 flagged = sub.index[flag.to_numpy()]
                 for idx, row in zip(flagged, _records(sub.loc[flagged]), strict=True):
-                    result.findings.append(
-                        self._finding(sub, vals, idx, row, level, profiles, has_pt, before)
-                    )
+                    result.findings.append(self._finding(sub, vals, idx, row, level, profiles, has_pt, before))
         update_profiles(
             result.profiles, profiles, ok, ords, seen, self.p["window_days"], self.p["history_logins"], extra
         )

@@ -184,9 +184,7 @@ def build_seq(
     eid_rank, _ = pd.factorize(eid, sort=True)
     order = np.lexsort((eid_rank, t, codes))
     out_cols = {n: np.concatenate(col_parts[n])[order] for n in names}
-    return Seq(
-        account[order], codes[order].astype(np.int64), t[order], eid[order], new[order], row[order], out_cols
-    )
+    return Seq(account[order], codes[order].astype(np.int64), t[order], eid[order], new[order], row[order], out_cols)
 
 
 def window_start(code: np.ndarray, t: np.ndarray, horizon: int) -> np.ndarray:
@@ -283,24 +281,41 @@ def keep_recent(seq: Seq, horizon: int, max_items: int, mask: np.ndarray | None 
     m = np.ones(len(seq), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     if len(seq) == 0:
         return m
-    latest = pd.Series(seq.t).groupby(seq.code).transform("max").to_numpy()
-    rank_from_end = pd.Series(m.astype(np.int64)[::-1]).groupby(seq.code[::-1]).cumsum().to_numpy()[::-1]
-    return m & (rank_from_end <= max_items) & (seq.t > latest - np.int64(horizon))
+    last = np.flatnonzero(seq.last_of_group())
+    group_end = np.repeat(last, np.diff(np.concatenate(([-1], last))))  # last row of each row's account
+    cm = np.cumsum(m.astype(np.int64))
+    rank_from_end = cm[group_end] - cm + m  # members from this row to the account's last row
+    return m & (rank_from_end <= max_items) & (seq.t > seq.t[group_end] - np.int64(horizon))
 
 
 def per_account(
     seq: Seq, mask: np.ndarray, fields: Sequence[np.ndarray | list[Any]]
-) -> dict[str, list[list[Any]]]:
-    """Group selected rows into ``{account: [[field0, field1, ...], ...]}`` (in sequence order)."""
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Group selected rows into ``{account: [(field0, field1, ...), ...]}`` (in sequence order).
+
+    Columns become Python lists in C (``tolist``); only float and object columns are scanned
+    for NaN, which strict JSON cannot hold.
+    """
     idx = np.flatnonzero(mask)
-    out: dict[str, list[list[Any]]] = {}
     if len(idx) == 0:
-        return out
-    columns = [[_plain(v) for v in np.asarray(f, dtype=object)[idx]] for f in fields]
+        return {}
+    columns = []
+    for f in fields:
+        arr = np.asarray(f)[idx]
+        values = arr.tolist()
+        if arr.dtype.kind in "fO":
+            bad = np.flatnonzero(pd.isna(arr))
+            for j in bad:
+                values[j] = None
+            if arr.dtype.kind == "O":
+                values = [_plain(v) if isinstance(v, np.generic) else v for v in values]
+        columns.append(values)
+    rows = list(zip(*columns, strict=True))  # tuples: JSON writes them as arrays
     accts = seq.account[idx]
-    for j, acct in enumerate(accts):
-        out.setdefault(str(acct), []).append([c[j] for c in columns])
-    return out
+    cut = np.flatnonzero(seq.code[idx][1:] != seq.code[idx][:-1]) + 1
+    starts = np.concatenate(([0], cut))
+    ends = np.concatenate((cut, [len(idx)]))
+    return {str(accts[a]): rows[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)}
 
 
 def _plain(v: Any) -> Any:

@@ -65,10 +65,15 @@ def run_backtest(
     rules: RuleSet | None = None,
     batch_rows: int = 500_000,
     now: datetime | None = None,
+    geo: Any = "default",
 ) -> BacktestResult:
     """Scan ``data`` (a directory, or canonical frames) with the rule set; return the would-be alerts."""
     rules = rules or load_rule_set(rules_path)
     now = now or datetime.now(UTC)
+    if geo == "default":  # the same enrichment the daemon applies with default settings
+        from vigil.bootstrap import geo_resolver
+
+        geo = geo_resolver()
     result = BacktestResult(rule_set=rules.content_hash[:16])
     with tempfile.TemporaryDirectory(prefix="vigil-backtest-") as tmp:
         if isinstance(data, Mapping):
@@ -85,7 +90,7 @@ def run_backtest(
         try:
             while True:
                 with sessions.begin() as s:
-                    rep = scan_once(s, source, rules, now=now, batch_rows=batch_rows, deliver=False)
+                    rep = scan_once(s, source, rules, now=now, batch_rows=batch_rows, deliver=False, geo=geo)
                 result.rows.update(rep.rows)
                 result.quarantined.extend(rep.quarantined)
                 result.findings += rep.findings

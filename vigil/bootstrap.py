@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.store.db import make_engine, session_factory, upgrade
 from rules.loader import RuleLoadError, RuleSet, load_rules
+from rules.reload import RuleSetManager
 from vigil.errors import ConfigError, RuleSetError
 from vigil.settings import Settings
 from vigil.sources import FileSource, SqlSource
@@ -30,9 +31,22 @@ class App:
     engine: Engine
     sessions: sessionmaker[Session]
     source: SqlSource | FileSource
-    rules: RuleSet
+    rule_manager: RuleSetManager
     clock: Callable[[], datetime] = utcnow
     _channels: dict[str, Any] | None = field(default=None, repr=False)
+    _geo: Any = field(default=None, repr=False)
+
+    @property
+    def geo(self) -> Any:
+        """The IP resolver for login enrichment (None when disabled); built once, on first use."""
+        if self._geo is None and self.settings.geo.enabled:
+            self._geo = geo_resolver(self.settings.geo.mmdb_city, self.settings.geo.mmdb_asn)
+        return self._geo
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rule set running now (the last good one if a reload was refused)."""
+        return self.rule_manager.current
 
     @property
     def channels(self) -> dict[str, Any]:
@@ -55,8 +69,39 @@ def load_rule_set(path: str | None) -> RuleSet:
     try:
         return load_rules(path)
     except RuleLoadError as e:
-        raise RuleSetError(f"the rule set has {len(e.errors)} error(s):\n" + "\n".join(str(x) for x in e.errors),
-                           [str(x) for x in e.errors]) from None
+        raise _rule_set_error(e) from None
+
+
+def rule_manager(path: str | None, rules: RuleSet | None = None) -> RuleSetManager:
+    try:
+        if rules is not None:
+            return RuleSetManager(path, loader=_first_then_load(rules))
+        return RuleSetManager(path)
+    except RuleLoadError as e:
+        raise _rule_set_error(e) from None
+
+
+def _first_then_load(first: RuleSet) -> Callable[[Any], RuleSet]:
+    given = [first]
+
+    def load(p: Any) -> RuleSet:
+        return given.pop() if given else load_rules(p)
+
+    return load
+
+
+def _rule_set_error(e: RuleLoadError) -> RuleSetError:
+    lines = [str(x) for x in e.errors]
+    return RuleSetError(f"the rule set has {len(lines)} error(s):\n" + "\n".join(lines), lines)
+
+
+def geo_resolver(mmdb_city: str | None = None, mmdb_asn: str | None = None) -> Any:
+    from detectors.geoip import default_resolver
+
+    try:
+        return default_resolver(mmdb_city, mmdb_asn)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"geo: cannot open the IP database: {e}") from None
 
 
 def ticket_session_info(settings: Settings) -> dict[str, Any]:
@@ -100,6 +145,6 @@ def bootstrap(
         engine=engine,
         sessions=sessions,
         source=source or make_source(settings, engine),
-        rules=rules or load_rule_set(settings.rules_path),
+        rule_manager=rule_manager(settings.rules_path, rules),
         clock=clock,
     )

@@ -36,7 +36,7 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
         now = app.clock()
         with app.sessions.begin() as s:
             rep = scan_once(s, app.source, _rules(app), now=now, batch_rows=app.settings.daemon.batch_rows,
-                            deliver=deliver)
+                            deliver=deliver, geo=app.geo)
         totals["batches"] += 1
         totals["rows"] += rep.total_rows
         totals["alerts"] += len(rep.stage.created)
@@ -54,8 +54,42 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
 
 
 def _rules(app: App) -> Any:
-    mgr = getattr(app, "rule_manager", None)
-    return mgr.current if mgr is not None else app.rules
+    return app.rules
+
+
+def reload_rules(app: App) -> dict[str, Any]:
+    """Re-validate the rule directory if it changed; a bad set is refused, the last good one keeps running.
+
+    Every applied or refused set is recorded in ``vigil_rule_sets`` with its content hash; a refusal
+    is logged with every error and queued for the staff channel (outbox channel ``escalate``).
+    """
+    from alerts.store.models import OutboxRow
+    from detectors.base import stable_id
+    from rules.reload import record_result
+
+    now = app.clock()
+    res = app.rule_manager.maybe_reload(now)
+    if res.status == "unchanged":
+        return {"status": "unchanged"}
+    with app.sessions.begin() as s:
+        record_result(s, app.rule_manager.path, res)
+        if res.status == "refused":
+            oid = stable_id("o", "rule-set-refused", res.content_hash)
+            if s.get(OutboxRow, oid) is None:
+                s.add(OutboxRow(id=oid, alert_id=None, account_id="-", channel="escalate", purpose="rules",
+                                template="staff_escalation", priority=1, status="pending", next_attempt_at=now,
+                                created_at=now, payload={"target": "security-staff", "trigger": "rule_set_refused",
+                                                         "errors": [str(e) for e in res.errors][:50]}))
+    if res.status == "refused":
+        RULE_SET_REFUSED[0] += 1
+        log.error("rule set at %s refused (%d errors); the last good set keeps running:\n%s",
+                  app.rule_manager.path, len(res.errors), "\n".join(str(e) for e in res.errors))
+    else:
+        log.info("rule set %s applied from %s", res.content_hash[:12], app.rule_manager.path)
+    return {"status": res.status, "hash": res.content_hash[:16], "errors": len(res.errors)}
+
+
+RULE_SET_REFUSED = [0]  # exported by /metrics as vigil_rule_set_refused_total
 
 
 def deliver_once(app: App, *, worker: str = "worker-1") -> Any:
@@ -104,6 +138,8 @@ class Daemon:
 
     def start(self) -> None:
         d = self.app.settings.daemon
+        self.scheduler.add_job(self._job("rules", lambda: reload_rules(self.app)), "interval",
+                               seconds=d.rules_reload_seconds, id="rules")
         self.scheduler.add_job(self._job("scan", lambda: scan_until_caught_up(self.app)), "interval",
                                seconds=d.scan_every_seconds, id="scan", next_run_time=self.app.clock())
         self.scheduler.add_job(self._job("deliver", lambda: deliver_once(self.app, worker=self.worker).__dict__),

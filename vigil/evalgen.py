@@ -243,9 +243,7 @@ def _ua(dev: Mapping[str, Any], day: float) -> str:
     return tmpl.format(v=v, m=m, a=3 + int(day // 45), o=dev["os"])
 
 
-def _legit_logins(
-    rng: np.random.Generator, w: _World, p: dict[str, Any], spec: EvalSpec
-) -> list[dict[str, Any]]:
+def _legit_logins(rng: np.random.Generator, w: _World, p: dict[str, Any], spec: EvalSpec) -> list[dict[str, Any]]:
     n = int(rng.poisson(p["rate"] * spec.total_days))
     days = np.sort(rng.uniform(0, spec.total_days, n))
     trip = p["trip"]
@@ -262,7 +260,7 @@ def _legit_logins(
         ]
     for day in days:
         day = float(day)
-        devs = [dv for dv in p["devices"]]
+        devs = list(p["devices"])
         phone = next((dv for dv in devs if dv["phone"]), None)
         if phone is not None and p["new_phone_day"] is not None and day >= p["new_phone_day"]:
             phone = {**phone, "id": phone["id"] + "-new", "os": phone["os"] + 1}
@@ -270,8 +268,10 @@ def _legit_logins(
         away = trip is not None and trip["start"] <= day <= trip["end"]
         if away:
             dev = phone or devs[0]
+        elif len(devs) > 1:
+            dev = devs[int(rng.integers(0, len(devs)))]
         else:
-            dev = devs[int(rng.integers(0, len(devs)))] if len(devs) > 1 else devs[0]
+            dev = devs[0]
         cc, city, anon = p["cc"], p["city"], False
         if away:
             cc, city = trip["cc"], trip["city"]
@@ -326,16 +326,10 @@ def _legit_transactions(rng: np.random.Generator, p: dict[str, Any], spec: EvalS
     usual = p["deposit"] * 0.4
     wdays = np.sort(rng.uniform(1, spec.total_days, int(rng.poisson(spec.total_days / 14))))
     big = int(rng.integers(0, len(wdays))) if len(wdays) and rng.random() < spec.big_withdrawal_share else -1
-    new_addr = (
-        int(rng.integers(0, len(wdays))) if len(wdays) and rng.random() < spec.new_address_share else -1
-    )
+    new_addr = int(rng.integers(0, len(wdays))) if len(wdays) and rng.random() < spec.new_address_share else -1
     for k, day in enumerate(wdays):
         amt = float(usual * rng.lognormal(0, 0.3)) * (float(rng.uniform(4, 8)) if k == big else 1.0)
-        addr = (
-            f"{p['id']}-own-new"
-            if k == new_addr
-            else p["addresses"][int(rng.integers(0, len(p["addresses"])))]
-        )
+        addr = f"{p['id']}-own-new" if k == new_addr else p["addresses"][int(rng.integers(0, len(p["addresses"])))]
         out.append(
             {
                 "account_id": p["id"],
@@ -381,17 +375,13 @@ def _attacks(
         aid = f"atk{len(attacks):04d}"
         ctx = _attacker(rng, w, p, model, (t - spec.start).total_seconds() / 86400)
         for k in range(int(rng.integers(0, 4)) if rng.random() < 0.5 else 0):
-            logins.append(
-                {**ctx, "account_id": p["id"], "ts": t - timedelta(seconds=30 * (k + 1)), "success": False}
-            )
+            logins.append({**ctx, "account_id": p["id"], "ts": t - timedelta(seconds=30 * (k + 1)), "success": False})
             labels.append((len(logins) - 1, "logins", aid, model, "login_failed"))
         logins.append({**ctx, "account_id": p["id"], "ts": t, "success": True})
         labels.append((len(logins) - 1, "logins", aid, model, "login"))
         if rng.random() < 0.5:
             kind = str(rng.choice(["email_change", "2fa_reset", "whitelist_change", "password_change"]))
-            secs.append(
-                {"account_id": p["id"], "kind": kind, "ts": t + timedelta(minutes=float(rng.uniform(2, 20)))}
-            )
+            secs.append({"account_id": p["id"], "kind": kind, "ts": t + timedelta(minutes=float(rng.uniform(2, 20)))})
             labels.append((len(secs) - 1, "security_events", aid, model, "security_change"))
         wts = t + timedelta(minutes=float(rng.uniform(22, 120)))
         bal = sum(
@@ -416,9 +406,7 @@ def _attacks(
     return attacks, labels
 
 
-def _attacker(
-    rng: np.random.Generator, w: _World, p: dict[str, Any], model: str, day: float
-) -> dict[str, Any]:
+def _attacker(rng: np.random.Generator, w: _World, p: dict[str, Any], model: str, day: float) -> dict[str, Any]:
     dev = {"id": f"atk-dev-{int(rng.integers(0, 2**40)):x}"}
     anon = False
     if model == "naive":
@@ -479,10 +467,7 @@ def _finish(
         ids[name] = [by_row[i] for i in range(len(df))]
         frames[name] = df.drop(columns="_row")
     lab = pd.DataFrame(
-        [
-            {"event_id": ids[t][i], "table": t, "attack_id": a, "attacker": m, "role": r}
-            for i, t, a, m, r in labels
-        ]
+        [{"event_id": ids[t][i], "table": t, "attack_id": a, "attacker": m, "role": r} for i, t, a, m, r in labels]
     )
     att = pd.DataFrame(attacks)
     wd = lab[lab["role"] == "withdrawal"].set_index("attack_id")["event_id"]

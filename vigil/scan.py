@@ -59,8 +59,13 @@ def scan_once(
     now: datetime,
     batch_rows: int = 200_000,
     deliver: bool = True,
+    geo: Any = None,
 ) -> ScanReport:
-    """One batch inside the caller's transaction (the caller commits)."""
+    """One batch inside the caller's transaction (the caller commits).
+
+    ``geo`` is an IP resolver (``detectors.geoip``): logins missing country, city, coordinates or
+    ASN are enriched from the IP and city centroids; what stays unknown is counted, never fatal.
+    """
     t0 = time.perf_counter()
     report = ScanReport()
     if session.bind is not None and session.get_bind().dialect.name == "postgresql":
@@ -89,6 +94,13 @@ def scan_once(
         report.exhausted = report.exhausted and rr.exhausted
         cursors[table] = (cur, rr.state)
 
+    if geo is not None and "logins" in frames and len(frames["logins"]):
+        from detectors.geo import enrich_logins
+
+        frames["logins"], counts = enrich_logins(frames["logins"], geo)
+        for reason, n in counts.items():
+            if n and str(reason).startswith("unknown"):
+                report.skips[f"geo: {reason}"] = report.skips.get(f"geo: {reason}", 0) + int(n)
     batch = Batch(frames, absent)
     ids = sorted(batch.accounts())
     accounts = _sync_accounts(session, source, ids, now, conn)
@@ -97,10 +109,10 @@ def scan_once(
         report.quarantined.extend(acct_bad)
         batch.frames["accounts"] = acct_frame
 
-    findings = run_detectors(session, rules.detectors, batch, ids, now=now, report=report)
+    findings = run_detectors(session, rules, batch, accounts, now=now, report=report)
     _store_findings(session, findings, now, run.id)
     decisions = evaluate(rules, findings, accounts, now=now)
-    report.stage = apply_decisions(session, decisions, now=now, deliver=deliver)
+    report.stage = apply_decisions(session, decisions, now=now, deliver=deliver, rules=rules)
     report.findings = len(findings)
 
     for q in report.quarantined:
@@ -124,45 +136,60 @@ def scan_once(
 
 def run_detectors(
     session: Session,
-    detectors: Mapping[str, Detector],
+    rules: RuleSet,
     batch: Batch,
-    ids: list[str],
+    accounts: Mapping[str, Mapping[str, Any]],
     *,
     now: datetime,
     report: ScanReport,
 ) -> list[Finding]:
-    """Run every detector with the profiles of the batch's accounts only; store profile updates."""
+    """Run every detector with the profiles of the batch's keys only; store profile updates.
+
+    Accounts in a segment with its own parameters (``detectors: X: overrides:``) are judged by that
+    segment's instance on their own rows; cross-account detectors always see the whole batch.
+    """
     findings: list[Finding] = []
-    if not ids or len(batch) == 0:
+    if len(batch) == 0:
         return findings
-    for name, det in detectors.items():
-        tables = (det.table, *det.extra_tables)
+    ids = sorted(accounts)
+    for name, base in rules.detectors.items():
+        tables = (base.table, *base.extra_tables)
         if all(batch.get(t) is None for t in tables):
             continue
-        rows: dict[str, Profile] = {}
-        keys = sorted(det.profile_keys(batch))
-        for chunk in _chunks(keys):
-            for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
-                rows[p.account_id] = p
-        states = {a: p.state for a, p in rows.items()}
-        result = det.scan(batch, states, now=now)
-        findings.extend(result.findings)
-        for s in result.skips:
-            key = f"{s.detector}: {s.reason}"
-            report.skips[key] = report.skips.get(key, 0) + s.rows
-        unloaded = sorted(set(result.profiles) - set(rows))
-        for chunk in _chunks(unloaded):  # a detector returned keys it did not declare: never insert twice
-            for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
-                rows[p.account_id] = p
-        for acct, state in result.profiles.items():
-            prow = rows.get(acct)
-            if prow is None:
-                session.add(Profile(account_id=acct, detector=name, state=state, version=1, updated_at=now))
-            else:
-                prow.state = state
-                prow.version += 1
-                prow.updated_at = now
+        conf = rules.configs.get(name) if hasattr(rules, "configs") else None
+        parts: list[tuple[Detector, Batch]] = [(base, batch)]
+        if conf is not None and not getattr(base, "cross_account", False):
+            groups = conf.partition(ids, accounts, now)
+            if len(groups) > 1:
+                parts = [(det, batch.filter_accounts(accts)) for det, accts in groups if accts]
+        for det, part in parts:
+            findings.extend(_run_one(session, name, det, part, now=now, report=report))
     return findings
+
+
+def _run_one(session: Session, name: str, det: Detector, batch: Batch, *, now: datetime, report: ScanReport
+             ) -> list[Finding]:
+    rows: dict[str, Profile] = {}
+    for chunk in _chunks(sorted(det.profile_keys(batch))):
+        for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
+            rows[p.account_id] = p
+    result = det.scan(batch, {a: p.state for a, p in rows.items()}, now=now)
+    for s in result.skips:
+        key = f"{s.detector}: {s.reason}"
+        report.skips[key] = report.skips.get(key, 0) + s.rows
+    unloaded = sorted(set(result.profiles) - set(rows))
+    for chunk in _chunks(unloaded):  # a detector returned keys it did not declare: never insert twice
+        for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
+            rows[p.account_id] = p
+    for acct, state in result.profiles.items():
+        prow = rows.get(acct)
+        if prow is None:
+            session.add(Profile(account_id=acct, detector=name, state=state, version=1, updated_at=now))
+        else:
+            prow.state = state
+            prow.version += 1
+            prow.updated_at = now
+    return result.findings
 
 
 def _store_findings(session: Session, findings: list[Finding], now: datetime, run_id: int | None) -> None:

@@ -70,6 +70,7 @@ class DaemonSettings(Strict):
     scan_every_seconds: int = Field(60, ge=1)
     deliver_every_seconds: int = Field(10, ge=1)
     escalate_every_seconds: int = Field(60, ge=1)
+    rules_reload_seconds: int = Field(30, ge=1, description="how often the rule directory is re-validated")
     batch_rows: int = Field(200_000, ge=1)
     max_batches_per_run: int = Field(50, ge=1)
 
@@ -79,6 +80,14 @@ class DeliverySettings(Strict):
     backoff_seconds: float = Field(30.0, gt=0)
     backoff_max_seconds: float = Field(3600.0, gt=0)
     lease_seconds: int = Field(120, ge=1)
+
+
+class GeoSettings(Strict):
+    """IP and place enrichment of logins (docs/configuration.md#geo)."""
+
+    enabled: bool = True
+    mmdb_city: str | None = Field(None, description="a MaxMind-format City .mmdb file")
+    mmdb_asn: str | None = Field(None, description="a MaxMind-format ASN .mmdb file")
 
 
 class TicketSettings(Strict):
@@ -98,6 +107,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     tickets: TicketSettings = Field(default_factory=TicketSettings)
+    geo: GeoSettings = Field(default_factory=GeoSettings)
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"

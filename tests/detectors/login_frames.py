@@ -14,8 +14,7 @@ from detectors.batch import Batch
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.0.0 Safari/537.36"
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 )
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 SEOUL = {"country": "KR", "city": "Seoul", "lat": 37.5665, "lon": 126.9780}
@@ -25,9 +24,7 @@ SAO_PAULO = {"country": "BR", "city": "São Paulo", "lat": -23.5475, "lon": -46.
 HOME = {**SEOUL, "ip": "121.134.10.5", "asn": 4766, "device_id": "dev-1", "user_agent": CHROME}
 
 
-def login(
-    eid: str, at: datetime | float, account: str = "alice", success: bool = True, **cols: Any
-) -> dict[str, Any]:
+def login(eid: str, at: datetime | float, account: str = "alice", success: bool = True, **cols: Any) -> dict[str, Any]:
     """One login row; ``at`` is a datetime or hours after T0."""
     ts = at if isinstance(at, datetime) else T0 + timedelta(hours=at)
     return {"event_id": eid, "account_id": account, "ts": ts, "success": success, **cols}

@@ -6,9 +6,7 @@ from detectors.failed_logins import FailedLogins
 from tests.detectors.login_frames import T0, login, scan, scan_in_parts
 
 
-def fails(
-    n: int, start_min: float = 0, every_min: float = 3, account: str = "alice", prefix: str = "f"
-) -> list:
+def fails(n: int, start_min: float = 0, every_min: float = 3, account: str = "alice", prefix: str = "f") -> list:
     return [
         login(
             f"{prefix}{i:02d}",
@@ -62,6 +60,4 @@ def test_bursts_across_batches_and_accounts_apart() -> None:
     ]
     one = scan(FailedLogins(), rows).findings
     assert sorted(f.account_id for f in one) == ["alice", "bob"]
-    assert sorted(f.finding_id for f in scan_in_parts(FailedLogins(), rows, 9)) == sorted(
-        f.finding_id for f in one
-    )
+    assert sorted(f.finding_id for f in scan_in_parts(FailedLogins(), rows, 9)) == sorted(f.finding_id for f in one)

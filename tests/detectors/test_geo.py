@@ -50,9 +50,7 @@ def test_haversine_known_distances() -> None:
     seoul_sp = haversine_km(37.5665, 126.9780, -23.5475, -46.6361)
     assert 18_300 < float(seoul_sp) < 18_400
     assert float(haversine_km(10.0, 20.0, 10.0, 20.0)) == 0.0
-    out = haversine_km(
-        np.array([0.0, np.nan]), np.array([0.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0])
-    )
+    out = haversine_km(np.array([0.0, np.nan]), np.array([0.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]))
     assert 111.0 < out[0] < 111.4 and np.isnan(out[1])
 
 
@@ -61,9 +59,7 @@ def test_maxmind_city_and_asn(mmdb: tuple[Path, Path]) -> None:
     got = r.lookup("81.2.69.9")
     assert got == GeoResult("KR", "Busan", 35.1796, 129.0756, 4766, "Korea Telecom", "city", "mmdb")
     coarse = r.lookup("89.160.20.1")
-    assert (
-        coarse is not None and coarse.country == "BR" and coarse.lat is None and coarse.precision == "country"
-    )
+    assert coarse is not None and coarse.country == "BR" and coarse.lat is None and coarse.precision == "country"
     assert r.lookup("192.0.2.1") is None
     r.close()
 

@@ -88,9 +88,7 @@ def test_previous_login_comes_from_the_profile() -> None:
 
 
 def test_parameters_are_validated() -> None:
-    with pytest.raises(
-        ParameterError, match="'max_speed_kmh' parameter of ImpossibleTravel must be a number > 0"
-    ):
+    with pytest.raises(ParameterError, match="'max_speed_kmh' parameter of ImpossibleTravel must be a number > 0"):
         ImpossibleTravel(max_speed_kmh=-5)
     with pytest.raises(ParameterError, match="AS numbers"):
         ImpossibleTravel(hosting_asns=["AS16509"])

@@ -150,7 +150,9 @@ def test_refuses_another_feature_set(fitted: tuple[Path, dict[str, pd.DataFrame]
     meta["features"] = [*meta["features"][:-1], "hour_of_day"]
     Path(f"{other}.json").write_text(json.dumps(meta))
     with pytest.raises(
-        ParameterError, match=r"fitted on feature set 1 .*hour_of_day.* Refit it with `vigil model fit`"
+        ParameterError,
+        match=r"fitted on feature set 1 \(it has hour_of_day; it lacks log_hours_since_prev_withdrawal\), "
+        r"but this Vigil computes feature set 1\. Refit it with `vigil model fit`\.",
     ):
         Isolation(model_path=str(other))
 

@@ -73,10 +73,7 @@ def test_a_device_used_twice_is_trusted() -> None:
         *history(20),
         *(login(f"p{i}", 20 * 24 + i, **{**HOME, "device_id": "new-phone"}) for i in range(3)),
     ]
-    got = {
-        f.event_ids[0]: f.evidence["factors"]["device"]["factor"]
-        for f in scan(LoginRisk(**ALL), rows).findings
-    }
+    got = {f.event_ids[0]: f.evidence["factors"]["device"]["factor"] for f in scan(LoginRisk(**ALL), rows).findings}
     # 1st use: never seen (x21); 2nd: 1 of 21 (x21); 3rd: used twice already -> 1 of its 2 devices (x2)
     assert {k: got[k] for k in ("p0", "p1", "p2")} == pytest.approx({"p0": 21.0, "p1": 21.0, "p2": 2.0})
     off = {

@@ -7,9 +7,7 @@ from tests.detectors.login_frames import CHROME, FIREFOX, HOME, history, ids, lo
 def test_new_device_full_and_partial_match() -> None:
     rows = [
         *history(6),
-        login(
-            "same-browser", 200, **{**HOME, "device_id": "dev-2", "user_agent": CHROME.replace("120", "121")}
-        ),
+        login("same-browser", 200, **{**HOME, "device_id": "dev-2", "user_agent": CHROME.replace("120", "121")}),
         login("other-browser", 220, **{**HOME, "device_id": "dev-3", "user_agent": FIREFOX}),
     ]
     res = scan(NewDevice(), rows)

@@ -89,9 +89,7 @@ def test_batches_equal_one_scan() -> None:
 
 
 def test_parameters_are_validated() -> None:
-    with pytest.raises(
-        ParameterError, match="'window_days' parameter of NewLocation must be an integer >= 1"
-    ):
+    with pytest.raises(ParameterError, match="'window_days' parameter of NewLocation must be an integer >= 1"):
         NewLocation(window_days=0)
     with pytest.raises(ParameterError, match="at least one level"):
         NewLocation(levels=[])

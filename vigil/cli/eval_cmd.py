@@ -81,12 +81,9 @@ def eval_command(
 
     if accounts < attacks * 3 * 2:
         raise ConfigError(
-            f"--accounts {accounts} is too small for {attacks} attacks per model: "
-            f"use at least {attacks * 6} accounts"
+            f"--accounts {accounts} is too small for {attacks} attacks per model: use at least {attacks * 6} accounts"
         )
-    spec = EvalSpec(
-        seed=seed, accounts=accounts, days=days, warmup_days=warmup_days, attacks_per_model=attacks
-    )
+    spec = EvalSpec(seed=seed, accounts=accounts, days=days, warmup_days=warmup_days, attacks_per_model=attacks)
     data = generate(spec)
     if out_dir:
         out = Path(out_dir)
@@ -102,8 +99,7 @@ def eval_command(
         f"vigil eval: seed {seed}, {accounts} accounts, {spec.warmup_days} days of history + {days} days "
         f"evaluated, {len(data.frames['logins'])} logins, "
         f"{len(data.frames['transactions'])} transactions, {attacks} takeovers per attacker model; "
-        f"{live} live alerts, {len(res.alerts) - live} shadow"
-        + (" (counted)" if include_shadow else " (not counted)")
+        f"{live} live alerts, {len(res.alerts) - live} shadow" + (" (counted)" if include_shadow else " (not counted)")
     )
     table = format_report(rep)
     click.echo(head)

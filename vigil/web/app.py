@@ -157,6 +157,11 @@ def create_app(app: App) -> FastAPI:
         lines += [f'vigil_alerts{{status="{st}"}} {n}' for st, n in alerts]
         lines += ["# TYPE vigil_outbox gauge"]
         lines += [f'vigil_outbox{{status="{st}"}} {n}' for st, n in outbox]
+        from vigil.daemon import RULE_SET_REFUSED
+
+        lines += ["# TYPE vigil_rule_set_refused_total counter", f"vigil_rule_set_refused_total {RULE_SET_REFUSED[0]}"]
+        lines += ["# TYPE vigil_rule_set_info gauge",
+                  f'vigil_rule_set_info{{hash="{app.rules.content_hash[:16]}"}} 1']
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     from vigil.web.staff import staff_router
