@@ -75,8 +75,8 @@ def answer(session: Session, alert_id: str, action: str, *, channel: str, now: d
         from alerts.store.models import Ticket
         from alerts.tickets import add_event
 
-        t = session.get(Ticket, alert.ticket_id)
-        if t is not None:
-            add_event(session, t, f"user_{action}", now=now, ref_id=alert.id, detail={"channel": channel},
+        linked = session.get(Ticket, alert.ticket_id)
+        if linked is not None:
+            add_event(session, linked, f"user_{action}", now=now, ref_id=alert.id, detail={"channel": channel},
                       actor=actor)
     return AnswerResult(True, alert.status, "ok")

@@ -228,7 +228,7 @@ def _suppressor(session: Session, decisions: list[Decision], now: datetime) -> S
     if not accounts:
         return None
     lo = min(d.finding.ts for d in decisions)
-    found: dict[str, list[Suppression]] = {}
+    found: dict[str, list[Any]] = {}
     for i in range(0, len(accounts), 900):
         for row in session.scalars(select(Suppression).where(
                 Suppression.account_id.in_(accounts[i : i + 900]), Suppression.expires_at > lo)):

@@ -60,7 +60,8 @@ def run_demo(*, db_url: str, data_dir: str, accounts: int, seed: int, serve: boo
         report = deliver_once(app)
         links += report.links
     with app.sessions() as s:
-        by_status = dict(s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all())
+        by_status: dict[str, int] = {
+            str(k): int(v) for k, v in s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))}
         tickets = s.scalar(select(func.count()).select_from(Ticket)) or 0
     click.secho(f"   outbox: {by_status}; tickets open: {tickets}", bold=True)
     if links:

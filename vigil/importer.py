@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 
 from alerts.store.models import SOURCE_MODELS
 from detectors.contract import TABLES
@@ -37,11 +38,11 @@ def import_dir(engine: Engine, path: str | Path) -> ImportReport:
             if extra:
                 report.ignored_columns[name] = extra
             cols = [c for c in contract.names if c in df.columns]
-            table = SOURCE_MODELS[name].__table__  # type: ignore[attr-defined]
-            out = df[cols].astype("object").where(df[cols].notna(), None)
+            table: Table = SOURCE_MODELS[name].__table__  # type: ignore[assignment]
+            out = df[cols].astype("object")
             for c in cols:
                 out[c] = out[c].map(_text)
-            records = out.to_dict("records")
+            records: list[dict[str, Any]] = out.to_dict("records")  # type: ignore[assignment]
             for i in range(0, len(records), CHUNK):
                 conn.execute(table.insert(), records[i : i + CHUNK])
             report.rows[name] = len(records)
@@ -49,7 +50,7 @@ def import_dir(engine: Engine, path: str | Path) -> ImportReport:
 
 
 def _text(v: object) -> str | None:
-    if v is None:
+    if v is None or v is pd.NaT or v is pd.NA or (isinstance(v, float) and v != v):
         return None
     if isinstance(v, pd.Timestamp):
         return v.isoformat()

@@ -130,7 +130,7 @@ def validate(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Qua
                 lowered = vals.str.lower()
                 bad = ~blank & ~lowered.isin(col.choices)
                 if bad.any():
-                    flag(bad, lambda m, c=col, v=lowered: v[m].map(lambda x: _unknown_choice(c.name, x, c.choices)))
+                    flag(bad, _choice_reasons(col.name, lowered, col.choices))
                 vals = lowered
             out = vals.astype(object)
             out[blank.to_numpy()] = None
@@ -173,6 +173,13 @@ def _as_text(v: Any) -> str | None:
     if isinstance(v, pd.Timestamp):
         return v.isoformat()
     return str(v)
+
+
+def _choice_reasons(name: str, values: pd.Series, choices: tuple[str, ...]) -> Callable[[pd.Series], pd.Series]:
+    def build(mask: pd.Series) -> pd.Series:
+        return values[mask].map(lambda v: _unknown_choice(name, v, choices))
+
+    return build
 
 
 def _unknown_choice(col: str, value: Any, choices: tuple[str, ...] | None) -> str:

@@ -124,8 +124,8 @@ class SqlSource:
             filled = pd.DataFrame(
                 c.execute(select(*cols).where(cur.in_(ids))).mappings().all(), columns=[col.key for col in cols]
             )
-            for g in filled["_cursor"].astype(int).tolist() if len(filled) else []:
-                gaps.pop(str(g), None)
+            for found in filled["_cursor"].astype(int).tolist() if len(filled) else []:
+                gaps.pop(str(found), None)
         grace = timedelta(seconds=self.settings.gap_grace_seconds)
         for g, first in list(gaps.items()):
             if now - datetime.fromisoformat(first) > grace:
@@ -171,7 +171,7 @@ class SqlSource:
         ids = list(ids)
         cols = [t.c[phys].label(canon) for canon, phys in colmap.items()]
         key = t.c[colmap["account_id"]]
-        out = []
+        out: list[Any] = []
         own_conn = conn is None or not self.own
         c = self.engine.connect() if own_conn else conn
         assert c is not None

@@ -66,7 +66,9 @@ def evidence_rows(alert: AlertRow, s: dict[str, str], tz: str | None, what: str)
     ts = _aware(alert.ts)
     if ts is not None:
         try:
-            when = format_datetime(ts, "medium", tzinfo=tz or "UTC", locale=(s.get("_babel") or "en"))
+            from zoneinfo import ZoneInfo
+
+            when = format_datetime(ts, "medium", tzinfo=ZoneInfo(tz or "UTC"), locale=(s.get("_babel") or "en"))
         except Exception:
             when = ts.isoformat()
         rows.append((s["when"], f"{when} ({tz or 'UTC'})"))
