@@ -7,9 +7,10 @@ rows.  Each (family, engine) pair runs in a fresh subprocess so its peak memory 
 * events per second = batch rows / wall seconds of the check (data generation and loading into
   pandas / a DuckDB table are excluded for both); also per CPU second, which a busy shared
   machine disturbs less;
-* peak memory = the process's peak RSS during the check minus its RSS just before it (both
-  engines; DuckDB allocates outside Python, so tracemalloc would not see it), plus the Python
-  heap peak from tracemalloc for Vigil (``--tracemalloc``, a separate run: tracing slows it);
+* peak memory = the process's peak RSS during the check (the kernel's VmHWM, reset just before
+  the check) minus its RSS just before it, for both engines (DuckDB allocates outside Python, so
+  tracemalloc would not see it), plus the Python heap peak from tracemalloc for Vigil
+  (``--tracemalloc``, a separate run: tracing slows it);
 * agreement = how many findings both report, to show the two checks are the same check.
 
     python bench/detectors_bench.py                 # all families, 1,000,000 rows, DuckDB 1 thread
@@ -209,6 +210,25 @@ def _rss_kib() -> int:
         return int(fh.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) so the peak covers the check alone, not the load."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_kib(reset: bool) -> int:
+    if reset:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def run_one(family: str, engine: str, rows: int, threads: int, trace: bool) -> dict[str, Any]:
     """One measurement in this process (called in a fresh subprocess)."""
     table = TABLE[family]
@@ -224,7 +244,7 @@ def run_one(family: str, engine: str, rows: int, threads: int, trace: bool) -> d
             import tracemalloc
 
             tracemalloc.start()
-        before = _rss_kib()
+        before, reset = _rss_kib(), _reset_peak()
         t0, c0 = time.perf_counter(), time.process_time()
         res = det.scan(batch, {}, now=datetime(2024, 6, 1, tzinfo=UTC))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -241,12 +261,12 @@ def run_one(family: str, engine: str, rows: int, threads: int, trace: bool) -> d
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM src")
         con.unregister("src")
         del df
-        before = _rss_kib()
+        before, reset = _rss_kib(), _reset_peak()
         t0, c0 = time.perf_counter(), time.process_time()
         hits = sorted(r[0] for r in con.execute(SQL[family]).fetchall())
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         out["threads"] = threads
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _peak_kib(reset)
     out.update(
         seconds=round(seconds, 3),
         events_per_s=round(rows / seconds),
