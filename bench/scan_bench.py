@@ -7,8 +7,9 @@ script.  Each variant runs in its own child process so its peak RSS is its own.
 
 Variants:
   vigil-detectors  the three detectors on one in-memory batch (pure, vectorised core)
-  vigil-scan       the full scan cycle the daemon runs: read parquet, validate and quarantine,
-                   detectors, rules, alert stage and findings written to SQLite in one transaction
+  vigil-scan       the full scan cycle the daemon runs, with a rule pack of just these three checks:
+                   read parquet, validate and quarantine, detectors with profiles, rules, alert stage,
+                   findings, alerts and profiles written to SQLite in one transaction
   duckdb-sql       the same three checks as SQL window queries over the same parquet files
 Prints events per second, peak RSS, findings, and the ratios.
 """
@@ -27,41 +28,46 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DUCKDB_SQL = {
-    "new_country": """
-        WITH ok AS (
-          SELECT account_id, event_id, ts, country FROM logins WHERE success AND country IS NOT NULL),
-        seq AS (
-          SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY ts, event_id) - 1 AS prior_n,
-                 lag(ts) OVER (PARTITION BY account_id, country ORDER BY ts, event_id) AS prev_same
-          FROM ok)
-        SELECT count(*) FROM seq
-        WHERE prior_n >= 3 AND (prev_same IS NULL OR ts - prev_same > INTERVAL 90 DAY)""",
-    "large_withdrawal": """
-        WITH w AS (
-          SELECT account_id, event_id, ts, coalesce(amount_usd, amount) AS usd FROM transactions
-          WHERE kind = 'withdrawal'),
-        h AS (
-          SELECT *, avg(usd) OVER win AS mean60, count(usd) OVER win AS n60 FROM w
-          WINDOW win AS (PARTITION BY account_id ORDER BY ts
-                         RANGE BETWEEN INTERVAL 60 DAY PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING))
-        SELECT count(*) FROM h
-        WHERE usd >= 10000 OR (n60 >= 3 AND usd >= 1000 AND usd >= 5 * mean60)""",
-    "high_leverage": """
-        WITH p AS (
-          SELECT account_id, symbol, event_id, ts,
-                 CASE WHEN margin_ratio >= 0.9 THEN 3 WHEN margin_ratio >= 0.8 THEN 2
-                      WHEN margin_ratio >= 0.7 THEN 1 ELSE 0 END AS tier,
-                 CASE WHEN leverage >= 50 THEN 1 ELSE 0 END AS high FROM positions),
-        l AS (
-          SELECT *, lag(tier, 1, 0) OVER w AS prev_tier, lag(high, 1, 0) OVER w AS prev_high FROM p
-          WINDOW w AS (PARTITION BY account_id, symbol ORDER BY ts, event_id))
-        SELECT count(*) FROM l WHERE tier > prev_tier OR (high = 1 AND prev_high = 0)""",
-}
+# the same three checks as SQL: bench/detectors_bench.py holds them, verified there to return
+# exactly the detectors' findings (new country; large withdrawal; margin-ratio tiers)
+from bench.detectors_bench import SQL as _FAMILY_SQL
+
+DUCKDB_SQL = {"new_country": _FAMILY_SQL["login"], "large_withdrawal": _FAMILY_SQL["transfer"],
+              "margin_tiers": _FAMILY_SQL["leverage"]}
+
+# a rule pack with only those three checks, parameters as in the SQL
+BENCH_PACK = """
+version: 1
+detectors:
+  new_location: {levels: [country]}
+  high_leverage: {rise_factor: 1000000000, max_leverage: 1000000000}
+rules:
+  - id: bench-new-country
+    detector: new_location
+    severity: high
+    notify: {channels: [email], template: new_location}
+  - id: bench-large-withdrawal
+    detector: large_withdrawal
+    severity: high
+    notify: {channels: [email], template: large_withdrawal}
+  - id: bench-margin-tiers
+    detector: high_leverage
+    severity: medium
+    notify: {channels: [email], template: liquidation_risk}
+"""
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _bench_rules(tmp: str) -> Any:
+    from rules import load_rules
+
+    p = Path(tmp) / "rules"
+    p.mkdir(exist_ok=True)
+    (p / "bench.yaml").write_text(BENCH_PACK)
+    return load_rules(p)
 
 
 def run_detectors(data: str, q: Any) -> None:
@@ -70,10 +76,8 @@ def run_detectors(data: str, q: Any) -> None:
     import pandas as pd
 
     from detectors import Batch
-    from rules import load_rules
-
     frames = {n: pd.read_parquet(Path(data) / f"{n}.parquet") for n in ("logins", "transactions", "positions")}
-    rules = load_rules()
+    rules = _bench_rules(tempfile.mkdtemp())
     base = _peak_mb()
     t0 = time.perf_counter()
     batch = Batch.from_frames(frames)
@@ -87,9 +91,10 @@ def run_detectors(data: str, q: Any) -> None:
 def run_scan(data: str, q: Any) -> None:
     from vigil.backtest import run_backtest
 
+    rules = _bench_rules(tempfile.mkdtemp())
     base = _peak_mb()
     t0 = time.perf_counter()
-    res = run_backtest(data, batch_rows=2_000_000)
+    res = run_backtest(data, rules=rules, batch_rows=2_000_000, geo=None)
     q.put({"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "base_mb": base,
            "findings": res.findings, "alerts": len(res.alerts)})
 
@@ -103,7 +108,7 @@ def run_duckdb(data: str, q: Any) -> None:
     for n in ("logins", "transactions", "positions"):
         con.execute(f"CREATE TABLE {n} AS SELECT * REPLACE (CAST(ts AS TIMESTAMPTZ) AS ts) "
                     f"FROM read_parquet('{Path(data) / (n + '.parquet')}')")
-    found = {k: con.execute(sql).fetchone()[0] for k, sql in DUCKDB_SQL.items()}  # type: ignore[index]
+    found = {k: len(con.execute(sql).fetchall()) for k, sql in DUCKDB_SQL.items()}
     q.put({"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(), "base_mb": base, "findings": found})
 
 

@@ -153,6 +153,8 @@ def run_detectors(
         return findings
     ids = sorted(accounts)
     for name, base in rules.detectors.items():
+        if not rules.for_detector(name):  # no enabled rule (live or shadow) reads it: skip the work
+            continue
         tables = (base.table, *base.extra_tables)
         if all(batch.get(t) is None for t in tables):
             continue
