@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.lifecycle import OPEN_STATES, can
@@ -39,11 +41,28 @@ from alerts.tokens import hash_token, new_token
 from notifiers.base import Channel, DeliveryResult, Message, Recipient
 from notifiers.policy import PolicySettings, RateLimiter, budget_verdict
 from notifiers.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
+from vigil.outbox import (
+    READY,
+    Batch,
+    Held,
+    Job,
+    Sends,
+    aware,
+    claim,
+    context_of,
+    preload,
+    put_back,
+    recipient_of,
+    send,
+)
 from vigil.settings import Settings
 
+__all__ = ["READY", "DeliverReport", "Deliverer", "claim", "policy_of"]
+
 log = logging.getLogger(__name__)
-READY = ("pending", "retry", "held")
 SYSTEM_CHANNELS = ("freeze_hook", "escalate", "webhook")  # not messages to the account holder
+RECORD_EVERY = 20  # results recorded per transaction, at most ...
+RECORD_SECONDS = 0.25  # ... and at least this often while sending
 INTERNAL_ERROR = DeliveryResult("transient", error="internal error; see the log")
 Renderer = Callable[[str, str, str, Mapping[str, Any]], Any]
 
@@ -64,65 +83,10 @@ class DeliverReport:
     links: list[tuple[str, str, str]] = field(default_factory=list)  # (alert_id, channel, link) issued
 
 
-Sends = dict[tuple[str, str], list[tuple[str, datetime]]]  # (account, channel) -> [(outbox id, sent at)]
-Held = dict[tuple[str, str], list[str]]  # (account, channel) -> held outbox ids
-
-
-@dataclass
-class _Job:
-    """One claimed message between prepare and finish: a message to send, or a result already."""
-
-    oid: str
-    transport: Channel | None
-    message: Message | None
-    result: DeliveryResult | None
-    provider: str = "?"
-    wait: float | None = None  # not sent: its provider said 429 earlier in the pass
-
-
-@dataclass
-class _Batch:
-    """What one pass knows: its rows, recent sends per (account, channel), rows held for them."""
-
-    rows: list[OutboxRow]
-    sent: Sends
-    held: Held
-    absorbed: set[str] = field(default_factory=set)
-
-
-def _preload(s: Session, model: Any, key: Any, ids: set[Any]) -> None:
-    """Load rows into the session's identity map in one query, so ``s.get`` costs nothing after."""
-    if ids:
-        list(s.scalars(select(model).where(key.in_(list(ids)))))
-
-
 def policy_of(settings: Settings) -> PolicySettings:
     """The ``policy`` settings section, or its defaults while settings do not carry one."""
     p = getattr(settings, "policy", None)
     return p if isinstance(p, PolicySettings) else PolicySettings()
-
-
-def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit: int, lease: timedelta
-          ) -> list[str]:
-    """Lease up to ``limit`` ready rows for this worker; returns their ids."""
-    with sessions.begin() as s:
-        ready = or_(OutboxRow.status.in_(READY),
-                    (OutboxRow.status == "sending") & (OutboxRow.lease_until < now))
-        q = (select(OutboxRow.id).where(ready, OutboxRow.next_attempt_at <= now)
-             .order_by(OutboxRow.priority, OutboxRow.created_at, OutboxRow.id).limit(limit))
-        if s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        ids = list(s.scalars(q))
-        got: list[str] = []
-        for oid in ids:
-            res = s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == oid, ready)
-                .values(status="sending", lease_owner=worker, lease_until=now + lease)
-            )
-            if res.rowcount == 1:  # type: ignore[attr-defined]
-                got.append(oid)
-        return got
 
 
 class Deliverer:
@@ -143,11 +107,13 @@ class Deliverer:
 
     def run_once(self, now: datetime, limit: int = 100) -> DeliverReport:
         """One pass: sweep overdue receipts, claim up to ``limit`` rows, prepare them in one
-        transaction, send each outside any transaction, record every result in one more.
+        transaction, send each outside any transaction, and record the results in small groups.
 
-        Three commits a pass rather than two a message: on PostgreSQL a round trip, not the work,
-        is what a message costs.  At-least-once: a worker that dies between sending and recording
-        leaves its rows leased, and they are sent again when the lease expires.
+        A group is recorded every ``RECORD_EVERY`` messages or ``RECORD_SECONDS`` seconds: few
+        commits (on PostgreSQL a round trip, not the work, is what a message costs), yet the
+        provider's id is in the database well before its delivery receipt can arrive.
+        At-least-once: a worker that dies between sending and recording leaves its rows leased,
+        and they are sent again when the lease expires.
         """
         report = DeliverReport()
         with self.sessions.begin() as s:
@@ -159,25 +125,51 @@ class Deliverer:
         report.claimed = len(ids)
         if not ids:
             return report
-        jobs = self._prepare(ids, now, report)
         backing_off: dict[str, float] = {}  # providers that said 429 during this pass
-        for job in jobs:
-            if job.result is not None or job.transport is None or job.message is None:
-                continue
-            if job.provider in backing_off:
-                job.wait = backing_off[job.provider]  # not sent: put back until the provider is ready
-                continue
+        pending: list[Job] = []
+        since = time.monotonic()
+        for job in self._prepare(ids, now, report):
+            if not pending:
+                since = time.monotonic()
+            pending.append(job)
+            if job.result is None and job.transport is not None and job.message is not None:
+                if job.provider in backing_off:
+                    job.wait = backing_off[job.provider]  # not sent: put back until the provider is ready
+                else:
+                    job.result = send(job.transport, job.message)
+                    if job.result.action == "backoff":
+                        backing_off[job.provider] = self.limiter.backoff(job.provider, now, job.result.retry_after)
+            if len(pending) >= RECORD_EVERY or time.monotonic() - since >= RECORD_SECONDS:
+                self._record_safely(pending, now, report)
+                pending = []
+        if pending:
+            self._record_safely(pending, now, report)
+        return report
+
+    def _record_safely(self, jobs: list[Job], now: datetime, report: DeliverReport) -> None:
+        for attempt in range(3):  # a lost result means a duplicate message later: try hard to record it
+            part = DeliverReport()
             try:
-                job.result = job.transport.send(job.message)
-            except Exception as e:  # the contract says send() never raises; if it does: transient
-                log.exception("channel %s raised", job.transport.name)
-                job.result = DeliveryResult("transient", error=f"{type(e).__name__}: {e}")
-            if job.result.action == "backoff":
-                backing_off[job.provider] = self.limiter.backoff(job.provider, now, job.result.retry_after)
+                self._record(jobs, now, part)
+                break
+            except OperationalError:
+                if attempt == 2:
+                    raise
+                log.warning("recording delivery results failed; retrying", exc_info=True)
+        for f in fields(DeliverReport):
+            setattr(report, f.name, getattr(report, f.name) + getattr(part, f.name))
+
+    def _record(self, jobs: list[Job], now: datetime, report: DeliverReport) -> None:
+        """Record a pass's results in one transaction.  Alerts (then accounts) are locked in id
+        order first: two workers finishing messages of the same alerts never deadlock."""
         with self.sessions.begin() as s:
             q = select(OutboxRow).where(OutboxRow.id.in_([j.oid for j in jobs]))
             rows = {r.id: r for r in s.scalars(q)}
-            _preload(s, AlertRow, AlertRow.id, {r.alert_id for r in rows.values() if r.alert_id})
+            lock = s.get_bind().dialect.name == "postgresql"
+            alert_ids = {r.alert_id for r in rows.values() if r.alert_id}
+            acted = {rows[j.oid].account_id for j in jobs if j.oid in rows and j.result and j.result.action}
+            pinned = preload(s, AlertRow, AlertRow.id, alert_ids, lock=lock)
+            pinned += preload(s, AccountRow, AccountRow.account_id, acted, lock=lock)
             for job in jobs:
                 row = rows.get(job.oid)
                 if row is None or (row.lease_owner != self.worker and job.result is None):
@@ -185,21 +177,20 @@ class Deliverer:
                 if job.result is not None:
                     self._finish(s, row, job.result, job.provider, now, report)
                 elif job.wait is not None:
-                    _put_back(row, "retry", now + timedelta(seconds=job.wait), f"provider '{job.provider}' "
+                    put_back(row, "retry", now + timedelta(seconds=job.wait), f"provider '{job.provider}' "
                                                                                "asked us to back off")
                     report.throttled += 1
-        return report
 
     # -- prepare: decide, coalesce, issue tokens, render ------------------------------------
-    def _prepare(self, ids: list[str], now: datetime, report: DeliverReport) -> list[_Job]:
-        jobs: list[_Job] = []
+    def _prepare(self, ids: list[str], now: datetime, report: DeliverReport) -> list[Job]:
+        jobs: list[Job] = []
         with self.sessions.begin() as s:
             order = {oid: i for i, oid in enumerate(ids)}
             rows = sorted((r for r in s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)))
                            if r.lease_owner == self.worker), key=lambda r: order[r.id])
-            _preload(s, AlertRow, AlertRow.id, {r.alert_id for r in rows if r.alert_id})
-            _preload(s, AccountRow, AccountRow.account_id, {r.account_id for r in rows})
-            batch = _Batch(rows, *self._recent(s, rows, now))
+            pinned = preload(s, AlertRow, AlertRow.id, {r.alert_id for r in rows if r.alert_id})
+            pinned += preload(s, AccountRow, AccountRow.account_id, {r.account_id for r in rows})
+            batch = Batch(rows, *self._recent(s, rows, now))
             for row in rows:
                 if row.id in batch.absorbed:
                     continue
@@ -207,7 +198,7 @@ class Deliverer:
                     job = self._prepare_one(s, row, batch, now, report)
                 except Exception:  # one broken message (a template error) must not stop the others
                     log.exception("preparing %s", row.id)
-                    job = _Job(row.id, None, None, INTERNAL_ERROR)
+                    job = Job(row.id, None, None, INTERNAL_ERROR)
                 if job is not None:
                     jobs.append(job)
         return jobs
@@ -225,36 +216,36 @@ class Deliverer:
                 OutboxRow.account_id.in_(accounts), OutboxRow.channel.in_(budgeted),
                 OutboxRow.sent_at > since)
             for oid, acct, ch, at in s.execute(q):
-                sent[(acct, ch)].append((oid, _aware(at) or now))
+                sent[(acct, ch)].append((oid, aware(at) or now))
         for oid, acct, ch in s.execute(select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel).where(
                 OutboxRow.account_id.in_(accounts), OutboxRow.status == "held",
                 OutboxRow.purpose.in_(ANSWERED_SKIP_PURPOSES))):
             held[(acct, ch)].append(oid)
         return sent, held
 
-    def _prepare_one(self, s: Session, row: OutboxRow, batch: _Batch, now: datetime, report: DeliverReport
-                     ) -> _Job | None:
+    def _prepare_one(self, s: Session, row: OutboxRow, batch: Batch, now: datetime, report: DeliverReport
+                     ) -> Job | None:
         alert = s.get(AlertRow, row.alert_id) if row.alert_id else None  # preloaded: no query
-        recipient = _recipient(s.get(AccountRow, row.account_id), row.account_id, self.settings)
+        recipient = recipient_of(s.get(AccountRow, row.account_id), row.account_id, self.settings)
         transport = self._transport(row.channel)
         if transport is None:
-            return _Job(row.id, None, None, DeliveryResult("skipped", error=f"channel '{row.channel}' is not "
+            return Job(row.id, None, None, DeliveryResult("skipped", error=f"channel '{row.channel}' is not "
                                                                              "configured"), "none")
         if not transport.can_reach(recipient):
             skip = f"account has no {transport.needs} for '{row.channel}'"
-            return _Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
+            return Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
         if alert is not None and row.purpose in ANSWERED_SKIP_PURPOSES and alert.status not in OPEN_STATES:
             skip = f"alert already {alert.status}"  # answered by another channel meanwhile
-            return _Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
+            return Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
         over_budget = self._admit(row, transport.name, batch, now, report)
         if over_budget is None:
             return None
         batch.sent[(row.account_id, row.channel)].append((row.id, now))  # counts for the rest of the pass
         msg = self._compose(s, row, alert, recipient, batch, now, report, over_budget=over_budget)
-        return _Job(row.id, transport, msg, None, transport.name)
+        return Job(row.id, transport, msg, None, transport.name)
 
     def _compose(self, s: Session, row: OutboxRow, alert: AlertRow | None, recipient: Recipient,
-                 batch: _Batch, now: datetime, report: DeliverReport, *, over_budget: bool) -> Message:
+                 batch: Batch, now: datetime, report: DeliverReport, *, over_budget: bool) -> Message:
         """Coalesce what is held, issue the confirmation token, render."""
         asks = row.purpose in ANSWERED_SKIP_PURPOSES
         coalesced = self._coalesce(s, row, batch, over_budget) if asks else []
@@ -263,7 +254,7 @@ class Deliverer:
         if alert is not None and alert.confirm and row.purpose in ANSWERED_SKIP_PURPOSES:
             token, link = self._issue_token(s, alert, row.channel, now)
             report.links.append((alert.id, row.channel, link))
-        context = _context(alert, recipient, link, row, len(coalesced))
+        context = context_of(alert, recipient, link, row, len(coalesced))
         if row.channel in SYSTEM_CHANNELS:
             data = {k: str(v) for k, v in {**(row.payload or {}), **context["data"]}.items()}
             return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=row.template,
@@ -279,7 +270,7 @@ class Deliverer:
         return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=rendered.subject,
                        text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id)
 
-    def _admit(self, row: OutboxRow, provider: str, batch: _Batch, now: datetime, report: DeliverReport
+    def _admit(self, row: OutboxRow, provider: str, batch: Batch, now: datetime, report: DeliverReport
                ) -> bool | None:
         """The account's budget, then the provider's rate.  None: the message must wait and was put
         back; else whether it goes out beyond the budget (critical)."""
@@ -291,20 +282,20 @@ class Deliverer:
                                      critical=self.policy.is_critical(row.priority, row.purpose),
                                      coalesce=timedelta(seconds=self.policy.coalesce_seconds))
             if not verdict.send:
-                _put_back(row, "held", verdict.until or now, verdict.reason)
+                put_back(row, "held", verdict.until or now, verdict.reason)
                 report.held += 1
                 report.outcomes.append((row.id, row.channel, "held"))
                 return None
             over = verdict.over_budget
         wait = self.limiter.acquire(provider, now)
         if wait > 0:
-            _put_back(row, "retry", now + timedelta(seconds=wait), f"provider '{provider}' rate limit")
+            put_back(row, "retry", now + timedelta(seconds=wait), f"provider '{provider}' rate limit")
             report.throttled += 1
             report.outcomes.append((row.id, row.channel, "throttled"))
             return None
         return over
 
-    def _coalesce(self, s: Session, row: OutboxRow, batch: _Batch, over_budget: bool) -> list[str]:
+    def _coalesce(self, s: Session, row: OutboxRow, batch: Batch, over_budget: bool) -> list[str]:
         """Merge the account's held messages on this channel into the one about to go out; beyond
         the budget, also the ones claimed in this same pass (they would only be held next)."""
         key = (row.account_id, row.channel)
@@ -318,7 +309,7 @@ class Deliverer:
             for other in batch.rows:
                 same = (other.account_id, other.channel) == key and other.purpose in ANSWERED_SKIP_PURPOSES
                 if same and other is not row and other.id not in batch.absorbed and other.status == "sending":
-                    _put_back(other, "coalesced", other.next_attempt_at, f"coalesced into {row.id}")
+                    put_back(other, "coalesced", other.next_attempt_at, f"coalesced into {row.id}")
                     batch.absorbed.add(other.id)
                     got.append(other.id)
         if got:
@@ -337,7 +328,7 @@ class Deliverer:
 
     def _issue_token(self, s: Session, alert: AlertRow, channel: str, now: datetime) -> tuple[str, str]:
         token = new_token()
-        expires = max(_aware(alert.expires_at) or now,
+        expires = max(aware(alert.expires_at) or now,
                       now + timedelta(minutes=self.settings.web.token_ttl_minutes))
         s.add(ConfirmToken(token_hash=hash_token(token), alert_id=alert.id, account_id=alert.account_id,
                            channel=channel, created_at=now, expires_at=expires))
@@ -405,53 +396,3 @@ class Deliverer:
             alert.updated_at = now
             s.add(AlertEvent(alert_id=alert.id, at=now, event="notified",
                              detail={"channel": row.channel, "provider_id": result.provider_id}))
-
-
-def _put_back(row: OutboxRow, status: str, until: datetime, why: str) -> None:
-    row.status = status
-    row.next_attempt_at = until
-    row.lease_owner = None
-    row.lease_until = None
-    row.last_error = why
-
-
-def _recipient(acct: AccountRow | None, account_id: str, settings: Settings) -> Recipient:
-    if acct is None:
-        return Recipient(account_id=account_id, locale=settings.default_locale,
-                         timezone=settings.default_timezone)
-    return Recipient(
-        account_id=account_id,
-        locale=acct.locale or settings.default_locale,
-        timezone=acct.timezone or settings.default_timezone,
-        phone=None if (acct.sms_opt_out or acct.phone_bad) else acct.phone,
-        email=acct.email,
-        push_token=acct.push_token,
-        anti_phishing_code=acct.anti_phishing_code,
-    )
-
-
-def _context(alert: AlertRow | None, r: Recipient, link: str | None, row: OutboxRow, coalesced: int
-             ) -> dict[str, Any]:
-    a = None
-    if alert is not None:
-        a = {"id": alert.id, "rule_id": alert.rule_id, "detector": alert.detector,
-             "kind": alert.evidence.get("kind", ""), "severity": alert.severity, "ts": _aware(alert.ts),
-             "evidence": dict(alert.evidence)}
-    return {
-        "alert": a,
-        "account": {"account_id": r.account_id, "locale": r.locale, "timezone": r.timezone,
-                    "anti_phishing_code": r.anti_phishing_code},
-        "link": link,
-        "sms_code": alert.sms_code if alert is not None else None,
-        "expires_at": _aware(alert.expires_at) if alert is not None else None,
-        "brand": "Vigil",
-        "purpose": row.purpose,
-        "coalesced": coalesced,  # how many held messages ride along in this one
-        "data": {"alert_id": alert.id if alert else "", "account_id": r.account_id},
-    }
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt

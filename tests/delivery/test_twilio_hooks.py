@@ -29,7 +29,7 @@ PHONE = "+821055550001"
 def client(app: App) -> Iterator[TestClient]:
     api = create_app(app)
     cfg = twilio_hooks.TwilioHookSettings(public_url=PUBLIC, auth_token=SecretStr(TOKEN),
-                                          shared_key=SecretStr(SHARED))
+                                          shared_key=SecretStr(SHARED), receipt_wait_seconds=30)
     api.include_router(twilio_hooks.router(app, cfg))
     with TestClient(api) as c:  # posts to http://testserver: the signature is over the PUBLIC URL
         yield c
@@ -130,12 +130,51 @@ def test_auth_token_defaults_to_the_sms_channel_setting(db_url: str, clock: Any,
     app = make_test_app(db_url, clock, rule_set, channels={"sms": {"auth_token": TOKEN}})
     try:
         api = create_app(app)
-        api.include_router(twilio_hooks.router(app, twilio_hooks.TwilioHookSettings(public_url=PUBLIC)))
+        cfg = twilio_hooks.TwilioHookSettings(public_url=PUBLIC, receipt_wait_seconds=0)
+        api.include_router(twilio_hooks.router(app, cfg))
         with TestClient(api) as c:
             assert status(c, "SMunknown", "delivered").status_code == 204
             assert status(c, "SMunknown", "delivered", secret="other").status_code == 403
     finally:
         app.close()
+
+
+def test_a_receipt_that_overtakes_the_recording_of_its_message_waits_for_it(
+        client: TestClient, app: App, sent: dict) -> None:
+    """The provider's callback arrives before the worker committed the message id."""
+    import logging
+    import threading
+
+    from sqlalchemy import update
+
+    with app.sessions.begin() as s:  # as if the worker had not recorded the id yet
+        s.execute(update(OutboxRow).where(OutboxRow.id == sent["outbox"]).values(provider_id=None))
+    missed = threading.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "unknown message" in record.getMessage():
+                missed.set()
+
+    def worker_records_the_id() -> None:
+        assert missed.wait(30)  # the receipt looked once and did not find its message
+        with app.sessions.begin() as s:
+            s.execute(update(OutboxRow).where(OutboxRow.id == sent["outbox"]).values(provider_id=sent["sid"]))
+
+    log = logging.getLogger("notifiers.receipts")
+    handler, level = Seen(), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    t = threading.Thread(target=worker_records_the_id)
+    t.start()
+    try:
+        assert status(client, sent["sid"], "delivered").status_code == 204
+    finally:
+        t.join()
+        log.removeHandler(handler)
+        log.setLevel(level)
+    with app.sessions() as s:
+        assert s.get(OutboxRow, sent["outbox"]).status == "delivered"  # type: ignore[union-attr]
 
 
 def test_replayed_undelivered_callback_falls_back_once(client: TestClient, app: App, sent: dict) -> None:

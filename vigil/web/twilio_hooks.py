@@ -20,8 +20,10 @@ the account's SMS opt-out flag; Twilio itself answers them, so we reply with an 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -29,7 +31,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +42,7 @@ from alerts.store.models import AccountRow, AlertEvent, AlertRow
 from notifiers.receipts import Receipt, apply_receipt
 from vigil.bootstrap import App
 from vigil.deliver import policy_of
+from vigil.web.hook_settings import TwilioHookSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +53,6 @@ OPT_IN = frozenset({"START", "YES", "UNSTOP"})
 KEYWORD_ONLY = frozenset({"HELP", "INFO"})
 BARE = frozenset({"Y", "N", "NO", "YES"})
 _ANSWER = re.compile(r"^(Y|YES|N|NO)[\s:#\-]*(\d{4,8})$")
-
-
-class TwilioHookSettings(BaseModel):
-    """The ``web.twilio`` settings section."""
-
-    model_config = ConfigDict(extra="forbid")
-    public_url: str | None = Field(default=None, description="the scheme://host[/prefix] Twilio calls; "
-                                                             "default web.base_url")
-    auth_token: SecretStr | None = Field(default=None, description="default: channels.sms.auth_token")
-    shared_key: SecretStr | None = Field(default=None, description="secret of HMAC-SHA256 shared-key signing")
-    max_bad_codes: int = Field(default=5, ge=1, description="wrong codes per window, then refused")
-    bad_code_window_seconds: int = Field(default=3600, ge=60)
-    deny_grace_seconds: int = Field(default=6 * 3600, ge=0, description="'N <code>' still freezes this long "
-                                                                        "after the alert expired")
 
 
 REPLIES: dict[str, dict[str, str]] = {
@@ -195,11 +184,15 @@ def router(app: App, cfg: TwilioHookSettings | None = None) -> APIRouter:
                           err if isinstance(err, str) and err else None)
         retry = timedelta(seconds=policy_of(app.settings).receipt_retry_seconds)
 
-        def apply() -> None:
+        def apply() -> bool:
             with app.sessions.begin() as s:
-                apply_receipt(s, receipt, now=app.clock(), retry_delay=retry, transport="twilio")
+                out = apply_receipt(s, receipt, now=app.clock(), retry_delay=retry, transport="twilio")
+                return out.outbox_id is not None
 
-        await run_in_threadpool(apply)
+        # a receipt can overtake the worker recording the message id it answers: look again briefly
+        deadline = time.monotonic() + settings.receipt_wait_seconds
+        while not await run_in_threadpool(apply) and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
         return Response(status_code=204)
 
     @api.post(INBOUND_PATH)

@@ -1,0 +1,139 @@
+"""Store helpers of the delivery job: the lease claim, batch loading, the message context.
+
+Split from :mod:`vigil.deliver` (which holds the policy and the send/record cycle) to keep both
+readable; nothing here sends anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.store.models import AccountRow, AlertRow, OutboxRow
+from notifiers.base import Channel, DeliveryResult, Message, Recipient
+from vigil.settings import Settings
+
+log = logging.getLogger("vigil.deliver")
+READY = ("pending", "retry", "held")
+
+
+Sends = dict[tuple[str, str], list[tuple[str, datetime]]]  # (account, channel) -> [(outbox id, sent at)]
+Held = dict[tuple[str, str], list[str]]  # (account, channel) -> held outbox ids
+
+
+@dataclass
+class Job:
+    """One claimed message between prepare and finish: a message to send, or a result already."""
+
+    oid: str
+    transport: Channel | None
+    message: Message | None
+    result: DeliveryResult | None
+    provider: str = "?"
+    wait: float | None = None  # not sent: its provider said 429 earlier in the pass
+
+
+@dataclass
+class Batch:
+    """What one pass knows: its rows, recent sends per (account, channel), rows held for them."""
+
+    rows: list[OutboxRow]
+    sent: Sends
+    held: Held
+    absorbed: set[str] = field(default_factory=set)
+
+
+def preload(s: Session, model: Any, key: Any, ids: set[Any], *, lock: bool = False) -> list[Any]:
+    """Load rows into the session's identity map in one query, so ``s.get`` costs nothing after --
+    while the caller holds the returned list (the identity map only keeps weak references).
+    ``lock``: ``FOR UPDATE``, in key order."""
+    if not ids:
+        return []
+    q = select(model).where(key.in_(sorted(ids)))
+    if lock:
+        q = q.order_by(key).with_for_update()
+    return list(s.scalars(q))
+
+
+def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit: int, lease: timedelta
+          ) -> list[str]:
+    """Lease up to ``limit`` ready rows for this worker; returns their ids."""
+    with sessions.begin() as s:
+        ready = or_(OutboxRow.status.in_(READY),
+                    (OutboxRow.status == "sending") & (OutboxRow.lease_until < now))
+        q = (select(OutboxRow.id).where(ready, OutboxRow.next_attempt_at <= now)
+             .order_by(OutboxRow.priority, OutboxRow.created_at, OutboxRow.id).limit(limit))
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        ids = list(s.scalars(q))
+        if not ids:
+            return []
+        # one compare-and-set for the lot: a row another worker leased meanwhile is not ``ready``
+        res = s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), ready)
+                        .values(status="sending", lease_owner=worker, lease_until=now + lease)
+                        .returning(OutboxRow.id).execution_options(synchronize_session=False))
+        got = set(res.scalars())
+        return [oid for oid in ids if oid in got]
+
+
+def send(transport: Channel, message: Message) -> DeliveryResult:
+    try:
+        return transport.send(message)
+    except Exception as e:  # the contract says send() never raises; if it does: transient
+        log.exception("channel %s raised", transport.name)
+        return DeliveryResult("transient", error=f"{type(e).__name__}: {e}")
+
+
+def put_back(row: OutboxRow, status: str, until: datetime, why: str) -> None:
+    row.status = status
+    row.next_attempt_at = until
+    row.lease_owner = None
+    row.lease_until = None
+    row.last_error = why
+
+
+def recipient_of(acct: AccountRow | None, account_id: str, settings: Settings) -> Recipient:
+    if acct is None:
+        return Recipient(account_id=account_id, locale=settings.default_locale,
+                         timezone=settings.default_timezone)
+    return Recipient(
+        account_id=account_id,
+        locale=acct.locale or settings.default_locale,
+        timezone=acct.timezone or settings.default_timezone,
+        phone=None if (acct.sms_opt_out or acct.phone_bad) else acct.phone,
+        email=acct.email,
+        push_token=acct.push_token,
+        anti_phishing_code=acct.anti_phishing_code,
+    )
+
+
+def context_of(alert: AlertRow | None, r: Recipient, link: str | None, row: OutboxRow, coalesced: int
+             ) -> dict[str, Any]:
+    a = None
+    if alert is not None:
+        a = {"id": alert.id, "rule_id": alert.rule_id, "detector": alert.detector,
+             "kind": alert.evidence.get("kind", ""), "severity": alert.severity, "ts": aware(alert.ts),
+             "evidence": dict(alert.evidence)}
+    return {
+        "alert": a,
+        "account": {"account_id": r.account_id, "locale": r.locale, "timezone": r.timezone,
+                    "anti_phishing_code": r.anti_phishing_code},
+        "link": link,
+        "sms_code": alert.sms_code if alert is not None else None,
+        "expires_at": aware(alert.expires_at) if alert is not None else None,
+        "brand": "Vigil",
+        "purpose": row.purpose,
+        "coalesced": coalesced,  # how many held messages ride along in this one
+        "data": {"alert_id": alert.id if alert else "", "account_id": r.account_id},
+    }
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
