@@ -10,7 +10,9 @@ scheduler gracefully: running jobs finish, nothing new starts.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -100,9 +102,11 @@ def deliver_once(app: App, *, worker: str = "worker-1") -> Any:
 
 
 class Daemon:
-    def __init__(self, app: App, *, worker: str = "worker-1") -> None:
+    def __init__(self, app: App, *, worker: str | None = None) -> None:
         self.app = app
-        self.worker = worker
+        # a unique worker name per replica, so a lost lease is never mistaken for our own
+        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}"
+        self._deliverer: Deliverer | None = None
         self.stopped = threading.Event()
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
@@ -126,6 +130,16 @@ class Daemon:
                               detail=_plain(detail)))
         return run
 
+    def _deliver(self) -> dict[str, Any]:
+        """One Deliverer for the daemon's life: its rate limiter remembers providers' 429s between runs."""
+        if self._deliverer is None:
+            from vigil.channels import renderer
+
+            self._deliverer = Deliverer(self.app.sessions, self.app.settings, self.app.channels, renderer(),
+                                        worker=self.worker)
+        rep = self._deliverer.run_once(self.app.clock())
+        return {k: v for k, v in rep.__dict__.items() if k not in ("outcomes", "links")}
+
     def _on_event(self, event: JobEvent) -> None:
         if event.code in (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED):
             last = self.last_finished.get(event.job_id)
@@ -142,7 +156,7 @@ class Daemon:
                                seconds=d.rules_reload_seconds, id="rules")
         self.scheduler.add_job(self._job("scan", lambda: scan_until_caught_up(self.app)), "interval",
                                seconds=d.scan_every_seconds, id="scan", next_run_time=self.app.clock())
-        self.scheduler.add_job(self._job("deliver", lambda: deliver_once(self.app, worker=self.worker).__dict__),
+        self.scheduler.add_job(self._job("deliver", self._deliver),
                                "interval", seconds=d.deliver_every_seconds, id="deliver")
         self.scheduler.add_job(self._job("escalate", lambda: escalate_once(self.app.sessions,
                                                                            now=self.app.clock()).__dict__),

@@ -36,6 +36,7 @@ class EscalateReport:
     expired: int = 0
     escalated: int = 0
     reminders: list[tuple[str, str]] = field(default_factory=list)  # (alert_id, channel)
+    sla: dict[str, Any] = field(default_factory=dict)  # ticket SLA warnings, breaches, escalations
 
 
 def reachable(acct: AccountRow | None, channel: str) -> bool:
@@ -106,4 +107,9 @@ def escalate_once(sessions: sessionmaker[Session], *, now: datetime, limit: int 
                 alert.status = apply(alert.status, "escalate")
                 s.add(AlertEvent(alert_id=alert.id, at=now, event="escalated", detail={"to": paged}))
                 report.escalated += 1
+    # ticket SLA clocks, in a transaction of their own: a warning before a breach, escalation at it
+    from alerts.sla import sla_tick
+
+    with sessions.begin() as s:
+        report.sla = sla_tick(s, now).as_dict()
     return report

@@ -16,10 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alerts.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
 from notifiers.console import ConsoleConfig
 from notifiers.email import EmailConfig
+from notifiers.policy import PolicySettings
 from notifiers.push import PushConfig
 from notifiers.sms import SmsConfig
 from notifiers.webhook import WebhookConfig
 from vigil.errors import ConfigError
+from vigil.web.hook_settings import TwilioHookSettings
 
 DEFAULT_DB = "sqlite:///vigil.db"
 
@@ -63,6 +65,7 @@ class WebSettings(Strict):
     port: int = 8000
     secret_key: SecretStr = SecretStr("")
     staff_token: SecretStr = Field(SecretStr(""), description="bearer token of the staff API; empty = disabled")
+    twilio: TwilioHookSettings = Field(default_factory=TwilioHookSettings)
     token_ttl_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
 
@@ -108,6 +111,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     tickets: TicketSettings = Field(default_factory=TicketSettings)
     geo: GeoSettings = Field(default_factory=GeoSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"

@@ -19,8 +19,7 @@ from vigil.web.app import create_app
 
 @pytest.fixture
 def client(app: App) -> Iterator[TestClient]:
-    api = create_app(app)
-    api.include_router(push_actions.router(app))
+    api = create_app(app)  # mounts the push-action route
     with TestClient(api) as c:
         yield c
 

@@ -27,10 +27,9 @@ PHONE = "+821055550001"
 
 @pytest.fixture
 def client(app: App) -> Iterator[TestClient]:
-    api = create_app(app)
-    cfg = twilio_hooks.TwilioHookSettings(public_url=PUBLIC, auth_token=SecretStr(TOKEN),
-                                          shared_key=SecretStr(SHARED), receipt_wait_seconds=30)
-    api.include_router(twilio_hooks.router(app, cfg))
+    app.settings.web.twilio = twilio_hooks.TwilioHookSettings(
+        public_url=PUBLIC, auth_token=SecretStr(TOKEN), shared_key=SecretStr(SHARED), receipt_wait_seconds=30)
+    api = create_app(app)  # mounts the Twilio routes with the settings above
     with TestClient(api) as c:  # posts to http://testserver: the signature is over the PUBLIC URL
         yield c
 
@@ -129,9 +128,8 @@ def test_auth_token_defaults_to_the_sms_channel_setting(db_url: str, clock: Any,
 
     app = make_test_app(db_url, clock, rule_set, channels={"sms": {"auth_token": TOKEN}})
     try:
+        app.settings.web.twilio = twilio_hooks.TwilioHookSettings(public_url=PUBLIC, receipt_wait_seconds=0)
         api = create_app(app)
-        cfg = twilio_hooks.TwilioHookSettings(public_url=PUBLIC, receipt_wait_seconds=0)
-        api.include_router(twilio_hooks.router(app, cfg))
         with TestClient(api) as c:
             assert status(c, "SMunknown", "delivered").status_code == 204
             assert status(c, "SMunknown", "delivered", secret="other").status_code == 403
@@ -277,3 +275,21 @@ def test_full_width_reply_in_japanese(client: TestClient, app: App, deliverer_fa
     r = inbound(client, "Ｎ　７３５０", sender="+819012345678")
     assert "アカウントを凍結しました" in r.text
     assert _alert(app, a.id).status == "denied"
+
+
+def test_free_text_from_a_registered_number_opens_a_classified_ticket(app: App, client: TestClient) -> None:
+    with app.sessions.begin() as s:
+        account(s, phone=PHONE, locale="ko")
+    r = inbound(client, "제 계정에서 모르는 출금이 발생했어요 도와주세요", sid="SMfree0001")
+    assert r.status_code == 200 and "지원 요청" in r.text
+    again = inbound(client, "제 계정에서 모르는 출금이 발생했어요 도와주세요", sid="SMfree0001")  # replayed
+    assert again.status_code == 200
+    with app.sessions() as s:
+        tickets = s.scalars(select(Ticket).where(Ticket.account_id == "A1")).all()
+    assert len(tickets) == 1
+    assert tickets[0].category in ("deposit_withdrawal", "account_security")
+    assert tickets[0].classifier_confidence is not None
+    stranger = inbound(client, "please help me with my account", sid="SMfree0002", sender="+19995550000")
+    assert stranger.status_code == 200
+    with app.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 1  # unknown numbers open nothing

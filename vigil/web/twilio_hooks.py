@@ -57,6 +57,7 @@ _ANSWER = re.compile(r"^(Y|YES|N|NO)[\s:#\-]*(\d{4,8})$")
 
 REPLIES: dict[str, dict[str, str]] = {
     "en": {
+        "ticket": "Vigil: we received your message and opened a support request; our team will reply in the app.",
         "denied": "Vigil: your account is now frozen and our security team will contact you. "
                   "Open the app yourself to change your password.",
         "confirmed": "Vigil: thank you, we noted that this was you.",
@@ -67,6 +68,7 @@ REPLIES: dict[str, dict[str, str]] = {
         "already": "Vigil: this alert was already answered.",
     },
     "zh-CN": {
+        "ticket": "Vigil：已收到您的消息并创建支持工单，团队会在 App 中回复您。",
         "denied": "Vigil：您的账户已冻结，安全团队会联系您。请自行打开 App 修改密码。",
         "confirmed": "Vigil：谢谢，已确认是您本人操作。",
         "help": "Vigil：请回复 Y 或 N 加消息中的验证码，例如 N 1234。",
@@ -75,6 +77,7 @@ REPLIES: dict[str, dict[str, str]] = {
         "already": "Vigil：此提醒已处理。",
     },
     "zh-TW": {
+        "ticket": "Vigil：已收到您的訊息並建立支援單，團隊會在 App 中回覆您。",
         "denied": "Vigil：您的帳戶已凍結，安全團隊會聯絡您。請自行開啟 App 變更密碼。",
         "confirmed": "Vigil：謝謝，已確認是您本人操作。",
         "help": "Vigil：請回覆 Y 或 N 加訊息中的驗證碼，例如 N 1234。",
@@ -83,6 +86,7 @@ REPLIES: dict[str, dict[str, str]] = {
         "already": "Vigil：此提醒已處理。",
     },
     "ko": {
+        "ticket": "Vigil: 메시지를 받아 지원 요청을 접수했습니다. 앱에서 답변드리겠습니다.",
         "denied": "Vigil: 계정이 동결되었으며 보안팀이 연락드립니다. 앱을 직접 열어 비밀번호를 변경하세요.",
         "confirmed": "Vigil: 감사합니다. 본인 활동으로 확인되었습니다.",
         "help": "Vigil: Y 또는 N 뒤에 메시지의 코드를 붙여 답장하세요. 예: N 1234",
@@ -91,6 +95,7 @@ REPLIES: dict[str, dict[str, str]] = {
         "already": "Vigil: 이미 응답한 알림입니다.",
     },
     "ja": {
+        "ticket": "Vigil：メッセージを受け付け、サポート依頼を作成しました。アプリでご回答します。",
         "denied": "Vigil：アカウントを凍結しました。担当者から連絡します。"
                   "アプリを開いてパスワードを変更してください。",
         "confirmed": "Vigil：ありがとうございます。ご本人の操作と確認しました。",
@@ -234,6 +239,14 @@ def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg:
         return None  # Twilio answers HELP/INFO
     m = _ANSWER.match(body)
     if m is None:
+        if accounts and body not in BARE and body[:1] not in ("Y", "N") and len(body) >= 8:
+            # free text from a registered number ("I did not do this withdrawal"): a classified ticket
+            from alerts.tickets import open_from_text
+
+            for a in accounts[:1]:
+                open_from_text(s, a.account_id, fields.get("Body", ""), a.locale or locale, now,
+                               channel="sms", ref_id=sid or None)
+            return reply_text("ticket", locale)
         return reply_text("help", locale) if accounts and (body in BARE or body[:1] in ("Y", "N")) else None
     if not accounts:
         return reply_text("unknown", locale)
