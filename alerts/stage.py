@@ -37,6 +37,7 @@ class StageReport:
     throttled: int = 0
     suppressed: int = 0
     inhibited: int = 0
+    grouped: int = 0
     outbox: int = 0
 
 
@@ -72,6 +73,9 @@ def apply_decisions(
     ordered = sorted(decisions, key=lambda d: (d.finding.ts, -SEVERITY_RANK[d.rule.severity], d.alert_id))
     existing = _existing_ids(session, [d.alert_id for d in ordered])
     recent = _ThrottleIndex(session, ordered)
+    group_rules = {cr.rule.id for cr in rules.rules if cr.rule.group is not None} if rules is not None else {
+        d.rule.id for d in ordered if d.rule.group is not None}
+    recent.load_groups(session, ordered, group_rules)
     if suppressor is None:
         suppressor = _suppressor(session, ordered, now)
     _kept, muted_list = split_inhibited(ordered, _live_inhibitors(session, ordered, rules) if rules else ())
@@ -96,6 +100,16 @@ def apply_decisions(
                 _coalesce(session, session.get(AlertRow, muting), d, now, "throttled")  # type: ignore[arg-type]
                 report.throttled += 1
                 continue
+        grp = d.rule.group
+        if grp is not None and d.rule.mode == "live":
+            into_id = recent.muting(GROUP, f.account_id, f.ts, grp.window, 1)
+            into = session.get(AlertRow, into_id) if into_id is not None else None
+            # one message for the account's alerts within the window -- but never fold a more severe
+            # alert (and its actions) into a milder one
+            if into is not None and SEVERITY_RANK[into.severity] >= SEVERITY_RANK[d.rule.severity]:
+                _coalesce(session, into, d, now, "grouped")
+                report.grouped += 1
+                continue
         muter = session.get(AlertRow, muted[id(d)]) if id(d) in muted else None
         if muter is not None:  # a higher-severity alert's inhibit window covers this one
             _coalesce(session, muter, d, now, "inhibited")
@@ -117,6 +131,8 @@ def apply_decisions(
         existing.add(aid)
         if tkey is not None:
             recent.add(d.rule.id, tkey, f.ts, aid)
+        if grp is not None and not shadow:
+            recent.add(GROUP, f.account_id, f.ts, aid)
         session.flush()  # the row must exist before rows that reference it (no ORM relationships)
         session.add(AlertEvent(alert_id=aid, at=now, event="created",
                                detail={"rule_hash": d.rule_hash, "score": f.score, "mode": d.rule.mode}))
@@ -165,6 +181,9 @@ def _existing_ids(session: Session, ids: list[str]) -> set[str]:
     return found
 
 
+GROUP = "\x00group"  # the index key of rules' ``group`` windows (per account, across rules)
+
+
 class _ThrottleIndex:
     """Alerts per (rule, throttle key) by event time: one query for the batch, then in memory."""
 
@@ -185,6 +204,24 @@ class _ThrottleIndex:
             )
             for rule_id, tkey, ts, aid in rows:
                 self.add(rule_id, tkey, ts, aid)
+
+    def load_groups(self, session: Session, decisions: list[Decision], group_rules: set[str]) -> None:
+        """Live alerts of grouping rules per account (key ``GROUP``), for ``group.window``."""
+        wanted = [d for d in decisions if d.rule.group is not None]
+        if not wanted or not group_rules:
+            return
+        accounts = sorted({d.finding.account_id for d in wanted})
+        lo = min(d.finding.ts - d.rule.group.window for d in wanted)  # type: ignore[union-attr]
+        hi = max(d.finding.ts for d in wanted)
+        for i in range(0, len(accounts), 900):
+            rows = session.execute(
+                select(AlertRow.account_id, AlertRow.ts, AlertRow.id).where(
+                    AlertRow.rule_id.in_(sorted(group_rules)), AlertRow.account_id.in_(accounts[i : i + 900]),
+                    AlertRow.mode == "live", AlertRow.status.notin_(("suppressed", "shadow")),
+                    AlertRow.ts > lo, AlertRow.ts <= hi)
+            )
+            for acct, ts, aid in rows:
+                self.add(GROUP, acct, ts, aid)
 
     def add(self, rule_id: str, tkey: str, ts: datetime, alert_id: str) -> None:
         insort(self.by_key.setdefault((rule_id, tkey), []), (ts, alert_id))
