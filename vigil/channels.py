@@ -1,19 +1,66 @@
-"""Wire channels and the renderer from settings (the notifiers package owns the adapters)."""
+"""Wire channels and the renderer from settings (the notifiers package owns the adapters).
+
+Besides the account holder's channels, the outbox carries two system transports:
+
+* ``freeze_hook`` -- "not me" froze the account in Vigil; this tells the exchange's account
+  service, as an HMAC-signed JSON POST (the webhook adapter) retried until it answers 2xx.  With
+  no hook configured (the embedded default) Vigil's own account status *is* the freeze, and the
+  row is recorded as delivered by ``builtin``.
+* ``escalate`` -- staff escalations (unanswered alerts, refused rule sets, SLA breaches): the
+  configured staff webhook, else the log (and the console when it is on).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from notifiers.base import Channel
+from notifiers.base import Channel, DeliveryResult, Message
 from vigil.settings import Settings
+
+log = logging.getLogger("vigil.staff")
+
+
+class BuiltinFreeze(Channel):
+    """No account service to call: the account status kept by Vigil is the freeze."""
+
+    name: ClassVar[str] = "builtin"
+
+    def send(self, message: Message) -> DeliveryResult:
+        return DeliveryResult("delivered", provider_id="builtin")
+
+
+class StaffLog(Channel):
+    """Staff escalations written to the log (WARNING), and printed when the console is on."""
+
+    name: ClassVar[str] = "staff-log"
+
+    def __init__(self, console: Channel | None = None) -> None:
+        self.console = console
+
+    def send(self, message: Message) -> DeliveryResult:
+        data = dict(message.data)
+        log.warning("staff escalation for %s (%s): %s", data.get("target", "security-staff"),
+                    data.get("trigger", message.subject), {k: v for k, v in data.items() if k != "target"})
+        if self.console is not None:
+            self.console.send(message)
+        return DeliveryResult("delivered", provider_id="log")
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:
     from notifiers.registry import build_channels as build
+    from notifiers.webhook import WebhookChannel
 
     cfg: dict[str, Any] = settings.channels.model_dump(mode="python")
-    return build(cfg)
+    built = build(cfg)
+    hooks = settings.hooks
+    built["freeze_hook"] = WebhookChannel(hooks.freeze) if hooks.freeze.enabled else BuiltinFreeze()
+    if hooks.staff.enabled:
+        built["escalate"] = WebhookChannel(hooks.staff)
+    else:
+        built["escalate"] = StaffLog(built.get("console") if settings.channels.console.enabled else None)
+    return built
 
 
 def renderer() -> Callable[[str, str, str, Mapping[str, Any]], Any]:

@@ -93,6 +93,15 @@ class GeoSettings(Strict):
     mmdb_asn: str | None = Field(None, description="a MaxMind-format ASN .mmdb file")
 
 
+class HookSettings(Strict):
+    """Calls to the exchange's own systems (HMAC-signed JSON POSTs, retried until 2xx)."""
+
+    freeze: WebhookConfig = Field(default_factory=WebhookConfig,
+                                  description="the account service's freeze endpoint; off: Vigil's status only")
+    staff: WebhookConfig = Field(default_factory=WebhookConfig,
+                                 description="where staff escalations go; off: the log (and the console)")
+
+
 class TicketSettings(Strict):
     policy_path: str | None = Field(None, description="queues, routing, SLA and escalation YAML")
     model_path: str | None = Field(None, description="a saved ticket classifier (vigil tickets train --out)")
@@ -112,6 +121,7 @@ class Settings(BaseSettings):
     tickets: TicketSettings = Field(default_factory=TicketSettings)
     geo: GeoSettings = Field(default_factory=GeoSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    hooks: HookSettings = Field(default_factory=HookSettings)
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from alerts.store.models import AlertEvent, AlertRow, OutboxRow, RuleSetRow, Suppression
 from rules.loader import DEFAULT_PACK
 from tests.app.helpers import T0, make_app, small_dir
-from vigil.daemon import reload_rules, scan_until_caught_up
+from vigil.daemon import deliver_once, reload_rules, scan_until_caught_up
 from vigil.importer import import_dir
 
 
@@ -32,6 +32,10 @@ def test_bad_rule_edit_is_refused_and_the_last_good_set_keeps_running(db_url: st
         staff = s.scalars(select(OutboxRow).where(OutboxRow.channel == "escalate")).one()
         assert staff.payload["trigger"] == "rule_set_refused"
     assert reload_rules(app)["status"] == "unchanged"  # refused once, not on every tick
+    deliver_once(app)  # no staff hook configured: the escalation goes to the log
+    with app.sessions() as s:
+        staff = s.scalars(select(OutboxRow).where(OutboxRow.channel == "escalate")).one()
+        assert staff.status == "delivered" and staff.provider_id == "log"
     import_dir(app.engine, small_dir(tmp_path / "data", bad_row=False, accounts=1))
     assert scan_until_caught_up(app)["alerts"] > 0  # the old rules still alert
     f.write_text(f.read_text().replace("severity: hihg", "severity: critical", 1))
