@@ -50,7 +50,7 @@ def _register() -> None:
     # optional command modules added by later work register themselves the same way
     import importlib
 
-    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "eval_cmd"):
+    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "eval_cmd", "suppressions_cmd"):
         try:
             m = importlib.import_module(f"vigil.cli.{mod}")
         except ModuleNotFoundError as e:

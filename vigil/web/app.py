@@ -166,10 +166,11 @@ def create_app(app: App) -> FastAPI:
                   f'vigil_rule_set_info{{hash="{app.rules.content_hash[:16]}"}} 1']
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
-    from vigil.web import push_actions, twilio_hooks
+    from vigil.web import push_actions, suppressions, twilio_hooks
     from vigil.web.staff import staff_router
 
     api.include_router(staff_router(app))
     api.include_router(twilio_hooks.router(app))
     api.include_router(push_actions.router(app))
+    api.include_router(suppressions.router(app))
     return api
