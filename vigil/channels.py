@@ -60,6 +60,9 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
         built["escalate"] = WebhookChannel(hooks.staff)
     else:
         built["escalate"] = StaffLog(built.get("console") if settings.channels.console.enabled else None)
+    for name, hook in hooks.named.items():
+        if hook.enabled:
+            built[f"webhook:{name}"] = WebhookChannel(hook)
     return built
 
 

@@ -227,7 +227,7 @@ class Deliverer:
                      ) -> Job | None:
         alert = s.get(AlertRow, row.alert_id) if row.alert_id else None  # preloaded: no query
         recipient = recipient_of(s.get(AccountRow, row.account_id), row.account_id, self.settings)
-        transport = self._transport(row.channel)
+        transport = self._transport(row.channel, (row.payload or {}).get("target"))
         if transport is None:
             return Job(row.id, None, None, DeliveryResult("skipped", error=f"channel '{row.channel}' is not "
                                                                              "configured"), "none")
@@ -317,7 +317,9 @@ class Deliverer:
             row.payload = {**(row.payload or {}), "coalesced": [*before, *got]}
         return got
 
-    def _transport(self, channel: str) -> Channel | None:
+    def _transport(self, channel: str, target: Any = None) -> Channel | None:
+        if channel == "webhook" and target and f"webhook:{target}" in self.channels:
+            return self.channels[f"webhook:{target}"]  # a rule's named webhook (settings: hooks.named)
         ch = self.channels.get(channel)
         if ch is not None:
             return ch

@@ -100,6 +100,8 @@ class HookSettings(Strict):
                                   description="the account service's freeze endpoint; off: Vigil's status only")
     staff: WebhookConfig = Field(default_factory=WebhookConfig,
                                  description="where staff escalations go; off: the log (and the console)")
+    named: dict[str, WebhookConfig] = Field(
+        default_factory=dict, description="webhooks a rule's `webhook: {name: …}` action posts to")
 
 
 class TicketSettings(Strict):

@@ -97,3 +97,31 @@ def test_without_a_hook_the_builtin_status_is_the_freeze(db_url: str, tmp_path: 
         hook = s.scalars(select(OutboxRow).where(OutboxRow.channel == "freeze_hook")).one()
         assert hook.status == "delivered" and hook.provider_id == "builtin"
     app.close()
+
+
+def test_a_rules_named_webhook_action_posts_to_that_webhook(db_url: str, tmp_path: Path,
+                                                            service: AccountService) -> None:
+    import shutil
+
+    from rules.loader import DEFAULT_PACK
+
+    pack = tmp_path / "rules"
+    shutil.copytree(DEFAULT_PACK, pack)
+    f = pack / "transfers.yaml"
+    text = f.read_text()
+    assert "    on_match:\n" in text
+    f.write_text(text.replace("    on_match:\n", "    on_match:\n      - webhook: {name: risk-engine}\n", 1))
+    clock = Clock()
+    app = make_app(db_url, clock=clock, rules_path=str(pack),
+                   hooks={"named": {"risk-engine": {"enabled": True, "url": service.url, "secret": SECRET}}})
+    import_dir(app.engine, small_dir(tmp_path / "data", bad_row=False, accounts=1))
+    scan_until_caught_up(app)
+    deliver_once(app)
+    clock.advance(hours=1)  # the service refuses the first call: retried
+    deliver_once(app)
+    assert all(service.verified) and len(service.calls) == 2
+    assert service.calls[-1]["data"]["target"] == "risk-engine"
+    with app.sessions() as s:
+        row = s.scalars(select(OutboxRow).where(OutboxRow.channel == "webhook")).one()
+        assert row.status == "delivered"
+    app.close()
