@@ -30,6 +30,7 @@ from detectors.contract import TABLES
 
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)
 Frames = dict[str, pd.DataFrame]
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 class Incident(TypedDict):
@@ -47,90 +48,19 @@ class Labels(TypedDict):
     benign: list[Incident]
 
 
-@dataclass(frozen=True)
-class City:
-    name: str
-    country: str
-    lat: float
-    lon: float
-    tz: str
-
-
-@dataclass(frozen=True)
-class Country:
-    code: str
-    locale: str
-    weight: float
-    cities: tuple[City, ...]
-    isps: tuple[tuple[int, int, int], ...]  # (asn, first octet, second octet) of a block it announces
-    phones: tuple[str, ...]  # templates, '#' is a random digit
-    families: tuple[str, ...]
-
-
-def _c(code: str, tz: str, *cities: tuple[str, float, float]) -> tuple[City, ...]:
-    return tuple(City(n, code, lat, lon, tz) for n, lat, lon in cities)
-
-
-COUNTRIES: dict[str, Country] = {c.code: c for c in (
-    Country("KR", "ko", 0.20, _c("KR", "Asia/Seoul", ("Seoul", 37.5665, 126.978),
-                                 ("Busan", 35.1796, 129.0756), ("Incheon", 37.4563, 126.7052)),
-            ((4766, 121, 134), (9318, 175, 223), (3786, 106, 101)), ("+8210########",),
-            ("kim", "lee", "park", "choi", "jung")),
-    Country("JP", "ja", 0.15, _c("JP", "Asia/Tokyo", ("Tokyo", 35.6762, 139.6503),
-                                 ("Osaka", 34.6937, 135.5023), ("Fukuoka", 33.5904, 130.4017)),
-            ((4713, 153, 156), (17676, 126, 54), (2516, 106, 130)), ("+8190########", "+8180########"),
-            ("sato", "suzuki", "takahashi", "tanaka", "ito")),
-    Country("CN", "zh-CN", 0.10, _c("CN", "Asia/Shanghai", ("Shanghai", 31.2304, 121.4737),
-                                    ("Beijing", 39.9042, 116.4074), ("Shenzhen", 22.5431, 114.0579)),
-            ((4134, 180, 160), (4837, 123, 120), (9808, 112, 10)), ("+8613#########", "+8618#########"),
-            ("wang", "li", "zhang", "liu", "chen")),
-    Country("TW", "zh-TW", 0.10, _c("TW", "Asia/Taipei", ("Taipei", 25.033, 121.5654),
-                                    ("Kaohsiung", 22.6273, 120.3014), ("Taichung", 24.1477, 120.6736)),
-            ((3462, 1, 161), (24158, 49, 216)), ("+8869########",), ("chen", "lin", "huang", "chang", "wu")),
-    Country("US", "en", 0.15, _c("US", "America/New_York", ("New York", 40.7128, -74.006))
-            + _c("US", "America/Los_Angeles", ("San Francisco", 37.7749, -122.4194))
-            + _c("US", "America/Chicago", ("Chicago", 41.8781, -87.6298), ("Austin", 30.2672, -97.7431)),
-            ((7922, 73, 92), (701, 108, 46), (7018, 99, 120)),
-            ("+121255501##", "+141555501##", "+131255501##", "+151255501##"), ("smith", "johnson", "garcia")),
-    Country("GB", "en", 0.08, _c("GB", "Europe/London", ("London", 51.5074, -0.1278),
-                                 ("Manchester", 53.4808, -2.2426)),
-            ((2856, 86, 150), (5089, 82, 24), (5607, 90, 200)), ("+447700900###",),
-            ("jones", "taylor", "brown")),
-    Country("DE", "en", 0.08, _c("DE", "Europe/Berlin", ("Berlin", 52.52, 13.405),
-                                 ("Munich", 48.1351, 11.582), ("Hamburg", 53.5511, 9.9937)),
-            ((3320, 91, 33), (3209, 88, 64)), ("+49151########",), ("mueller", "schmidt", "schneider")),
-    Country("BR", "en", 0.07, _c("BR", "America/Sao_Paulo", ("São Paulo", -23.5505, -46.6333),
-                                 ("Rio de Janeiro", -22.9068, -43.1729)),
-            ((26599, 177, 32), (28573, 187, 12)), ("+55119########",), ("silva", "santos", "oliveira")),
-    Country("SG", "en", 0.07, _c("SG", "Asia/Singapore", ("Singapore", 1.3521, 103.8198)),
-            ((3758, 116, 86), (4657, 101, 127)), ("+659#######", "+658#######"), ("tan", "lim", "ng")),
-)}
-# where attackers log in from: (city, asn, first octet, second octet, hosting/VPN)
-ATTACKERS: tuple[tuple[City, int, int, int, bool], ...] = (
-    (City("Lagos", "NG", 6.5244, 3.3792, "Africa/Lagos"), 29465, 105, 112, False),
-    (City("Moscow", "RU", 55.7558, 37.6173, "Europe/Moscow"), 12389, 95, 24, False),
-    (City("Ho Chi Minh City", "VN", 10.8231, 106.6297, "Asia/Ho_Chi_Minh"), 7552, 171, 224, False),
-    (City("Amsterdam", "NL", 52.3676, 4.9041, "Europe/Amsterdam"), 14061, 188, 166, True),
-    (City("Bucharest", "RO", 44.4268, 26.1025, "Europe/Bucharest"), 8708, 86, 120, False),
-    (City("Ashburn", "US", 39.0438, -77.4874, "America/New_York"), 16509, 3, 80, True),
+from vigil.synth_places import (  # noqa: E402  (kept importable from vigil.synth)
+    ATTACKERS,
+    CHANNEL,
+    COUNTRIES,
+    GIVEN,
+    NETWORK,
+    PREFIX,
+    PRICES,
+    TRAVEL,
+    UA,
+    City,
+    Country,
 )
-TRAVEL = {"KR": "JP SG TW US", "JP": "KR TW US SG", "CN": "JP SG KR", "TW": "JP KR", "US": "GB JP DE",
-          "GB": "DE US", "DE": "GB US", "BR": "US", "SG": "JP KR GB"}
-GIVEN = {"ko": "minjun seoyeon jiho haeun doyun", "ja": "haruto yui sota himari ren aoi",
-         "zh-CN": "wei fang jing lei yan hao", "zh-TW": "chihao yating jiahui zhiwei shuhua",
-         "en": "alex sam jordan emma lucas mia noah sofia lena jonas ana"}
-UA = {"ios": "VigilExchange/7.4.1 (iPhone; iOS 18.3; Scale/3.00)",
-      "android": "VigilExchange/7.4.1 (Linux; Android 15; SM-S928B)",
-      "desktop": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                 "Chrome/133.0.0.0 Safari/537.36",
-      "api": "python-requests/2.32.3",
-      "attacker": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                  "Chrome/124.0.0.0 Safari/537.36"}
-CHANNEL = {"ios": "app", "android": "app", "desktop": "web", "api": "api", "attacker": "web"}
-PRICES = {"BTC": 95_000.0, "ETH": 3_300.0, "SOL": 180.0, "XRP": 2.4, "USDT": 1.0, "USDC": 1.0}
-NETWORK = {"BTC": "BTC", "ETH": "ETH", "SOL": "SOL", "XRP": "XRP", "USDT": "TRX", "USDC": "ETH"}
-PREFIX = {"logins": "lg", "transactions": "tx", "positions": "ps", "security_events": "se"}
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def _digits(rng: np.random.Generator, template: str) -> str:
@@ -559,115 +489,12 @@ def write_dir(frames: Mapping[str, pd.DataFrame], path: str | Path, fmt: str = "
     return written
 
 
-def _seq(prefix: str, n: int) -> np.ndarray:
-    return np.array([f"{prefix}-{i:08d}" for i in range(1, n + 1)], dtype=object)
-
-
-def _where(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` where ``mask``, else None (an object column with real nulls)."""
-    out = np.full(len(values), None, dtype=object)
-    out[mask] = values[mask]
-    return out
-
-
-def _obj(*values: object) -> np.ndarray:
-    """A small lookup table of Python objects: ``_obj(a, b)[codes]`` builds a column without copies."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
-
 def big(
     n_logins: int = 1_000_000, n_transactions: int = 1_000_000, seed: int = 7, *,
-    n_positions: int | None = None, n_accounts: int | None = None, days: int = 30,
-    start: datetime = DEFAULT_START,
+    n_positions: int | None = None, n_accounts: int | None = None, days: int = 30, start: datetime = DEFAULT_START,
 ) -> Frames:
-    """A large canonical data set for benchmarks, built with vectorised numpy (no per-row Python).
+    """A large canonical data set for benchmarks (``vigil.synth_big``): vectorised numpy, no per-row Python."""
+    from vigil.synth_big import big as _big
 
-    Rarer than in :func:`generate` but present, so that checks have work to do: 0.2 % of logins
-    come from an attacker's country, 0.1 % of transactions are withdrawals of 10,000-100,000 USD,
-    0.2 % of position snapshots carry leverage >= 50 and 0.3 % a margin ratio >= 0.7.
-    ``n_positions`` defaults to a fifth of ``n_transactions``; ``n_accounts`` to ``n_logins // 50``.
-    """
-    for name, v in (("n_logins", n_logins), ("n_transactions", n_transactions)):
-        if not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name} must be a whole number >= 0. Got {v!r}.")
-    rng = np.random.default_rng(seed)
-    n_acc = n_accounts or max(100, n_logins // 50)
-    n_pos = n_transactions // 5 if n_positions is None else n_positions
-    homes = [c for k in COUNTRIES.values() for c in k.cities]
-    isp = [COUNTRIES[c.country].isps[0] for c in homes]
-    w = np.array([COUNTRIES[c.country].weight / len(COUNTRIES[c.country].cities) for c in homes])
-    home = rng.choice(len(homes), n_acc, p=w / w.sum())
-    places = homes + [a[0] for a in ATTACKERS]
-    col = {k: np.array([getattr(c, k) for c in places], dtype=object) for k in ("name", "country", "tz")}
-    lat, lon = (np.array([getattr(c, k) for c in places]) for k in ("lat", "lon"))
-    asn_of = np.array([i[0] for i in isp] + [a[1] for a in ATTACKERS])
-    oct_ab = [f"{i[1]}.{i[2]}" for i in isp] + [f"{a[2]}.{a[3]}" for a in ATTACKERS]
-    ids = _seq("acct", n_acc)
-    h_ip = np.array([f"{oct_ab[h]}.{rng.integers(256)}.{rng.integers(1, 255)}" for h in home], dtype=object)
-    devices = np.array([f"dev-{i:07d}{k}" for i in range(n_acc) for k in "pd"], dtype=object)
-    tier = rng.choice(np.array(["retail", "vip", "institutional"], dtype=object), n_acc, p=[0.85, 0.12, 0.03])
-    typical = np.clip(rng.lognormal(np.log(400), 0.7, n_acc), 30, 5000)
-    t0 = pd.Timestamp(start).tz_convert("UTC")
-    accounts = pd.DataFrame({
-        "account_id": ids, "created_at": t0 - pd.to_timedelta(rng.integers(40, 1500, n_acc), unit="D"),
-        "locale": np.array([COUNTRIES[c.country].locale for c in homes], dtype=object)[home],
-        "timezone": col["tz"][home], "tier": tier, "status": "active"})
-
-    def times(n: int) -> pd.Series:
-        return pd.Series(t0 + pd.to_timedelta(np.sort(rng.integers(0, days * 86400, n)), unit="s"))
-
-    acc = rng.integers(0, n_acc, n_logins)
-    place = home[acc].copy()
-    foreign = rng.random(n_logins) < 0.002
-    place[foreign] = len(homes) + rng.integers(0, len(ATTACKERS), int(foreign.sum()))
-    dev = rng.integers(0, 2, n_logins)
-    ip = h_ip[acc]
-    ip[foreign] = [f"{oct_ab[p]}.{i // 250 % 256}.{i % 250 + 1}" for i, p in enumerate(place[foreign])]
-    logins = pd.DataFrame(copy=False, data={
-        "event_id": _seq("lg", n_logins), "account_id": ids[acc], "ts": times(n_logins),
-        "success": rng.random(n_logins) > 0.03, "ip": ip, "country": col["country"][place],
-        "city": col["name"][place], "lat": lat[place], "lon": lon[place],
-        "asn": pd.array(asn_of[place], dtype="Int64"),
-        "device_id": np.where(foreign, _obj("dev-attacker")[0], devices[acc * 2 + dev]),
-        "user_agent": _obj(UA["ios"], UA["desktop"])[dev], "channel": _obj("app", "web")[dev],
-        "is_anonymous_ip": foreign & (place % 2 == 0)})
-
-    acc = rng.integers(0, n_acc, n_transactions)
-    kind = _obj("trade", "deposit", "withdrawal", "transfer_in", "transfer_out")[
-        rng.choice(5, n_transactions, p=[0.7, 0.12, 0.12, 0.03, 0.03])]
-    assets = _obj("BTC", "ETH", "SOL", "USDT")
-    a_idx = rng.integers(0, len(assets), n_transactions)
-    asset = assets[a_idx]
-    usd = typical[acc] * np.clip(rng.lognormal(0, 0.25, n_transactions), 0.6, 1.6)
-    wd = kind == "withdrawal"
-    large = wd & (rng.random(n_transactions) < 0.001 / 0.12)
-    usd[large] = rng.uniform(10_000, 100_000, int(large.sum()))
-    price = np.array([PRICES[a] for a in assets])[a_idx]
-    network = _obj(*(NETWORK[a] for a in assets))[a_idx]
-    trade = kind == "trade"
-    side = _obj("buy", "sell")[rng.integers(0, 2, n_transactions)]
-    transactions = pd.DataFrame(copy=False, data={
-        "event_id": _seq("tx", n_transactions), "account_id": ids[acc], "ts": times(n_transactions),
-        "kind": kind, "asset": asset, "amount": np.round(usd / price, 8), "amount_usd": np.round(usd, 2),
-        "address": _where(wd, _obj("bc1qknown-", "bc1qnew-")[large.astype(int)] + ids[acc]),
-        "network": _where(~trade, network),
-        "symbol": _where(trade, _obj(*(f"{a}USDT" for a in assets))[a_idx]),
-        "side": _where(trade, side)})
-
-    holders = rng.choice(n_acc, max(1, n_acc * 3 // 10), replace=False)
-    acc = holders[rng.integers(0, len(holders), n_pos)]
-    lev = rng.choice([2.0, 3.0, 5.0, 10.0, 20.0, 25.0], n_acc)[acc]  # one position per holder, steady
-    hot = rng.random(n_pos) < 0.002
-    lev[hot] = rng.choice([50.0, 75.0, 100.0, 125.0], int(hot.sum()))
-    mr = rng.uniform(0.03, 0.55, n_pos)
-    near = rng.random(n_pos) < 0.003
-    mr[near] = rng.uniform(0.7, 0.99, int(near.sum()))
-    notional = typical[acc] * rng.uniform(2, 10, n_pos)
-    positions = pd.DataFrame(copy=False, data={
-        "event_id": _seq("ps", n_pos), "account_id": ids[acc], "ts": times(n_pos),
-        "symbol": _obj("BTCUSDT", "ETHUSDT", "SOLUSDT")[acc % 3], "leverage": lev,
-        "margin_ratio": np.round(mr, 4), "notional_usd": np.round(notional, 2),
-        "unrealized_pnl_usd": np.round(notional * rng.normal(0, 0.03, n_pos), 2)})
-    return {"accounts": accounts, "logins": logins, "transactions": transactions, "positions": positions}
+    return _big(n_logins, n_transactions, seed, n_positions=n_positions, n_accounts=n_accounts, days=days,
+                start=start)
