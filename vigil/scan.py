@@ -103,11 +103,12 @@ def scan_once(
                 report.skips[f"geo: {reason}"] = report.skips.get(f"geo: {reason}", 0) + int(n)
     batch = Batch(frames, absent)
     ids = sorted(batch.accounts())
-    accounts = _sync_accounts(session, source, ids, now, conn)
-    if ids:
+    accounts: dict[str, dict[str, Any]] = {}
+    if ids:  # the batch's accounts, read and validated once: for the mirror and for the detectors
         acct_frame, acct_bad = validate("accounts", source.accounts(ids, conn=conn))
         report.quarantined.extend(acct_bad)
         batch.frames["accounts"] = acct_frame
+        accounts = _sync_accounts(session, acct_frame, ids, now)
 
     findings = run_detectors(session, rules, batch, accounts, now=now, report=report)
     _store_findings(session, findings, now, run.id)
@@ -215,13 +216,8 @@ def _store_findings(session: Session, findings: list[Finding], now: datetime, ru
 CONTACT_FIELDS = ("locale", "timezone", "phone", "email", "push_token", "tier", "anti_phishing_code")
 
 
-def _sync_accounts(
-    session: Session, source: SqlSource | FileSource, ids: list[str], now: datetime, conn: Any
-) -> dict[str, dict[str, Any]]:
+def _sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: datetime) -> dict[str, dict[str, Any]]:
     """Refresh the account mirror for the batch's accounts; return plain dicts for the rules."""
-    if not ids:
-        return {}
-    src, _bad = validate("accounts", source.accounts(ids, conn=conn))
     by_id = {str(r["account_id"]): r for r in src.to_dict("records")}
     mirror: dict[str, AccountRow] = {}
     for chunk in _chunks(ids):
