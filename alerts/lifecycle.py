@@ -11,6 +11,8 @@ ends denied.  "It was me" never undoes a denial.
 
 from __future__ import annotations
 
+from alerts.transitions import TransitionTable
+
 NEW, NOTIFIED, CONFIRMED, DENIED, EXPIRED, ESCALATED, CLOSED, SHADOW, SUPPRESSED = (
     "new", "notified", "confirmed", "denied", "expired", "escalated", "closed", "shadow", "suppressed",
 )
@@ -37,13 +39,13 @@ class LifecycleError(Exception):
         self.event = event
 
 
+_TABLE = TransitionTable(TRANSITIONS, LifecycleError)
+
+
 def apply(state: str, event: str) -> str:
     """The next state, or :class:`LifecycleError` for an illegal move."""
-    try:
-        return TRANSITIONS[state][event]
-    except KeyError:
-        raise LifecycleError(state, event) from None
+    return _TABLE.apply(state, event)
 
 
 def can(state: str, event: str) -> bool:
-    return event in TRANSITIONS.get(state, {})
+    return _TABLE.can(state, event)

@@ -14,6 +14,8 @@ what ``vigil report`` turns into per-rule precision.
 
 from __future__ import annotations
 
+from alerts.transitions import TransitionTable
+
 NEW, OPEN, PENDING_USER, RESOLVED, CLOSED = "new", "open", "pending_user", "resolved", "closed"
 STATES = (NEW, OPEN, PENDING_USER, RESOLVED, CLOSED)
 
@@ -46,16 +48,16 @@ class TicketStateError(Exception):
         self.event = event
 
 
+_TABLE = TransitionTable(TRANSITIONS, TicketStateError)
+
+
 def apply(state: str, event: str) -> str:
-    """The next status, or :class:`TicketStateError`."""
-    try:
-        return TRANSITIONS[state][event]
-    except KeyError:
-        raise TicketStateError(state, event) from None
+    """The next state, or :class:`TicketStateError` for an illegal move."""
+    return _TABLE.apply(state, event)
 
 
 def can(state: str, event: str) -> bool:
-    return event in TRANSITIONS.get(state, {})
+    return _TABLE.can(state, event)
 
 
 def check_code(code: str) -> str:

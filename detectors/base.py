@@ -197,6 +197,14 @@ class Detector:
     def _check_params(self) -> None:
         """Cross-parameter constraints; raise ParameterError."""
 
+    def _require_not_above(self, small: str, big: str) -> None:
+        """``params[small] <= params[big]``, or a ParameterError naming both (scikit-learn wording)."""
+        a, b = self.p[small], self.p[big]
+        if a > b:
+            raise ParameterError(
+                f"The {small!r} parameter of {type(self).__name__} must not exceed {big!r}. Got {a:g} > {b:g}."
+            )
+
     def get_params(self) -> dict[str, Any]:
         return dict(self.p)
 

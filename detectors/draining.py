@@ -76,11 +76,7 @@ class Draining(Detector):
     def _check_params(self) -> None:
         if not self.p["out_kinds"]:
             raise ParameterError("The 'out_kinds' parameter of Draining must name at least one kind.")
-        if self.p["max_count"] > self.p["max_events"]:
-            raise ParameterError(
-                "The 'max_count' parameter of Draining must not exceed 'max_events'. "
-                f"Got {self.p['max_count']} > {self.p['max_events']}."
-            )
+        self._require_not_above("max_count", "max_events")
 
     def scan(
         self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime

@@ -109,21 +109,9 @@ class LargeWithdrawal(Detector):
     }
 
     def _check_params(self) -> None:
-        if self.p["min_relative_usd"] > self.p["absolute_usd"]:
-            raise ParameterError(
-                "The 'min_relative_usd' parameter of LargeWithdrawal must not exceed 'absolute_usd'. "
-                f"Got {self.p['min_relative_usd']:g} > {self.p['absolute_usd']:g}."
-            )
-        if self.p["cold_start_usd"] > self.p["absolute_usd"]:
-            raise ParameterError(
-                "The 'cold_start_usd' parameter of LargeWithdrawal must not exceed 'absolute_usd'. "
-                f"Got {self.p['cold_start_usd']:g} > {self.p['absolute_usd']:g}."
-            )
-        if self.p["min_history"] > self.p["max_history"]:
-            raise ParameterError(
-                "The 'min_history' parameter of LargeWithdrawal must not exceed 'max_history'. "
-                f"Got {self.p['min_history']} > {self.p['max_history']}."
-            )
+        self._require_not_above("min_relative_usd", "absolute_usd")
+        self._require_not_above("cold_start_usd", "absolute_usd")
+        self._require_not_above("min_history", "max_history")
         if not self.p["kinds"]:
             raise ParameterError("The 'kinds' parameter of LargeWithdrawal must name at least one kind.")
 

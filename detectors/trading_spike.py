@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors.base import Detector, DetectorResult, Param, ParameterError
+from detectors.base import Detector, DetectorResult, Param
 from detectors.batch import Batch
 from detectors.sequence import (
     NS_PER_DAY,
@@ -70,11 +70,7 @@ class TradingSpike(Detector):
     }
 
     def _check_params(self) -> None:
-        if self.p["min_trades"] > self.p["max_events"]:
-            raise ParameterError(
-                "The 'min_trades' parameter of TradingSpike must not exceed 'max_events'. "
-                f"Got {self.p['min_trades']} > {self.p['max_events']}."
-            )
+        self._require_not_above("min_trades", "max_events")
 
     def scan(
         self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime
