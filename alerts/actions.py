@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow
-from alerts.tickets import open_or_attach
 from detectors.base import stable_id
+from tickets.core import open_or_attach
 
 SUBJECTS = {
     "account_security": "Account security",

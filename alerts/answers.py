@@ -17,7 +17,7 @@ from alerts.actions import run_actions
 from alerts.lifecycle import DENIED, apply, can
 from alerts.stage import enqueue_notifications
 from alerts.store.models import AlertEvent, AlertRow, ConfirmToken
-from alerts.tickets import open_or_attach
+from tickets.core import open_or_attach
 
 DEFAULT_ON_DENIED = [{"type": "freeze", "scope": "account"},
                      {"type": "ticket", "category": "account_security", "priority": "P1"}]
@@ -73,7 +73,7 @@ def answer(session: Session, alert_id: str, action: str, *, channel: str, now: d
         run_actions(session, alert, plan.get("on_confirmed") or [], trigger="confirmed", now=now, actor=actor)
     if alert.ticket_id:
         from alerts.store.models import Ticket
-        from alerts.tickets import add_event
+        from tickets.core import add_event
 
         linked = session.get(Ticket, alert.ticket_id)
         if linked is not None:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.store.models import AlertRow, Ticket, TicketEvent
-from alerts.ticket_lifecycle import CODE_IS_TRUE_POSITIVE
+from tickets.lifecycle import CODE_IS_TRUE_POSITIVE
 
 
 @dataclass(frozen=True)

@@ -178,10 +178,10 @@ def deliver_worker(url: str, ports: tuple[int, int], name: str, go: Any, stop: A
                    out: Any) -> None:
     """Drain the outbox; with ``stop`` None, until nothing is left, else until ``stop`` is set."""
     from alerts.store.db import make_engine, session_factory
-    from notifiers.policy import PolicySettings
+    from delivery.deliver import Deliverer
+    from delivery.policy import PolicySettings
     from notifiers.registry import build_channels
     from notifiers.render import render
-    from vigil.deliver import Deliverer
 
     chans = build_channels(channel_config(*ports), seams={"push": {"credential": fake_credential()}})
     engine = make_engine(url, pool_size=2)

@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--transactions", type=int, default=1_000_000)
     ap.add_argument("--skip-scan", action="store_true", help="skip the full scan cycle (slowest)")
     args = ap.parse_args()
-    from vigil import synth
+    from vigil_lab import synth
 
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         t0 = time.perf_counter()

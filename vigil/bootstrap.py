@@ -51,7 +51,7 @@ class App:
     @property
     def channels(self) -> dict[str, Any]:
         if self._channels is None:
-            from vigil.channels import build_channels
+            from delivery.channels import build_channels
 
             self._channels = build_channels(self.settings)
         return self._channels
@@ -105,8 +105,8 @@ def geo_resolver(mmdb_city: str | None = None, mmdb_asn: str | None = None) -> A
 
 
 def ticket_session_info(settings: Settings) -> dict[str, Any]:
-    from alerts.ticket_routing import PolicyError
-    from alerts.tickets import session_info
+    from tickets.core import session_info
+    from tickets.routing import PolicyError
 
     try:
         return session_info(settings.tickets.policy_path, settings.tickets.model_path)

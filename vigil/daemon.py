@@ -22,9 +22,9 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from alerts.store.models import Run
+from delivery.deliver import Deliverer
+from delivery.escalate import escalate_once
 from vigil.bootstrap import App
-from vigil.deliver import Deliverer
-from vigil.escalate import escalate_once
 from vigil.scan import scan_once
 
 log = logging.getLogger("vigil.daemon")
@@ -95,7 +95,7 @@ RULE_SET_REFUSED = [0]  # exported by /metrics as vigil_rule_set_refused_total
 
 
 def deliver_once(app: App, *, worker: str = "worker-1") -> Any:
-    from vigil.channels import renderer
+    from delivery.channels import renderer
 
     d = Deliverer(app.sessions, app.settings, app.channels, renderer(), worker=worker)
     return d.run_once(app.clock())
@@ -133,7 +133,7 @@ class Daemon:
     def _deliver(self) -> dict[str, Any]:
         """One Deliverer for the daemon's life: its rate limiter remembers providers' 429s between runs."""
         if self._deliverer is None:
-            from vigil.channels import renderer
+            from delivery.channels import renderer
 
             self._deliverer = Deliverer(self.app.sessions, self.app.settings, self.app.channels, renderer(),
                                         worker=self.worker)

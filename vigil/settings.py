@@ -13,13 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from alerts.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
+from delivery.policy import PolicySettings
 from notifiers.console import ConsoleConfig
 from notifiers.email import EmailConfig
-from notifiers.policy import PolicySettings
 from notifiers.push import PushConfig
 from notifiers.sms import SmsConfig
 from notifiers.webhook import WebhookConfig
+from tickets.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
 from vigil.errors import ConfigError
 from vigil.web.hook_settings import TwilioHookSettings
 

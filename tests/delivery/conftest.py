@@ -56,8 +56,8 @@ def app(db_url: str, clock: Clock, rule_set: Any) -> Iterator[App]:
 def deliverer_factory(app: App) -> Any:
     import random
 
+    from delivery.deliver import Deliverer
     from tests.delivery.kit import render
-    from vigil.deliver import Deliverer
 
     def make(chans: Any, **kw: Any) -> Deliverer:
         kw.setdefault("rng", random.Random(7))

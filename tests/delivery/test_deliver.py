@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from alerts.answers import answer
 from alerts.store.models import AccountRow, OutboxRow
+from delivery.policy import PolicySettings, RateLimiter
 from notifiers.base import DeliveryResult, Message
-from notifiers.policy import PolicySettings, RateLimiter
 from tests.delivery.kit import T0, account, alert, channels, outbox
 from vigil.bootstrap import App
 
@@ -109,7 +109,7 @@ def test_429_backs_off_the_provider_and_is_retried_not_failed(app: App, delivere
 
 
 def test_rate_limit_is_shared_by_the_workers_of_a_process(app: App, deliverer_factory: Any) -> None:
-    from notifiers.policy import RateLimit
+    from delivery.policy import RateLimit
 
     _sms_alerts(app, 4)
     chans = channels()
@@ -196,8 +196,8 @@ def test_two_workers_never_send_the_same_message(app: App) -> None:
     import random
 
     from alerts.store.db import make_engine, session_factory
+    from delivery.deliver import Deliverer
     from tests.delivery.kit import render
-    from vigil.deliver import Deliverer
 
     with app.sessions.begin() as s:
         for k in range(20):

@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from alerts.store.models import AccountRow, AlertRow, OutboxRow, Ticket
+from delivery.escalate import escalate_once, next_channel
 from notifiers.base import DeliveryResult
 from tests.delivery.kit import T0, account, alert, channels, outbox
 from vigil.bootstrap import App
-from vigil.escalate import escalate_once, next_channel
 
 
 def _row(channel: str, status: str) -> OutboxRow:

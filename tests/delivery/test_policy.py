@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notifiers.policy import Budget, PolicySettings, RateLimit, RateLimiter, TokenBucket, budget_verdict
+from delivery.policy import Budget, PolicySettings, RateLimit, RateLimiter, TokenBucket, budget_verdict
 from tests.delivery.kit import T0
 
 SMS = Budget(max=5, per_seconds=3600)

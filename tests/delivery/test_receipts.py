@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from alerts.store.models import AccountRow, Delivery, OutboxRow
-from notifiers.receipts import Receipt, apply_receipt, step, sweep_unconfirmed
+from delivery.receipts import Receipt, apply_receipt, step, sweep_unconfirmed
 from tests.delivery.kit import T0, account, alert, channels, outbox
 from vigil.bootstrap import App
 

@@ -159,7 +159,7 @@ def test_a_receipt_that_overtakes_the_recording_of_its_message_waits_for_it(
         with app.sessions.begin() as s:
             s.execute(update(OutboxRow).where(OutboxRow.id == sent["outbox"]).values(provider_id=sent["sid"]))
 
-    log = logging.getLogger("notifiers.receipts")
+    log = logging.getLogger("delivery.receipts")
     handler, level = Seen(), log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO)

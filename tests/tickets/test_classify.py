@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.classify import (
+from tickets.classify import (
     CATEGORIES,
     LOCALES,
     ClassifierError,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from alerts.tickets import open_or_attach
 from tests.app.helpers import Clock, make_app
+from tickets.core import open_or_attach
 from vigil.cli import main
 
 

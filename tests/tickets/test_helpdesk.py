@@ -16,7 +16,11 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.helpdesk import (
+from alerts.store.db import session_factory
+from alerts.store.models import Ticket
+from tests.tickets.fake_zendesk import FakeZendesk, serve
+from tickets.core import assign, open_or_attach
+from tickets.helpdesk import (
     HelpdeskError,
     TicketSnapshot,
     WebhookExporter,
@@ -26,10 +30,6 @@ from alerts.helpdesk import (
     build_helpdesk,
     sync_helpdesk,
 )
-from alerts.store.db import session_factory
-from alerts.store.models import Ticket
-from alerts.tickets import assign, open_or_attach
-from tests.tickets.fake_zendesk import FakeZendesk, serve
 
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from alerts.ticket_lifecycle import EVENTS, STATES, TRANSITIONS, TicketStateError, apply, can, check_code
-from alerts.ticket_routing import DEFAULT_POLICY, PolicyError, load_policy
+from tickets.lifecycle import EVENTS, STATES, TRANSITIONS, TicketStateError, apply, can, check_code
+from tickets.routing import DEFAULT_POLICY, PolicyError, load_policy
 
 
 def test_lifecycle_walks_the_documented_path() -> None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.sla import add_business_time, assess, business_time_between, due_dates
-from alerts.ticket_routing import Calendar, load_policy
+from tickets.routing import Calendar, load_policy
+from tickets.sla import add_business_time, assess, business_time_between, due_dates
 
 SEOUL = Calendar.model_validate({"timezone": "Asia/Seoul", "hours": {d: "09:00-18:00" for d in
                                                                      ("mon", "tue", "wed", "thu", "fri")},

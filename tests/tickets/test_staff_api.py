@@ -8,8 +8,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from alerts.tickets import open_or_attach
 from tests.app.helpers import Clock, make_app
+from tickets.core import open_or_attach
 from vigil.bootstrap import App
 from vigil.web.staff import staff_router
 

@@ -10,13 +10,9 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.sla import sla_tick
 from alerts.store.db import session_factory
 from alerts.store.models import AccountRow, OutboxRow, Ticket, TicketEvent
-from alerts.ticket_lifecycle import TicketStateError
-from alerts.ticket_queries import FilterError, TicketFilter, list_tickets, show_ticket
-from alerts.ticket_routing import DEFAULT_POLICY, load_policy
-from alerts.tickets import (
+from tickets.core import (
     TicketConflict,
     TicketError,
     TicketNotFound,
@@ -26,6 +22,10 @@ from alerts.tickets import (
     resolve,
     transition,
 )
+from tickets.lifecycle import TicketStateError
+from tickets.queries import FilterError, TicketFilter, list_tickets, show_ticket
+from tickets.routing import DEFAULT_POLICY, load_policy
+from tickets.sla import sla_tick
 
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # a Tuesday, 11:00 in Seoul
 

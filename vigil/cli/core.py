@@ -1,4 +1,4 @@
-"""Core commands: db, import, scan, deliver, escalate, run, serve, backtest, demo, alerts."""
+"""Core commands: db, import, scan, deliver, escalate, run, serve, backtest, alerts."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def deliver_cmd(ctx: click.Context, once: bool) -> None:
 @click.pass_context
 def escalate_cmd(ctx: click.Context, once: bool) -> None:
     """Remind, expire and escalate unanswered alerts."""
-    from vigil.escalate import escalate_once
+    from delivery.escalate import escalate_once
 
     app = _app(ctx)
     try:
@@ -209,23 +209,6 @@ def alerts_list(ctx: click.Context, status: str | None, account: str | None, lim
     app.close()
 
 
-@click.command("demo")
-@click.option("--db", "db_url", default="sqlite:///vigil-demo.db", show_default=True)
-@click.option("--data-dir", default="demo-data", show_default=True)
-@click.option("--accounts", default=60, show_default=True)
-@click.option("--seed", default=7, show_default=True)
-@click.option("--serve/--no-serve", default=True, help="Serve the confirmation page afterwards.")
-@click.option("--port", default=8000, show_default=True)
-@click.pass_context
-def demo_cmd(ctx: click.Context, db_url: str, data_dir: str, accounts: int, seed: int, serve: bool, port: int
-             ) -> None:
-    """The embedded default end to end: demo data, scan, console delivery, confirmation page."""
-    from vigil.demo import run_demo
-
-    run_demo(db_url=db_url, data_dir=data_dir, accounts=accounts, seed=seed, serve=serve, port=port,
-             config_path=ctx.find_root().obj.get("config_path"))
-
-
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -236,4 +219,4 @@ def _redact(url: str) -> str:
 
 
 COMMANDS = [db_group, import_cmd, scan_cmd, deliver_cmd, escalate_cmd, run_cmd, serve_cmd, backtest_cmd,
-            alerts_group, demo_cmd]
+            alerts_group]

@@ -24,8 +24,8 @@ def configure_tickets(app: Any) -> Any:
     Reads ``settings.tickets.policy_path`` / ``model_path`` when the settings have them (the lead
     wires the same in bootstrap); otherwise the shipped policy applies.
     """
-    from alerts.ticket_routing import PolicyError
-    from alerts.tickets import session_info
+    from tickets.core import session_info
+    from tickets.routing import PolicyError
 
     cfg = getattr(app.settings, "tickets", None)
     try:
@@ -50,11 +50,11 @@ def _app(ctx: click.Context) -> Iterator[Any]:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Ticket, filter and policy problems become one-line CLI errors, never tracebacks."""
-    from alerts.classify import ClassifierError
-    from alerts.ticket_lifecycle import TicketStateError
-    from alerts.ticket_queries import FilterError
-    from alerts.ticket_routing import PolicyError
-    from alerts.tickets import TicketError
+    from tickets.classify import ClassifierError
+    from tickets.core import TicketError
+    from tickets.lifecycle import TicketStateError
+    from tickets.queries import FilterError
+    from tickets.routing import PolicyError
 
     try:
         yield
@@ -102,7 +102,7 @@ def list_cmd(ctx: click.Context, queue: tuple[str, ...], status: tuple[str, ...]
              sla: tuple[str, ...], category: tuple[str, ...], account: str | None, assignee: str | None,
              active: bool, page: int, per_page: int, as_json: bool) -> None:
     """List tickets, most urgent first."""
-    from alerts.ticket_queries import TicketFilter, list_tickets
+    from tickets.queries import TicketFilter, list_tickets
 
     f = TicketFilter(queue=queue, status=status, priority=priority, sla=sla, category=category,
                      account=account, assignee=assignee, active=active)
@@ -124,7 +124,7 @@ def list_cmd(ctx: click.Context, queue: tuple[str, ...], status: tuple[str, ...]
 @click.pass_context
 def show_cmd(ctx: click.Context, ticket_id: str, as_json: bool) -> None:
     """A ticket with its alerts and timeline."""
-    from alerts.ticket_queries import show_ticket
+    from tickets.queries import show_ticket
 
     with _app(ctx) as app, app.sessions() as s:
         data = show_ticket(s, ticket_id)
@@ -159,7 +159,7 @@ def show_cmd(ctx: click.Context, ticket_id: str, as_json: bool) -> None:
 def assign_cmd(ctx: click.Context, ticket_id: str, assignee: str, queue: str | None, actor: str | None
                ) -> None:
     """Assign a ticket ('none' unassigns)."""
-    from alerts.tickets import assign
+    from tickets.core import assign
 
     with _errors(), _app(ctx) as app, app.sessions.begin() as s:
         who = None if assignee == "none" else assignee
@@ -176,7 +176,7 @@ def assign_cmd(ctx: click.Context, ticket_id: str, assignee: str, queue: str | N
 @click.pass_context
 def resolve_cmd(ctx: click.Context, ticket_id: str, code: str, note: str, actor: str | None) -> None:
     """Resolve a ticket with a resolution code (feeds per-rule precision in 'vigil report')."""
-    from alerts.tickets import resolve
+    from tickets.core import resolve
 
     with _errors(), _app(ctx) as app, app.sessions.begin() as s:
         t = resolve(s, ticket_id, code, now=app.clock(), actor=_actor(actor), note=note)
@@ -191,7 +191,7 @@ def resolve_cmd(ctx: click.Context, ticket_id: str, code: str, note: str, actor:
 @click.pass_context
 def move_cmd(ctx: click.Context, ticket_id: str, event: str, note: str, actor: str | None) -> None:
     """Other status moves: acknowledge, wait for the user, close, reopen."""
-    from alerts.tickets import transition
+    from tickets.core import transition
 
     with _errors(), _app(ctx) as app, app.sessions.begin() as s:
         t = transition(s, ticket_id, event, now=app.clock(), actor=_actor(actor), note=note)
@@ -203,7 +203,7 @@ def move_cmd(ctx: click.Context, ticket_id: str, event: str, note: str, actor: s
 @click.pass_context
 def sla_cmd(ctx: click.Context, once: bool) -> None:
     """Warn before SLA breaches and escalate breached tickets (the daemon does this every minute)."""
-    from alerts.sla import sla_tick
+    from tickets.sla import sla_tick
 
     with _errors(), _app(ctx) as app, app.sessions.begin() as s:
         rep = sla_tick(s, app.clock())
@@ -214,7 +214,7 @@ def sla_cmd(ctx: click.Context, once: bool) -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 def check_policy_cmd(path: str | None) -> None:
     """Validate a ticket policy file (default: the shipped one) and print its routes."""
-    from alerts.ticket_routing import DEFAULT_POLICY, load_policy
+    from tickets.routing import DEFAULT_POLICY, load_policy
 
     with _errors():
         p = load_policy(path)
@@ -233,8 +233,8 @@ def check_policy_cmd(path: str | None) -> None:
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20))
 def train_cmd(samples: str | None, out: str | None, folds: int) -> None:
     """Cross-validate the ticket classifier on the labelled sample and optionally save it."""
-    from alerts.classify import SAMPLES, TextClassifier, cross_validate, read_samples
-    from alerts.ticket_routing import default_policy
+    from tickets.classify import SAMPLES, TextClassifier, cross_validate, read_samples
+    from tickets.routing import default_policy
 
     with _errors():
         data = read_samples(samples or SAMPLES)
@@ -253,8 +253,8 @@ def train_cmd(samples: str | None, out: str | None, folds: int) -> None:
 @click.option("--locale", default=None)
 def classify_cmd(text: str, locale: str | None) -> None:
     """Show how a user's message would be categorised."""
-    from alerts.classify import default_classifier
-    from alerts.ticket_routing import default_policy
+    from tickets.classify import default_classifier
+    from tickets.routing import default_policy
 
     with _errors():
         c = default_classifier().classify(text, locale)
@@ -266,7 +266,7 @@ def classify_cmd(text: str, locale: str | None) -> None:
 @click.pass_context
 def sync_cmd(ctx: click.Context) -> None:
     """Push changed tickets to the configured helpdesk and pull their status back."""
-    from alerts.helpdesk import build_helpdesk, sync_helpdesk
+    from tickets.helpdesk import build_helpdesk, sync_helpdesk
 
     with _errors(), _app(ctx) as app:
         cfg = getattr(getattr(app.settings, "tickets", None), "helpdesk", None)

@@ -68,9 +68,9 @@ def staff_router(app: App, *, token: str | None = None, prefix: str = "/staff/ap
         return f"staff:{body.actor}" if body.actor else "staff:api"
 
     def act(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
-        from alerts.ticket_lifecycle import TicketStateError
-        from alerts.ticket_queries import ticket_dict
-        from alerts.tickets import TicketError, TicketNotFound
+        from tickets.core import TicketError, TicketNotFound
+        from tickets.lifecycle import TicketStateError
+        from tickets.queries import ticket_dict
 
         try:
             with app.sessions.begin() as s:
@@ -89,7 +89,7 @@ def staff_router(app: App, *, token: str | None = None, prefix: str = "/staff/ap
         assignee: str | None = None, active: bool = False, page: int = Query(1, ge=1),
         per_page: int = Query(50, ge=1, le=200),
     ) -> dict[str, Any]:
-        from alerts.ticket_queries import FilterError, TicketFilter, list_tickets
+        from tickets.queries import FilterError, TicketFilter, list_tickets
 
         f = TicketFilter(queue=queue, status=status, priority=priority, sla=sla, category=category,
                          account=account, assignee=assignee, active=active)
@@ -101,7 +101,7 @@ def staff_router(app: App, *, token: str | None = None, prefix: str = "/staff/ap
 
     @router.get("/tickets/{ticket_id}")
     def show(ticket_id: str) -> dict[str, Any]:
-        from alerts.ticket_queries import show_ticket
+        from tickets.queries import show_ticket
 
         with app.sessions() as s:
             data = show_ticket(s, ticket_id)
@@ -111,19 +111,19 @@ def staff_router(app: App, *, token: str | None = None, prefix: str = "/staff/ap
 
     @router.post("/tickets/{ticket_id}/assign")
     def assign_(ticket_id: str, body: AssignBody) -> dict[str, Any]:
-        from alerts.tickets import assign
+        from tickets.core import assign
 
         return act(assign, ticket_id, body.assignee, actor=actor(body), queue=body.queue)
 
     @router.post("/tickets/{ticket_id}/resolve")
     def resolve_(ticket_id: str, body: ResolveBody) -> dict[str, Any]:
-        from alerts.tickets import resolve
+        from tickets.core import resolve
 
         return act(resolve, ticket_id, body.code, actor=actor(body), note=body.note)
 
     @router.post("/tickets/{ticket_id}/move")
     def move_(ticket_id: str, body: MoveBody) -> dict[str, Any]:
-        from alerts.tickets import transition
+        from tickets.core import transition
 
         return act(transition, ticket_id, body.event, actor=actor(body), note=body.note)
 

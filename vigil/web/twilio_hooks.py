@@ -39,9 +39,9 @@ from starlette.concurrency import run_in_threadpool
 from alerts.answers import answer
 from alerts.lifecycle import ANSWERABLE
 from alerts.store.models import AccountRow, AlertEvent, AlertRow
-from notifiers.receipts import Receipt, apply_receipt
+from delivery.deliver import policy_of
+from delivery.receipts import Receipt, apply_receipt
 from vigil.bootstrap import App
-from vigil.deliver import policy_of
 from vigil.web.hook_settings import TwilioHookSettings
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg:
     if m is None:
         if accounts and body not in BARE and body[:1] not in ("Y", "N") and len(body) >= 8:
             # free text from a registered number ("I did not do this withdrawal"): a classified ticket
-            from alerts.tickets import open_from_text
+            from tickets.core import open_from_text
 
             for a in accounts[:1]:
                 open_from_text(s, a.account_id, fields.get("Body", ""), a.locale or locale, now,

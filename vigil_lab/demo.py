@@ -17,16 +17,16 @@ import click
 from sqlalchemy import func, select
 
 from alerts.store.models import AlertRow, OutboxRow, Ticket
+from delivery.escalate import escalate_once
 from vigil.bootstrap import bootstrap
 from vigil.daemon import deliver_once, scan_until_caught_up
-from vigil.escalate import escalate_once
 from vigil.importer import import_dir
 from vigil.settings import load_settings
 
 
 def run_demo(*, db_url: str, data_dir: str, accounts: int, seed: int, serve: bool, port: int,
              config_path: str | None = None, days: int = 21) -> dict[str, Any]:
-    from vigil import synth
+    from vigil_lab import synth
 
     if db_url.startswith("sqlite:///") and db_url != "sqlite:///:memory:":
         for suffix in ("", "-wal", "-shm"):

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from detectors.geo import haversine_km
 from detectors.useragent import parse
-from vigil.cli.eval_cmd import eval_command
-from vigil.evalgen import HOSTING, EvalSpec, generate
-from vigil.evalscore import score
+from vigil_lab.eval_cmd import eval_command
+from vigil_lab.evalgen import HOSTING, EvalSpec, generate
+from vigil_lab.evalscore import score
 
 SPEC = EvalSpec(seed=3, accounts=150, days=30, attacks_per_model=8)
 

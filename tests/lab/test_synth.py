@@ -15,7 +15,7 @@ import pytest
 from detectors import DETECTORS, Batch, Finding
 from detectors.contract import TABLES
 from rules import evaluate, load_rules
-from vigil import synth
+from vigil_lab import synth
 
 LOCALES = {"en", "zh-CN", "zh-TW", "ko", "ja"}
 

@@ -2,7 +2,7 @@
 
 Two signals, because each fails differently.  Keywords are precise and explainable ("hacked",
 "被盗", "해킹", "乗っ取") but miss paraphrases; a character n-gram TF-IDF + logistic regression
-(scikit-learn) trained on the labelled sample the project ships (``alerts/data/ticket_samples.csv``:
+(scikit-learn) trained on the labelled sample the project ships (``tickets/data/ticket_samples.csv``:
 en, zh-CN, zh-TW, ko, ja) generalises across spellings and needs no word segmentation for CJK.
 The final score is the model's probability blended with the keyword votes; its maximum is the
 confidence recorded on the ticket, and a low confidence sends the ticket to the triage queue.

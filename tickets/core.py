@@ -2,9 +2,9 @@
 
 A ticket is opened by a rule action (``alerts/actions.py``), by a denial (``alerts/answers.py``)
 or from the user's own words (:func:`open_from_text`).  It is routed to a queue by the ticket
-policy (``alerts/ticket_routing.py``), gets SLA deadlines for its priority (``alerts/sla.py``), and
+policy (``tickets/routing.py``), gets SLA deadlines for its priority (``tickets/sla.py``), and
 keeps a timeline of everything that happened: alerts, messages, receipts, answers, freezes, staff
-actions.  Status moves follow the table in ``alerts/ticket_lifecycle.py``.
+actions.  Status moves follow the table in ``tickets/lifecycle.py``.
 
 The policy in force is the one the session carries in ``session.info["ticket_policy"]`` (set once
 by bootstrap on the sessionmaker), else the shipped default -- so the lead's call sites need no
@@ -13,7 +13,7 @@ extra argument and nothing is read at import time.
     TicketError            a staff action cannot be done (message for a person)
     ├── TicketNotFound
     └── TicketConflict     e.g. reopening while another ticket holds the account and category
-    TicketStateError       (alerts.ticket_lifecycle) an illegal status move
+    TicketStateError       (tickets.lifecycle) an illegal status move
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from alerts.store.models import AccountRow, Ticket, TicketEvent
-from alerts.ticket_lifecycle import ACTIVE, OPEN, PENDING_USER, RESOLVED, apply, check_code
 from detectors.base import stable_id
+from tickets.lifecycle import ACTIVE, OPEN, PENDING_USER, RESOLVED, apply, check_code
 
 if TYPE_CHECKING:
-    from alerts.classify import Classification, TextClassifier
-    from alerts.ticket_routing import TicketPolicy
+    from tickets.classify import Classification, TextClassifier
+    from tickets.routing import TicketPolicy
 
 PRIORITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 # the shipped policy's targets, kept for callers that read them directly; the policy file wins
@@ -64,14 +64,14 @@ def policy_for(session: Session) -> TicketPolicy:
     pol = session.info.get("ticket_policy")
     if pol is not None:
         return pol  # type: ignore[no-any-return]
-    from alerts.ticket_routing import default_policy
+    from tickets.routing import default_policy
 
     return default_policy()
 
 
 def session_info(policy_path: str | None = None, model_path: str | None = None) -> dict[str, Any]:
     """What bootstrap passes to ``sessionmaker.configure(info=...)``; raises ``PolicyError`` on a bad file."""
-    from alerts.ticket_routing import default_policy, load_policy
+    from tickets.routing import default_policy, load_policy
 
     info: dict[str, Any] = {"ticket_policy": load_policy(policy_path) if policy_path else default_policy()}
     if model_path:
@@ -151,7 +151,7 @@ def _route(pol: TicketPolicy, queue: str | None, priority: str, facts: dict[str,
 
 
 def _due(pol: TicketPolicy, priority: str, start: datetime) -> tuple[datetime, datetime]:
-    from alerts.sla import due_dates
+    from tickets.sla import due_dates
 
     return due_dates(priority, start, pol)
 
@@ -196,7 +196,7 @@ def add_event(
 def move(session: Session, ticket: Ticket, event: str, *, now: datetime, actor: str = "system",
          detail: dict[str, Any] | None = None) -> str:
     """Apply a lifecycle event: status, open_key, first response, SLA pause and resume; the new status."""
-    from alerts.sla import assess, business_time_between
+    from tickets.sla import assess, business_time_between
 
     before = ticket.status
     after = apply(before, event)
@@ -325,7 +325,7 @@ def open_from_text(
     opens and on the timeline event, and below the policy's ``triage.min_confidence`` a new
     ticket goes to the triage queue for a person to categorise.
     """
-    from alerts.classify import default_classifier
+    from tickets.classify import default_classifier
 
     pol = policy_for(session)
     clf = classifier or default_classifier(session.info.get("ticket_model"))

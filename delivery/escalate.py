@@ -108,7 +108,7 @@ def escalate_once(sessions: sessionmaker[Session], *, now: datetime, limit: int 
                 s.add(AlertEvent(alert_id=alert.id, at=now, event="escalated", detail={"to": paged}))
                 report.escalated += 1
     # ticket SLA clocks, in a transaction of their own: a warning before a breach, escalation at it
-    from alerts.sla import sla_tick
+    from tickets.sla import sla_tick
 
     with sessions.begin() as s:
         report.sla = sla_tick(s, now).as_dict()

@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.store.models import Ticket, TicketEvent
-from alerts.ticket_lifecycle import ACTIVE, CLOSED, RESOLUTION_CODES, RESOLVED, can
+from tickets.lifecycle import ACTIVE, CLOSED, RESOLUTION_CODES, RESOLVED, can
 
 ZD_PRIORITY = {"P1": "urgent", "P2": "high", "P3": "normal", "P4": "low"}
 ZD_STATUS = {"new": "new", "open": "open", "pending_user": "pending", "resolved": "solved",
@@ -311,7 +311,7 @@ def sync_helpdesk(sessions: sessionmaker[Session], desk: Helpdesk, now: datetime
 
 def _apply_remote(s: Session, t: Ticket, r: RemoteStatus, now: datetime, desk: str) -> bool:
     """Move the ticket to the remote status by the lifecycle's own events; False if nothing to do."""
-    from alerts.tickets import add_event, move
+    from tickets.core import add_event, move
 
     actor = f"helpdesk:{desk}"
     if r.status == t.status or (r.status == RESOLVED and t.status == CLOSED):

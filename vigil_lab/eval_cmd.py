@@ -1,7 +1,7 @@
 """``vigil eval``: measure the rule pack on labelled data (research/fraud-anchors.md §c).
 
 It generates accounts with legitimate noise and takeovers by three attacker models
-(:mod:`vigil.evalgen`), runs the rules through the same backtest the ``backtest`` command uses
+(:mod:`vigil_lab.evalgen`), runs the rules through the same backtest the ``backtest`` command uses
 (the daemon's scan cycle against a throw-away database), and prints per-attacker recall, recall
 on the takeover withdrawals and the false-alarm rate per 100 legitimate logins and withdrawals.
 ``--out DIR`` keeps the data and the labels, so ``vigil backtest --data DIR --labels
@@ -76,8 +76,8 @@ def eval_command(
 ) -> None:
     """Generate labelled data, run the rule pack over it, and print recall and false-alarm rates."""
     from vigil.backtest import run_backtest
-    from vigil.evalgen import EvalSpec, generate
-    from vigil.evalscore import TARGETS, format_report, score
+    from vigil_lab.evalgen import EvalSpec, generate
+    from vigil_lab.evalscore import TARGETS, format_report, score
 
     if accounts < attacks * 3 * 2:
         raise ConfigError(
@@ -113,6 +113,3 @@ def eval_command(
         Path(md_path).parent.mkdir(parents=True, exist_ok=True)
         Path(md_path).write_text(head + "\n\n" + table + "\n", encoding="utf-8")
         click.echo(f"wrote {md_path}")
-
-
-COMMANDS = [eval_command]

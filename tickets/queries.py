@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.store.models import AlertEvent, AlertRow, Delivery, OutboxRow, Ticket, TicketEvent
-from alerts.ticket_lifecycle import STATES
+from tickets.lifecycle import STATES
 
 MAX_PER_PAGE = 200
 PRIORITIES = ("P1", "P2", "P3", "P4")
@@ -37,7 +37,7 @@ class TicketFilter:
     active: bool = False  # new, open and pending_user only
 
     def check(self) -> TicketFilter:
-        from alerts.sla import SLA_STATES
+        from tickets.sla import SLA_STATES
 
         for name, values, allowed in (("status", self.status, STATES),
                                       ("priority", self.priority, PRIORITIES), ("sla", self.sla, SLA_STATES)):

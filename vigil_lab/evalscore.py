@@ -1,4 +1,4 @@
-"""Scoring a rule pack on the labelled data of :mod:`vigil.evalgen`: recall per attacker model,
+"""Scoring a rule pack on the labelled data of :mod:`vigil_lab.evalgen`: recall per attacker model,
 recall on takeover withdrawals, and false alarms per 100 legitimate logins and withdrawals."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from vigil.evalgen import ATTACKERS, EvalSet
+from vigil_lab.evalgen import ATTACKERS, EvalSet
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Store helpers of the delivery job: the lease claim, batch loading, the message context.
 
-Split from :mod:`vigil.deliver` (which holds the policy and the send/record cycle) to keep both
+Split from :mod:`delivery.deliver` (which holds the policy and the send/record cycle) to keep both
 readable; nothing here sends anything.
 """
 
@@ -18,7 +18,7 @@ from alerts.store.models import AccountRow, AlertRow, OutboxRow
 from notifiers.base import Channel, DeliveryResult, Message, Recipient
 from vigil.settings import Settings
 
-log = logging.getLogger("vigil.deliver")
+log = logging.getLogger("delivery.deliver")
 READY = ("pending", "retry", "held")
 
 

@@ -1,4 +1,4 @@
-"""Places, networks, names and prices the synthetic data is drawn from (``vigil.synth``)."""
+"""Places, networks, names and prices the synthetic data is drawn from (``vigil_lab.synth``)."""
 
 from __future__ import annotations
 

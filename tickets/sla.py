@@ -21,13 +21,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from alerts.ticket_lifecycle import ACTIVE, PENDING_USER
+from tickets.lifecycle import ACTIVE, PENDING_USER
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from alerts.store.models import Ticket
-    from alerts.ticket_routing import Calendar, TicketPolicy
+    from tickets.routing import Calendar, TicketPolicy
 
 _MAX_DAYS = 3 * 366  # a calendar with no working time in three years is a configuration error
 OK, WARNING, BREACHED, PAUSED, MET = "ok", "warning", "breached", "paused", "met"
@@ -182,7 +182,7 @@ def sla_tick(session: Session, now: datetime, *, policy: TicketPolicy | None = N
     from sqlalchemy import select
 
     from alerts.store.models import Ticket
-    from alerts.tickets import policy_for
+    from tickets.core import policy_for
 
     pol = policy or policy_for(session)
     report = SlaReport()
@@ -217,7 +217,7 @@ def _done(session: Session, t: Ticket, kind: str, ref: str) -> bool:
 
 
 def _warn(session: Session, t: Ticket, c: Clock, now: datetime, pol: TicketPolicy, report: SlaReport) -> None:
-    from alerts.tickets import add_event
+    from tickets.core import add_event
 
     if _done(session, t, "sla_warning", c.name):
         return
@@ -232,7 +232,7 @@ def _warn(session: Session, t: Ticket, c: Clock, now: datetime, pol: TicketPolic
 
 def _breach(session: Session, t: Ticket, c: Clock, now: datetime, pol: TicketPolicy, report: SlaReport
             ) -> None:
-    from alerts.tickets import add_event
+    from tickets.core import add_event
 
     if not _done(session, t, "sla_breached", c.name):
         add_event(session, t, "sla_breached", now=now, ref_id=c.name,

@@ -1,4 +1,4 @@
-"""The vectorised generator behind :func:`vigil.synth.big`: million-row benchmark sets, no per-row Python."""
+"""The vectorised generator behind :func:`vigil_lab.synth.big`: million-row benchmark sets, no per-row Python."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from vigil.synth import DEFAULT_START, Frames
-from vigil.synth_places import ATTACKERS, COUNTRIES, NETWORK, PRICES, UA
+from vigil_lab.synth import DEFAULT_START, Frames
+from vigil_lab.synth_places import ATTACKERS, COUNTRIES, NETWORK, PRICES, UA
 
 
 def _seq(prefix: str, n: int) -> np.ndarray:

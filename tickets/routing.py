@@ -1,6 +1,6 @@
 """Ticket policy in YAML: categories, queues, routing rules, SLA targets, calendars, escalation.
 
-Security staff edit one file (the shipped default is ``alerts/routing/default.yaml``; settings can
+Security staff edit one file (the shipped default is ``tickets/policies/default.yaml``; settings can
 point elsewhere).  It is validated strictly at load -- unknown keys, unknown queues, categories or
 calendars, bad durations -- and every problem is reported at once as ``path:line:col: message``
 with a "did you mean", like the rule files.  Routing itself is a pure first-match walk over
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rules.durations import parse_duration
 
-DEFAULT_POLICY = Path(__file__).with_name("routing") / "default.yaml"
+DEFAULT_POLICY = Path(__file__).with_name("policies") / "default.yaml"
 PRIORITIES = ("P1", "P2", "P3", "P4")
 SEVERITIES = ("low", "medium", "high", "critical")
 SOURCES = ("alert", "text", "staff")

@@ -4,14 +4,14 @@ Rows are claimed by lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a compare-a
 everywhere), so several workers never send the same message.  Sending happens outside any
 database transaction; every attempt is recorded in ``vigil_deliveries``.
 
-Before a message goes out, the delivery policy (``notifiers.policy``) may hold it: over the
+Before a message goes out, the delivery policy (``delivery.policy``) may hold it: over the
 account's budget (5 SMS an hour) an ordinary message waits for the window to free, a critical
 one goes out at most once per coalescing window carrying everything held for that account and
 channel; over the provider's rate, or while the provider is backing us off after a 429, it waits
 for the bucket.  Transient failures are retried with exponential backoff and jitter (never
 sooner than the provider's ``Retry-After``); permanent ones -- and transient ones out of
 retries -- fall back to the next channel or go to the dead letters with their reason.  Receipts
-that never come fall back too (``notifiers.receipts.sweep_unconfirmed``, run at the start of
+that never come fall back too (``delivery.receipts.sweep_unconfirmed``, run at the start of
 every pass).
 
 Outbox statuses: ``pending``, ``retry``, ``held`` (ready again at ``next_attempt_at``),
@@ -38,10 +38,7 @@ from alerts.lifecycle import OPEN_STATES, can
 from alerts.lifecycle import apply as lifecycle_apply
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, ConfirmToken, Delivery, OutboxRow
 from alerts.tokens import hash_token, new_token
-from notifiers.base import Channel, DeliveryResult, Message, Recipient
-from notifiers.policy import PolicySettings, RateLimiter, budget_verdict
-from notifiers.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
-from vigil.outbox import (
+from delivery.outbox import (
     READY,
     Batch,
     Held,
@@ -55,6 +52,9 @@ from vigil.outbox import (
     recipient_of,
     send,
 )
+from delivery.policy import PolicySettings, RateLimiter, budget_verdict
+from delivery.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
+from notifiers.base import Channel, DeliveryResult, Message, Recipient
 from vigil.settings import Settings
 
 __all__ = ["READY", "DeliverReport", "Deliverer", "claim", "policy_of"]

@@ -48,7 +48,7 @@ class Labels(TypedDict):
     benign: list[Incident]
 
 
-from vigil.synth_places import (  # noqa: E402  (kept importable from vigil.synth)
+from vigil_lab.synth_places import (  # noqa: E402  (kept importable from vigil_lab.synth)
     ATTACKERS,
     CHANNEL,
     COUNTRIES,
@@ -493,8 +493,8 @@ def big(
     n_logins: int = 1_000_000, n_transactions: int = 1_000_000, seed: int = 7, *,
     n_positions: int | None = None, n_accounts: int | None = None, days: int = 30, start: datetime = DEFAULT_START,
 ) -> Frames:
-    """A large canonical data set for benchmarks (``vigil.synth_big``): vectorised numpy, no per-row Python."""
-    from vigil.synth_big import big as _big
+    """A large canonical data set for benchmarks (``vigil_lab.synth_big``): vectorised numpy, no per-row Python."""
+    from vigil_lab.synth_big import big as _big
 
     return _big(n_logins, n_transactions, seed, n_positions=n_positions, n_accounts=n_accounts, days=days,
                 start=start)

@@ -1,0 +1,1 @@
+"""Delivery: the outbox, the delivery job, escalation, channel wiring, receipts and the delivery policy."""

@@ -1,0 +1,1 @@
+"""Support tickets: lifecycle, routing policy, SLA clocks, classification, helpdesk sync, queries."""
