@@ -18,7 +18,7 @@ from alerts.store.models import AccountRow, AlertRow, OutboxRow
 from notifiers.base import Channel, DeliveryResult, Message, Recipient
 from vigil.settings import Settings
 
-log = logging.getLogger("delivery.deliver")
+log = logging.getLogger("vigil.deliver")
 READY = ("pending", "retry", "held")
 
 

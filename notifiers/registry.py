@@ -1,7 +1,7 @@
 """The closed channel registry and ``build_channels(settings)``.
 
 ``CHANNELS`` names every built-in channel; YAML never names an import path.  A third party adds
-one through the ``delivery.channels`` entry-point group: the object loaded must be a
+one through the ``vigil.channels`` entry-point group: the object loaded must be a
 :class:`~notifiers.base.Channel` subclass, or loading fails with a clear ``LookupError``.
 
 ``build_channels`` validates every channel's settings at once (all errors, each naming its key:
@@ -25,7 +25,7 @@ from notifiers.push import PushChannel
 from notifiers.sms import SmsChannel
 from notifiers.webhook import WebhookChannel
 
-ENTRY_POINT_GROUP = "delivery.channels"
+ENTRY_POINT_GROUP = "vigil.channels"
 
 CHANNELS: dict[str, type[Channel]] = {
     "console": ConsoleChannel,
@@ -45,7 +45,7 @@ class ChannelConfigError(ValueError):
 
 
 def channel_class(name: str) -> type[Channel]:
-    """The class registered as ``name``: built in, or from the ``delivery.channels`` entry points."""
+    """The class registered as ``name``: built in, or from the ``vigil.channels`` entry points."""
     if name in CHANNELS:
         return CHANNELS[name]
     from importlib.metadata import entry_points

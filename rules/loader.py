@@ -146,7 +146,7 @@ def available_templates() -> set[str] | None:
 
 
 def available_channels() -> tuple[str, ...]:
-    """The notifier registry's channels plus third-party ones from the ``delivery.channels`` entry points."""
+    """The notifier registry's channels plus third-party ones from the ``vigil.channels`` entry points."""
     try:
         from notifiers.registry import CHANNELS as registry
         from notifiers.registry import ENTRY_POINT_GROUP

@@ -102,7 +102,7 @@ def test_entry_points_plug_in_third_party_channels(tmp_path: Path, monkeypatch: 
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: vigil-fax\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[delivery.channels]\nfax = vigil_fax:FaxChannel\nbogus = vigil_fax:NotAChannel\n"
+        "[vigil.channels]\nfax = vigil_fax:FaxChannel\nbogus = vigil_fax:NotAChannel\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     built = build_channels({"fax": {"enabled": True, "number": "+4930123"}})
