@@ -12,9 +12,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from alerts.outbox import PENDING
+from alerts.ports import ticket_desk
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow
 from detectors.base import stable_id
-from tickets.core import open_or_attach
 
 SUBJECTS = {
     "account_security": "Account security",
@@ -43,7 +44,7 @@ def run_actions(
                 done.append("freeze")
         elif kind == "ticket":
             category = str(a["category"])
-            t = open_or_attach(
+            tid = ticket_desk(session).open_or_attach(
                 session, account_id=alert.account_id, category=category, priority=str(a.get("priority", "P3")),
                 now=now, subject=f"{SUBJECTS.get(category, category)}: {alert.rule_id} ({alert.severity})",
                 kind="alert" if trigger == "match" else f"alert_{trigger}", ref_id=alert.id,
@@ -52,8 +53,8 @@ def run_actions(
                 queue=a.get("queue"), actor=actor,
             )
             if alert.ticket_id is None or trigger == "denied":
-                alert.ticket_id = t.id
-            done.append(f"ticket:{t.id}")
+                alert.ticket_id = tid
+            done.append(f"ticket:{tid}")
         elif kind in ("webhook", "escalate"):
             target = a.get("name") if kind == "webhook" else a.get("to", "security-staff")
             oid = stable_id("o", alert.id, kind, str(target), trigger)
@@ -61,7 +62,7 @@ def run_actions(
                 session.add(OutboxRow(
                     id=oid, alert_id=alert.id, account_id=alert.account_id, channel=kind, purpose=trigger,
                     template="staff_escalation" if kind == "escalate" else "webhook", priority=1,
-                    payload={"target": target, "trigger": trigger}, status="pending",
+                    payload={"target": target, "trigger": trigger}, status=PENDING,
                     next_attempt_at=now, created_at=now,
                 ))
                 done.append(f"{kind}:{target}")
@@ -95,6 +96,6 @@ def freeze_account(
         session.add(OutboxRow(
             id=oid, alert_id=alert.id if alert else None, account_id=account_id, channel="freeze_hook",
             purpose="freeze", template="freeze_hook", priority=0, payload={"reason": reason, "actor": actor},
-            status="pending", next_attempt_at=now, created_at=now,
+            status=PENDING, next_attempt_at=now, created_at=now,
         ))
     return True

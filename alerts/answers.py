@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from alerts.actions import run_actions
 from alerts.lifecycle import DENIED, apply, can
+from alerts.ports import ticket_desk
 from alerts.stage import enqueue_notifications
 from alerts.store.models import AlertEvent, AlertRow, ConfirmToken
-from tickets.core import open_or_attach
 
 DEFAULT_ON_DENIED = [{"type": "freeze", "scope": "account"},
                      {"type": "ticket", "category": "account_security", "priority": "P1"}]
@@ -62,21 +62,16 @@ def answer(session: Session, alert_id: str, action: str, *, channel: str, now: d
         actions = plan.get("on_denied") or DEFAULT_ON_DENIED
         run_actions(session, alert, actions, trigger="denied", now=now, actor=actor)
         if not any(a.get("type") == "ticket" for a in actions):
-            t = open_or_attach(session, account_id=alert.account_id, category="account_security", priority="P1",
-                               now=now, subject=f"Account security: user denied {alert.rule_id}",
-                               kind="alert_denied", ref_id=alert.id, detail={"rule_id": alert.rule_id})
-            alert.ticket_id = t.id
+            alert.ticket_id = ticket_desk(session).open_or_attach(
+                session, account_id=alert.account_id, category="account_security", priority="P1", now=now,
+                subject=f"Account security: user denied {alert.rule_id}", kind="alert_denied", ref_id=alert.id,
+                detail={"rule_id": alert.rule_id})
         channels = list((plan.get("notify") or {}).get("channels") or alert.channels or ["email"])
         enqueue_notifications(session, alert, now=now, purpose="guidance", template="freeze_guidance",
                               channels=channels)
     else:
         run_actions(session, alert, plan.get("on_confirmed") or [], trigger="confirmed", now=now, actor=actor)
     if alert.ticket_id:
-        from alerts.store.models import Ticket
-        from tickets.core import add_event
-
-        linked = session.get(Ticket, alert.ticket_id)
-        if linked is not None:
-            add_event(session, linked, f"user_{action}", now=now, ref_id=alert.id, detail={"channel": channel},
-                      actor=actor)
+        ticket_desk(session).add_event(session, alert.ticket_id, f"user_{action}", now=now, ref_id=alert.id,
+                                       detail={"channel": channel}, actor=actor)
     return AnswerResult(True, alert.status, "ok")

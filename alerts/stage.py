@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from alerts.actions import run_actions
 from alerts.lifecycle import NEW, SHADOW
+from alerts.outbox import PENDING
 from alerts.store.models import AlertEvent, AlertRow, OutboxRow, Suppression
 from alerts.suppress import suppressed
 from alerts.tokens import new_sms_code
@@ -167,7 +168,7 @@ def enqueue_notifications(session: Session, alert: AlertRow, *, now: datetime, p
             continue
         session.add(OutboxRow(
             id=oid, alert_id=alert.id, account_id=alert.account_id, channel=ch, purpose=purpose,
-            template=tmpl, priority=prio, payload={"fallback": fallback}, status="pending",
+            template=tmpl, priority=prio, payload={"fallback": fallback}, status=PENDING,
             next_attempt_at=now, created_at=now,
         ))
         made += 1

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from delivery.settings import DeliveryConfig
 from notifiers.base import Channel, DeliveryResult, Message
-from vigil.settings import Settings
 
 log = logging.getLogger("vigil.staff")
 
@@ -48,7 +48,7 @@ class StaffLog(Channel):
         return DeliveryResult("delivered", provider_id="log")
 
 
-def build_channels(settings: Settings) -> dict[str, Channel]:
+def build_channels(settings: DeliveryConfig) -> dict[str, Channel]:
     from notifiers.registry import build_channels as build
     from notifiers.webhook import WebhookChannel
 

@@ -36,10 +36,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.lifecycle import OPEN_STATES, can
 from alerts.lifecycle import apply as lifecycle_apply
+from alerts.outbox import READY, OutboxStatus, apply
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, ConfirmToken, Delivery, OutboxRow
 from alerts.tokens import hash_token, new_token
 from delivery.outbox import (
-    READY,
     Batch,
     Held,
     Job,
@@ -54,8 +54,8 @@ from delivery.outbox import (
 )
 from delivery.policy import PolicySettings, RateLimiter, budget_verdict
 from delivery.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
+from delivery.settings import DeliveryConfig
 from notifiers.base import Channel, DeliveryResult, Message, Recipient
-from vigil.settings import Settings
 
 __all__ = ["READY", "DeliverReport", "Deliverer", "claim", "policy_of"]
 
@@ -83,7 +83,7 @@ class DeliverReport:
     links: list[tuple[str, str, str]] = field(default_factory=list)  # (alert_id, channel, link) issued
 
 
-def policy_of(settings: Settings) -> PolicySettings:
+def policy_of(settings: DeliveryConfig) -> PolicySettings:
     """The ``policy`` settings section, or its defaults while settings do not carry one."""
     p = getattr(settings, "policy", None)
     return p if isinstance(p, PolicySettings) else PolicySettings()
@@ -93,7 +93,7 @@ class Deliverer:
     """One delivery worker.  Keep one instance for the life of the process: its rate limiter
     remembers the providers' 429s between passes (pass a shared ``limiter`` to several)."""
 
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings, channels: Mapping[str, Channel],
+    def __init__(self, sessions: sessionmaker[Session], settings: DeliveryConfig, channels: Mapping[str, Channel],
                  render: Renderer, *, worker: str = "worker-1", rng: random.Random | None = None,
                  policy: PolicySettings | None = None, limiter: RateLimiter | None = None) -> None:
         self.sessions = sessions
@@ -218,7 +218,7 @@ class Deliverer:
             for oid, acct, ch, at in s.execute(q):
                 sent[(acct, ch)].append((oid, aware(at) or now))
         for oid, acct, ch in s.execute(select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel).where(
-                OutboxRow.account_id.in_(accounts), OutboxRow.status == "held",
+                OutboxRow.account_id.in_(accounts), OutboxRow.status == OutboxStatus.HELD.value,
                 OutboxRow.purpose.in_(ANSWERED_SKIP_PURPOSES))):
             held[(acct, ch)].append(oid)
         return sent, held
@@ -282,7 +282,7 @@ class Deliverer:
                                      critical=self.policy.is_critical(row.priority, row.purpose),
                                      coalesce=timedelta(seconds=self.policy.coalesce_seconds))
             if not verdict.send:
-                put_back(row, "held", verdict.until or now, verdict.reason)
+                put_back(row, "hold", verdict.until or now, verdict.reason)
                 report.held += 1
                 report.outcomes.append((row.id, row.channel, "held"))
                 return None
@@ -301,15 +301,16 @@ class Deliverer:
         key = (row.account_id, row.channel)
         got = []
         for hid in batch.held.pop(key, []):
-            res = s.execute(update(OutboxRow).where(OutboxRow.id == hid, OutboxRow.status == "held")
-                            .values(status="coalesced", last_error=f"coalesced into {row.id}"))
+            res = s.execute(update(OutboxRow).where(OutboxRow.id == hid, OutboxRow.status == OutboxStatus.HELD.value)
+                            .values(status=apply(OutboxStatus.HELD, "coalesce"), last_error=f"coalesced into {row.id}"))
             if res.rowcount == 1:  # type: ignore[attr-defined]  # another worker may have claimed it
                 got.append(hid)
         if over_budget:
             for other in batch.rows:
                 same = (other.account_id, other.channel) == key and other.purpose in ANSWERED_SKIP_PURPOSES
-                if same and other is not row and other.id not in batch.absorbed and other.status == "sending":
-                    put_back(other, "coalesced", other.next_attempt_at, f"coalesced into {row.id}")
+                claimed = other.status == OutboxStatus.SENDING
+                if same and other is not row and other.id not in batch.absorbed and claimed:
+                    put_back(other, "coalesce", other.next_attempt_at, f"coalesced into {row.id}")
                     batch.absorbed.add(other.id)
                     got.append(other.id)
         if got:
@@ -375,19 +376,19 @@ class Deliverer:
             if counted < cap:
                 delay = min(cfg.backoff_max_seconds, cfg.backoff_seconds * 2 ** (counted - 1))
                 delay = max(delay * (0.5 + self.rng.random()), floor, result.retry_after or 0.0)  # jitter
-                row.status = "retry"
+                row.status = apply(row.status, "retry")
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 report.retried += 1
                 return
         # out of retries (dead) or never retryable (failed): the next channel, if any
-        row.status = "dead" if result.status == "transient" and result.max_retries is None else "failed"
-        report.dead += row.status == "dead"
-        report.failed += row.status == "failed"
+        row.status = apply(row.status, "die" if result.status == "transient" and result.max_retries is None else "fail")
+        report.dead += row.status == OutboxStatus.DEAD
+        report.failed += row.status == OutboxStatus.FAILED
         if enqueue_fallback(s, row, now):
             report.fallbacks += 1
 
     def _sent(self, s: Session, row: OutboxRow, result: DeliveryResult, now: datetime) -> None:
-        row.status = "delivered" if result.status == "delivered" else "sent"
+        row.status = apply(row.status, "deliver" if result.status == "delivered" else "sent")
         row.provider_id = result.provider_id
         row.sent_at = now
         if result.status == "delivered":

@@ -14,6 +14,7 @@ escalate the same alert twice; reminders and actions are idempotent besides.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,11 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.actions import run_actions
 from alerts.lifecycle import apply, can
+from alerts.outbox import DEAD_LETTERS, OutboxStatus
 from alerts.stage import enqueue_notifications
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow
 
 log = logging.getLogger(__name__)
-FAILED = ("failed", "dead", "undelivered", "canceled")
+SlaTick = Callable[[Session, datetime], Mapping[str, Any]]  # the ticket SLA tick (tickets.escalation)
+FAILED = (*DEAD_LETTERS, OutboxStatus.UNDELIVERED.value, OutboxStatus.CANCELED.value)  # the channel did not carry it
 
 
 @dataclass
@@ -69,7 +72,10 @@ def _wants_reminder(plan: dict[str, Any]) -> bool:
     return not any(a.get("type") == "escalate" and a.get("reminder") is False for a in actions)
 
 
-def escalate_once(sessions: sessionmaker[Session], *, now: datetime, limit: int = 500) -> EscalateReport:
+def escalate_once(sessions: sessionmaker[Session], *, now: datetime, limit: int = 500,
+                  sla: SlaTick | None = None) -> EscalateReport:
+    """Remind and expire unanswered alerts; then run ``sla`` (the ticket SLA tick the composition
+    root passes in, :func:`tickets.escalation.sla_tick`) in a transaction of its own."""
     report = EscalateReport()
     with sessions.begin() as s:
         due = list(s.scalars(
@@ -108,8 +114,7 @@ def escalate_once(sessions: sessionmaker[Session], *, now: datetime, limit: int 
                 s.add(AlertEvent(alert_id=alert.id, at=now, event="escalated", detail={"to": paged}))
                 report.escalated += 1
     # ticket SLA clocks, in a transaction of their own: a warning before a breach, escalation at it
-    from tickets.sla import sla_tick
-
-    with sessions.begin() as s:
-        report.sla = sla_tick(s, now).as_dict()
+    if sla is not None:
+        with sessions.begin() as s:
+            report.sla = dict(sla(s, now))
     return report

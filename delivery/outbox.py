@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.outbox import READY, OutboxStatus, apply
 from alerts.store.models import AccountRow, AlertRow, OutboxRow
+from delivery.settings import DeliveryConfig
 from notifiers.base import Channel, DeliveryResult, Message, Recipient
-from vigil.settings import Settings
 
 log = logging.getLogger("vigil.deliver")
-READY = ("pending", "retry", "held")
 
 
 Sends = dict[tuple[str, str], list[tuple[str, datetime]]]  # (account, channel) -> [(outbox id, sent at)]
@@ -65,7 +65,7 @@ def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit:
     """Lease up to ``limit`` ready rows for this worker; returns their ids."""
     with sessions.begin() as s:
         ready = or_(OutboxRow.status.in_(READY),
-                    (OutboxRow.status == "sending") & (OutboxRow.lease_until < now))
+                    (OutboxRow.status == OutboxStatus.SENDING.value) & (OutboxRow.lease_until < now))
         q = (select(OutboxRow.id).where(ready, OutboxRow.next_attempt_at <= now)
              .order_by(OutboxRow.priority, OutboxRow.created_at, OutboxRow.id).limit(limit))
         if s.get_bind().dialect.name == "postgresql":
@@ -75,7 +75,7 @@ def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit:
             return []
         # one compare-and-set for the lot: a row another worker leased meanwhile is not ``ready``
         res = s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), ready)
-                        .values(status="sending", lease_owner=worker, lease_until=now + lease)
+                        .values(status=apply(READY[0], "claim"), lease_owner=worker, lease_until=now + lease)
                         .returning(OutboxRow.id).execution_options(synchronize_session=False))
         got = set(res.scalars())
         return [oid for oid in ids if oid in got]
@@ -89,15 +89,16 @@ def send(transport: Channel, message: Message) -> DeliveryResult:
         return DeliveryResult("transient", error=f"{type(e).__name__}: {e}")
 
 
-def put_back(row: OutboxRow, status: str, until: datetime, why: str) -> None:
-    row.status = status
+def put_back(row: OutboxRow, event: str, until: datetime, why: str) -> None:
+    """Un-lease a claimed row: ``hold`` (over budget), ``retry`` (later), ``coalesce`` (merged)."""
+    row.status = apply(row.status, event)
     row.next_attempt_at = until
     row.lease_owner = None
     row.lease_until = None
     row.last_error = why
 
 
-def recipient_of(acct: AccountRow | None, account_id: str, settings: Settings) -> Recipient:
+def recipient_of(acct: AccountRow | None, account_id: str, settings: DeliveryConfig) -> Recipient:
     if acct is None:
         return Recipient(account_id=account_id, locale=settings.default_locale,
                          timezone=settings.default_timezone)

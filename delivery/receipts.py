@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alerts.lifecycle import OPEN_STATES
+from alerts.outbox import PENDING, OutboxStatus, apply
 from alerts.store.models import AccountRow, AlertRow, Delivery, OutboxRow
 from detectors.base import stable_id
 
@@ -42,6 +43,8 @@ RANK: dict[str, int] = {
 # what an outbox row that was handed to the provider can become
 AFTER_SEND = ("sent", "unconfirmed", "delivered", "undelivered", "canceled")
 FAILED = ("undelivered", "failed")
+# the outbox event (alerts.outbox) that takes a row to the status a receipt calls for
+RECEIPT_EVENTS = {"delivered": "deliver", "undelivered": "undeliver", "canceled": "cancel", "sent": "sent"}
 # answered alerts need no fallback or reminder
 ANSWERED_SKIP_PURPOSES = ("alert", "reminder")
 
@@ -140,11 +143,12 @@ def apply_receipt(session: Session, receipt: Receipt, *, now: datetime, retry_de
     if st.retry:
         payload["receipt_retries"] = int(payload.get("receipt_retries", 0)) + 1
         row.payload = payload
-        row.status = "retry"
+        row.status = apply(row.status, "retry")
         row.next_attempt_at = now + retry_delay
         row.last_error = f"{st.reason}: one more try"
     else:
-        row.status = st.status
+        if st.status != row.status:
+            row.status = apply(row.status, RECEIPT_EVENTS[st.status])
         if st.status == "delivered":
             row.delivered_at = row.delivered_at or now
         if st.fallback:
@@ -188,7 +192,7 @@ def enqueue_fallback(session: Session, row: OutboxRow, now: datetime) -> str | N
         return None
     session.add(OutboxRow(id=oid, alert_id=row.alert_id, account_id=row.account_id, channel=nxt,
                           purpose=row.purpose, template=row.template, priority=row.priority,
-                          payload={"fallback": remaining, "fallback_from": row.channel}, status="pending",
+                          payload={"fallback": remaining, "fallback_from": row.channel}, status=PENDING,
                           next_attempt_at=now, created_at=now))
     return oid
 
@@ -204,14 +208,15 @@ def sweep_unconfirmed(session: Session, *, now: datetime, timeout: timedelta, ch
     if not channels:
         return []
     ids = list(session.scalars(
-        select(OutboxRow.id).where(OutboxRow.status == "sent", OutboxRow.channel.in_(channels),
+        select(OutboxRow.id).where(OutboxRow.status == OutboxStatus.SENT.value, OutboxRow.channel.in_(channels),
                                    OutboxRow.sent_at <= now - timeout)
         .order_by(OutboxRow.sent_at).limit(limit)
     ))
     made: list[str] = []
     for oid in ids:
-        res = session.execute(update(OutboxRow).where(OutboxRow.id == oid, OutboxRow.status == "sent")
-                              .values(status="unconfirmed", last_error="no delivery receipt in time"))
+        res = session.execute(update(OutboxRow).where(OutboxRow.id == oid, OutboxRow.status == OutboxStatus.SENT.value)
+                              .values(status=apply(OutboxStatus.SENT, "unconfirm"),
+                                      last_error="no delivery receipt in time"))
         if res.rowcount != 1:  # type: ignore[attr-defined]
             continue
         row = session.get(OutboxRow, oid)

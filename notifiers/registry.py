@@ -44,6 +44,13 @@ class ChannelConfigError(ValueError):
         self.errors = errors
 
 
+def channel_names() -> tuple[str, ...]:
+    """The built-in channels plus third-party ones from the ``vigil.channels`` entry points."""
+    from importlib.metadata import entry_points
+
+    return tuple(dict.fromkeys([*CHANNELS, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))]))
+
+
 def channel_class(name: str) -> type[Channel]:
     """The class registered as ``name``: built in, or from the ``vigil.channels`` entry points."""
     if name in CHANNELS:

@@ -129,34 +129,6 @@ def _digest(entries: Iterable[tuple[str, bytes | None]]) -> str:
     return digest.hexdigest()
 
 
-def available_templates() -> set[str] | None:
-    """Template names the notifiers can render, or ``None`` when they cannot be listed."""
-    try:
-        from notifiers.render import available_templates as listing  # type: ignore[attr-defined]
-
-        return set(listing())
-    except (ImportError, AttributeError):
-        pass
-    import notifiers
-
-    root = Path(notifiers.__file__).parent / "templates"
-    if not root.is_dir():
-        return None
-    return {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
-
-
-def available_channels() -> tuple[str, ...]:
-    """The notifier registry's channels plus third-party ones from the ``vigil.channels`` entry points."""
-    try:
-        from notifiers.registry import CHANNELS as registry
-        from notifiers.registry import ENTRY_POINT_GROUP
-    except ImportError:
-        return CHANNELS
-    from importlib.metadata import entry_points
-
-    return tuple(dict.fromkeys([*registry, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))]))
-
-
 def load_rules(
     path: str | Path | None = None,
     *,
@@ -166,8 +138,10 @@ def load_rules(
 ) -> RuleSet:
     """Load and validate; raise :class:`RuleLoadError` listing every problem found.
 
-    ``templates``, ``channels`` and ``registry`` default to what the installed notifiers and
-    detectors provide; tests and ``vigil rules check`` may pass their own.
+    The rules package knows no notifier: the composition root (``vigil.bootstrap.rule_inputs``)
+    passes the ``templates`` the notifiers can render and the ``channels`` they know.  Without
+    them, channels are checked against the built-in names and templates are not checked (said
+    in a warning).  ``registry`` defaults to the installed detectors.
     """
     root = Path(path) if path is not None else DEFAULT_PACK
     files = rule_files(root)
@@ -175,17 +149,17 @@ def load_rules(
         raise RuleLoadError([RuleError(str(root), 1, 1, None, "no such file or directory")])
     if not files:
         raise RuleLoadError([RuleError(str(root), 1, 1, None, "no .yaml rule files found here")])
-    tmpl = set(templates) if templates is not None else available_templates()
+    tmpl = set(templates) if templates is not None else None
     ctx = _Context(
         registry=dict(registry if registry is not None else DETECTORS),
-        channels=tuple(channels) if channels is not None else available_channels(),
+        channels=tuple(channels) if channels is not None else CHANNELS,
         templates=tmpl,
     )
     ctx.params = ParamCollector(ctx.registry)
     warnings: list[RuleError] = []
     if tmpl is None:
         warnings.append(
-            RuleError(str(root), 0, 0, None, "template names not checked: no notifier templates found")
+            RuleError(str(root), 0, 0, None, "template names not checked: no template list was given")
         )
     errors: list[RuleError] = []
     base = root if root.is_dir() else root.parent

@@ -7,7 +7,8 @@ previous set keeps running, and the result carries every error for the log, the 
 staff notification.  A refused hash is remembered so the same broken files are reported once,
 not on every tick.
 
-:func:`record_rule_set` writes one audit row (``vigil_rule_sets``) per applied or refused set.
+The audit row per applied or refused set (``vigil_rule_sets``) is written by
+:mod:`alerts.rule_sets`: rules know nothing of the store.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from rules.errors import RuleError
 from rules.loader import DEFAULT_PACK, RuleLoadError, RuleSet, content_hash, load_rules
@@ -73,43 +74,3 @@ class RuleSetManager:
         self.refused_hash = None
         self.last_errors = []
         return ReloadResult("applied", new.content_hash, now, [], new)
-
-
-def record_rule_set(
-    session: Any,
-    *,
-    path: str | Path,
-    status: Literal["applied", "refused"],
-    content_hash: str,
-    at: datetime,
-    rule_set: RuleSet | None = None,
-    errors: list[RuleError] | None = None,
-) -> Any:
-    """Add one ``vigil_rule_sets`` row to ``session`` (the caller commits) and return it."""
-    from alerts.store.models import RuleSetRow
-
-    row = RuleSetRow(
-        content_hash=content_hash,
-        path=str(path),
-        status=status,
-        rules=rule_set.summary() if rule_set is not None and status == "applied" else [],
-        errors=[e.as_dict() for e in errors or []],
-        at=at,
-    )
-    session.add(row)
-    return row
-
-
-def record_result(session: Any, path: str | Path, result: ReloadResult) -> Any | None:
-    """Record a reload result that changed something; ``unchanged`` writes nothing."""
-    if result.status == "unchanged":
-        return None
-    return record_rule_set(
-        session,
-        path=path,
-        status=result.status,
-        content_hash=result.content_hash,
-        at=result.at,
-        rule_set=result.rule_set,
-        errors=result.errors,
-    )

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from alerts.store.models import AccountRow, Ticket, TicketEvent
 from detectors.base import stable_id
 from tickets.lifecycle import ACTIVE, OPEN, PENDING_USER, RESOLVED, apply, check_code
+from tickets.sla import assess, business_time_between, due_dates
 
 if TYPE_CHECKING:
     from tickets.classify import Classification, TextClassifier
@@ -70,10 +71,12 @@ def policy_for(session: Session) -> TicketPolicy:
 
 
 def session_info(policy_path: str | None = None, model_path: str | None = None) -> dict[str, Any]:
-    """What bootstrap passes to ``sessionmaker.configure(info=...)``; raises ``PolicyError`` on a bad file."""
+    """What bootstrap passes to ``sessionmaker.configure(info=...)``: the policy, and the desk the
+    alert core opens tickets through (``alerts.ports``); raises ``PolicyError`` on a bad file."""
     from tickets.routing import default_policy, load_policy
 
-    info: dict[str, Any] = {"ticket_policy": load_policy(policy_path) if policy_path else default_policy()}
+    info: dict[str, Any] = {"ticket_policy": load_policy(policy_path) if policy_path else default_policy(),
+                            "ticket_desk": DESK}
     if model_path:
         info["ticket_model"] = model_path
     return info
@@ -151,8 +154,6 @@ def _route(pol: TicketPolicy, queue: str | None, priority: str, facts: dict[str,
 
 
 def _due(pol: TicketPolicy, priority: str, start: datetime) -> tuple[datetime, datetime]:
-    from tickets.sla import due_dates
-
     return due_dates(priority, start, pol)
 
 
@@ -196,8 +197,6 @@ def add_event(
 def move(session: Session, ticket: Ticket, event: str, *, now: datetime, actor: str = "system",
          detail: dict[str, Any] | None = None) -> str:
     """Apply a lifecycle event: status, open_key, first response, SLA pause and resume; the new status."""
-    from tickets.sla import assess, business_time_between
-
     before = ticket.status
     after = apply(before, event)
     pol = policy_for(session)
@@ -297,6 +296,22 @@ def transition(session: Session, ticket_id: str, event: str, *, now: datetime, a
     t = get_ticket(session, ticket_id, lock=True)
     move(session, t, event, now=now, actor=actor, detail={"note": note[:2000]} if note else None)
     return t
+
+
+class Desk:
+    """The :class:`alerts.ports.TicketDesk` the composition root hands to the alert core."""
+
+    def open_or_attach(self, session: Session, **kw: Any) -> str:
+        return open_or_attach(session, **kw).id
+
+    def add_event(self, session: Session, ticket_id: str, kind: str, *, now: datetime, ref_id: str | None,
+                  detail: dict[str, Any], actor: str = "system") -> None:
+        t = session.get(Ticket, ticket_id)
+        if t is not None:
+            add_event(session, t, kind, now=now, ref_id=ref_id, detail=detail, actor=actor)
+
+
+DESK = Desk()
 
 
 # -- tickets from the user's own words ------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from alerts.store.db import make_engine, session_factory, upgrade
 from alerts.store.models import AlertRow
 from rules.loader import RuleSet
+from tickets.core import session_info
 from vigil.bootstrap import load_rule_set
 from vigil.ingest import Quarantined
 from vigil.scan import scan_once
@@ -86,6 +87,7 @@ def run_backtest(
         upgrade(url)
         engine = make_engine(url)
         sessions = session_factory(engine)
+        sessions.configure(info=session_info())  # the shipped ticket policy, and the desk rule actions use
         source = FileSource(data_dir)
         try:
             while True:

@@ -65,9 +65,18 @@ class App:
         self.engine.dispose()
 
 
+def rule_inputs() -> dict[str, Any]:
+    """What rule files are checked against besides detectors: the templates the notifiers can
+    render and the channels they know (built in and from the ``vigil.channels`` entry points)."""
+    from notifiers.registry import channel_names
+    from notifiers.render import available_templates
+
+    return {"templates": available_templates(), "channels": channel_names()}
+
+
 def load_rule_set(path: str | None) -> RuleSet:
     try:
-        return load_rules(path)
+        return load_rules(path, **rule_inputs())
     except RuleLoadError as e:
         raise _rule_set_error(e) from None
 
@@ -76,16 +85,20 @@ def rule_manager(path: str | None, rules: RuleSet | None = None) -> RuleSetManag
     try:
         if rules is not None:
             return RuleSetManager(path, loader=_first_then_load(rules))
-        return RuleSetManager(path)
+        return RuleSetManager(path, loader=_load)
     except RuleLoadError as e:
         raise _rule_set_error(e) from None
+
+
+def _load(path: Any) -> RuleSet:
+    return load_rules(path, **rule_inputs())
 
 
 def _first_then_load(first: RuleSet) -> Callable[[Any], RuleSet]:
     given = [first]
 
     def load(p: Any) -> RuleSet:
-        return given.pop() if given else load_rules(p)
+        return given.pop() if given else _load(p)
 
     return load
 

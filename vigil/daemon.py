@@ -21,9 +21,10 @@ from typing import Any
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from alerts.outbox import PENDING
 from alerts.store.models import Run
 from delivery.deliver import Deliverer
-from delivery.escalate import escalate_once
+from delivery.escalate import EscalateReport, escalate_once
 from vigil.bootstrap import App
 from vigil.scan import scan_once
 
@@ -65,9 +66,9 @@ def reload_rules(app: App) -> dict[str, Any]:
     Every applied or refused set is recorded in ``vigil_rule_sets`` with its content hash; a refusal
     is logged with every error and queued for the staff channel (outbox channel ``escalate``).
     """
+    from alerts.rule_sets import record_result
     from alerts.store.models import OutboxRow
     from detectors.base import stable_id
-    from rules.reload import record_result
 
     now = app.clock()
     res = app.rule_manager.maybe_reload(now)
@@ -79,7 +80,7 @@ def reload_rules(app: App) -> dict[str, Any]:
             oid = stable_id("o", "rule-set-refused", res.content_hash)
             if s.get(OutboxRow, oid) is None:
                 s.add(OutboxRow(id=oid, alert_id=None, account_id="-", channel="escalate", purpose="rules",
-                                template="staff_escalation", priority=1, status="pending", next_attempt_at=now,
+                                template="staff_escalation", priority=1, status=PENDING, next_attempt_at=now,
                                 created_at=now, payload={"target": "security-staff", "trigger": "rule_set_refused",
                                                          "errors": [str(e) for e in res.errors][:50]}))
     if res.status == "refused":
@@ -92,6 +93,13 @@ def reload_rules(app: App) -> dict[str, Any]:
 
 
 RULE_SET_REFUSED = [0]  # exported by /metrics as vigil_rule_set_refused_total
+
+
+def escalate_all(app: App) -> EscalateReport:
+    """The escalate job: unanswered alerts (delivery), then the ticket SLA tick (tickets)."""
+    from tickets.escalation import sla_tick_report
+
+    return escalate_once(app.sessions, now=app.clock(), sla=sla_tick_report)
 
 
 def deliver_once(app: App, *, worker: str = "worker-1") -> Any:
@@ -158,8 +166,7 @@ class Daemon:
                                seconds=d.scan_every_seconds, id="scan", next_run_time=self.app.clock())
         self.scheduler.add_job(self._job("deliver", self._deliver),
                                "interval", seconds=d.deliver_every_seconds, id="deliver")
-        self.scheduler.add_job(self._job("escalate", lambda: escalate_once(self.app.sessions,
-                                                                           now=self.app.clock()).__dict__),
+        self.scheduler.add_job(self._job("escalate", lambda: escalate_all(self.app).__dict__),
                                "interval", seconds=d.escalate_every_seconds, id="escalate")
         self.scheduler.start()
         log.info("vigil daemon started (scan every %ss, deliver every %ss)", d.scan_every_seconds,

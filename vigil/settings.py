@@ -14,14 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from delivery.policy import PolicySettings
-from notifiers.console import ConsoleConfig
-from notifiers.email import EmailConfig
-from notifiers.push import PushConfig
-from notifiers.sms import SmsConfig
-from notifiers.webhook import WebhookConfig
+from delivery.settings import Channels, DeliverySettings, HookSettings
 from tickets.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
 from vigil.errors import ConfigError
 from vigil.web.hook_settings import TwilioHookSettings
+
+__all__ = ["Channels", "DeliverySettings", "HookSettings", "Settings", "load_settings"]
 
 DEFAULT_DB = "sqlite:///vigil.db"
 
@@ -48,17 +46,6 @@ class SourceSettings(Strict):
     gap_grace_seconds: int = Field(600, ge=0, description="how long a gap in an id cursor is re-checked")
 
 
-class Channels(BaseModel):
-    """Channel settings; each channel validates its own section (``notifiers.<channel>``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
-    email: EmailConfig = Field(default_factory=EmailConfig)
-    sms: SmsConfig = Field(default_factory=SmsConfig)
-    push: PushConfig = Field(default_factory=PushConfig)
-    webhook: WebhookConfig = Field(default_factory=WebhookConfig)
-
-
 class WebSettings(Strict):
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
@@ -78,30 +65,12 @@ class DaemonSettings(Strict):
     max_batches_per_run: int = Field(50, ge=1)
 
 
-class DeliverySettings(Strict):
-    max_attempts: int = Field(5, ge=1)
-    backoff_seconds: float = Field(30.0, gt=0)
-    backoff_max_seconds: float = Field(3600.0, gt=0)
-    lease_seconds: int = Field(120, ge=1)
-
-
 class GeoSettings(Strict):
     """IP and place enrichment of logins (docs/configuration.md#geo)."""
 
     enabled: bool = True
     mmdb_city: str | None = Field(None, description="a MaxMind-format City .mmdb file")
     mmdb_asn: str | None = Field(None, description="a MaxMind-format ASN .mmdb file")
-
-
-class HookSettings(Strict):
-    """Calls to the exchange's own systems (HMAC-signed JSON POSTs, retried until 2xx)."""
-
-    freeze: WebhookConfig = Field(default_factory=WebhookConfig,
-                                  description="the account service's freeze endpoint; off: Vigil's status only")
-    staff: WebhookConfig = Field(default_factory=WebhookConfig,
-                                 description="where staff escalations go; off: the log (and the console)")
-    named: dict[str, WebhookConfig] = Field(
-        default_factory=dict, description="webhooks a rule's `webhook: {name: …}` action posts to")
 
 
 class TicketSettings(Strict):

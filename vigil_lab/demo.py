@@ -17,9 +17,8 @@ import click
 from sqlalchemy import func, select
 
 from alerts.store.models import AlertRow, OutboxRow, Ticket
-from delivery.escalate import escalate_once
 from vigil.bootstrap import bootstrap
-from vigil.daemon import deliver_once, scan_until_caught_up
+from vigil.daemon import deliver_once, escalate_all, scan_until_caught_up
 from vigil.importer import import_dir
 from vigil.settings import load_settings
 
@@ -91,7 +90,7 @@ def _background_loop(app: Any) -> None:
         while not stop.wait(2.0):
             try:
                 deliver_once(app)
-                escalate_once(app.sessions, now=app.clock())
+                escalate_all(app)
             except Exception as e:  # keep serving; show the problem
                 click.echo(f"background delivery failed: {e}", err=True)
 

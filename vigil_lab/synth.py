@@ -28,7 +28,6 @@ import pandas as pd
 
 from detectors.contract import TABLES
 
-DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)
 Frames = dict[str, pd.DataFrame]
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -52,6 +51,7 @@ from vigil_lab.synth_places import (  # noqa: E402  (kept importable from vigil_
     ATTACKERS,
     CHANNEL,
     COUNTRIES,
+    DEFAULT_START,
     GIVEN,
     NETWORK,
     PREFIX,

@@ -7,8 +7,9 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from vigil_lab.synth import DEFAULT_START, Frames
-from vigil_lab.synth_places import ATTACKERS, COUNTRIES, NETWORK, PRICES, UA
+from vigil_lab.synth_places import ATTACKERS, COUNTRIES, DEFAULT_START, NETWORK, PRICES, UA
+
+Frames = dict[str, pd.DataFrame]
 
 
 def _seq(prefix: str, n: int) -> np.ndarray:

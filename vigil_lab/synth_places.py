@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)  # the first day of generated data, unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,4 @@ CHANNEL = {"ios": "app", "android": "app", "desktop": "web", "api": "api", "atta
 PRICES = {"BTC": 95_000.0, "ETH": 3_300.0, "SOL": 180.0, "XRP": 2.4, "USDT": 1.0, "USDC": 1.0}
 NETWORK = {"BTC": "BTC", "ETH": "ETH", "SOL": "SOL", "XRP": "XRP", "USDT": "TRX", "USDC": "ETH"}
 PREFIX = {"logins": "lg", "transactions": "tx", "positions": "ps", "security_events": "se"}
+

@@ -1,6 +1,7 @@
 """Golden files: each ``invalid/NAME.yaml`` holds mistakes, ``invalid/NAME.txt`` the exact messages.
 
-The loader runs against the real detector registry, channel registry and notifier templates.
+The loader runs against the real detector registry, channel registry and notifier templates,
+passed in the way the composition root passes them (``vigil.bootstrap.rule_inputs``).
 Paths in the messages are shown relative to ``invalid/``.  To review a changed wording, run
 ``python tests/rules/test_golden.py`` and compare its output with the ``.txt`` files.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rules.loader import RuleLoadError, load_rules
+from vigil.bootstrap import rule_inputs
 
 HERE = Path(__file__).with_name("invalid")
 CASES = sorted(HERE.glob("*.yaml"))
@@ -20,7 +22,7 @@ CASES = sorted(HERE.glob("*.yaml"))
 
 def render(path: Path) -> str:
     try:
-        load_rules(path)
+        load_rules(path, **rule_inputs())
     except RuleLoadError as e:
         return "\n".join(str(x).replace(str(path), path.name) for x in e.errors) + "\n"
     return "(no error)\n"
@@ -41,7 +43,7 @@ def test_golden(case: Path) -> None:
 def test_positions_point_inside_the_file(case: Path) -> None:
     lines = case.read_text(encoding="utf-8").split("\n")
     with pytest.raises(RuleLoadError) as info:
-        load_rules(case)
+        load_rules(case, **rule_inputs())
     for e in info.value.errors:
         assert 1 <= e.line <= len(lines), str(e)
         assert 1 <= e.col <= len(lines[e.line - 1]) + 1, str(e)

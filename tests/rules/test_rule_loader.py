@@ -19,6 +19,7 @@ from detectors.new_location import NewLocation
 from rules.errors import scalar_position
 from rules.loader import DEFAULT_PACK, RuleLoadError, content_hash, load_rules
 from rules.schema import FreezeAction, TicketAction
+from vigil.bootstrap import rule_inputs
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -181,8 +182,9 @@ def test_templates_unknown_to_the_notifiers_are_not_guessed(tmp_path: Path) -> N
     )
     f = write(tmp_path, "t.yaml", text)
     with pytest.raises(RuleLoadError, match="template 'zz_x' does not exist"):
-        load_rules(f)
+        load_rules(f, **rule_inputs())
     rs = load_rules(f, templates={"zz_x"})
+    assert load_rules(f).warnings[0].message == "template names not checked: no template list was given"
     assert rs.rules[0].rule.notify is not None and rs.rules[0].rule.notify.template == "zz_x"
 
 

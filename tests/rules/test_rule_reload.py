@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts.rule_sets import record_result, record_rule_set
 from alerts.store.models import RuleSetRow
 from rules.loader import DEFAULT_PACK, RuleLoadError
-from rules.reload import RuleSetManager, record_result, record_rule_set
+from rules.reload import RuleSetManager
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 

@@ -22,8 +22,8 @@ from alerts.store.models import AlertRow, OutboxRow, Ticket, TicketEvent
 from tests.app.helpers import Clock, make_app
 from tests.tickets.helpers import RULES, busy_account_dir
 from tickets.core import resolve
+from tickets.escalation import sla_tick
 from tickets.queries import show_ticket
-from tickets.sla import sla_tick
 from vigil.bootstrap import App
 from vigil.daemon import deliver_once, scan_until_caught_up
 from vigil.importer import import_dir

@@ -22,10 +22,10 @@ from tickets.core import (
     resolve,
     transition,
 )
+from tickets.escalation import sla_tick
 from tickets.lifecycle import TicketStateError
 from tickets.queries import FilterError, TicketFilter, list_tickets, show_ticket
 from tickets.routing import DEFAULT_POLICY, load_policy
-from tickets.sla import sla_tick
 
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # a Tuesday, 11:00 in Seoul
 

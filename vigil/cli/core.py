@@ -105,11 +105,11 @@ def deliver_cmd(ctx: click.Context, once: bool) -> None:
 @click.pass_context
 def escalate_cmd(ctx: click.Context, once: bool) -> None:
     """Remind, expire and escalate unanswered alerts."""
-    from delivery.escalate import escalate_once
+    from vigil.daemon import escalate_all
 
     app = _app(ctx)
     try:
-        rep = escalate_once(app.sessions, now=app.clock())
+        rep = escalate_all(app)
     finally:
         app.close()
     click.echo(json.dumps(rep.__dict__))

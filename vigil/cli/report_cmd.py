@@ -2,7 +2,7 @@
 
 The feedback loop of the issue: staff resolve tickets as false_positive / valuable /
 risk_confirmed, users answer "not me" / "it was me", and this report turns both into a precision
-per rule (``alerts/feedback.py`` says which label wins), so a noisy rule is visible by name.
+per rule (``tickets/feedback.py`` says which label wins), so a noisy rule is visible by name.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _when(value: str | None, now: datetime, option: str) -> datetime | None:
 def report_cmd(ctx: click.Context, since: str | None, until: str | None, rule: str | None, as_json: bool
                ) -> None:
     """Per-rule precision from ticket resolution codes and users' answers."""
-    from alerts.feedback import collect, rule_precision
+    from tickets.feedback import collect, rule_precision
     from vigil.cli.core import _app
     from vigil.reporting import table
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from rules.loader import DEFAULT_PACK, RuleLoadError, RuleSet, load_rules, rule_files
+from vigil.bootstrap import rule_inputs
 from vigil.errors import RuleSetError, VigilError
 
 
@@ -45,7 +46,7 @@ def check_cmd(ctx: click.Context, path: Path | None, fmt: str) -> None:
     """Validate every rule file under PATH and report every error at once (exit 1 if any)."""
     target = path or _configured_path(ctx)
     try:
-        rs = load_rules(target)
+        rs = load_rules(target, **rule_inputs())
     except RuleLoadError as e:
         files = [str(f) for f in rule_files(target)] if target.exists() else []
         if fmt == "json":
@@ -111,7 +112,7 @@ def explain_cmd(ctx: click.Context, rule_id: str, rules_path: Path | None) -> No
 
     target = rules_path or _configured_path(ctx)
     try:
-        rs = load_rules(target)
+        rs = load_rules(target, **rule_inputs())
     except RuleLoadError as e:
         raise RuleSetError(
             f"{target}: the rule set does not load ({len(e.errors)} error(s)); "
@@ -158,7 +159,7 @@ def init_cmd(directory: Path, force: bool) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_text(annotate(src.read_text(encoding="utf-8"), src.name, directory), encoding="utf-8")
     try:
-        rs = load_rules(directory)
+        rs = load_rules(directory, **rule_inputs())
     except RuleLoadError as e:  # the shipped pack itself is broken: say so rather than hand it out
         raise RuleSetError(
             f"the default pack does not validate ({len(e.errors)} error(s))", [str(x) for x in e.errors]

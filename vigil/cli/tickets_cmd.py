@@ -18,29 +18,11 @@ import click
 from vigil.errors import ConfigError, VigilError
 
 
-def configure_tickets(app: Any) -> Any:
-    """Put the ticket policy (and classifier model path) on the app's sessions.
-
-    Reads ``settings.tickets.policy_path`` / ``model_path`` when the settings have them (the lead
-    wires the same in bootstrap); otherwise the shipped policy applies.
-    """
-    from tickets.core import session_info
-    from tickets.routing import PolicyError
-
-    cfg = getattr(app.settings, "tickets", None)
-    try:
-        info = session_info(getattr(cfg, "policy_path", None), getattr(cfg, "model_path", None))
-    except PolicyError as e:
-        raise ConfigError(str(e)) from None
-    app.sessions.configure(info=info)
-    return app
-
-
 @contextmanager
 def _app(ctx: click.Context) -> Iterator[Any]:
     from vigil.cli.core import _app as make
 
-    app = configure_tickets(make(ctx))
+    app = make(ctx)  # bootstrap wires the ticket policy and classifier model into the sessions
     try:
         yield app
     finally:
@@ -203,7 +185,7 @@ def move_cmd(ctx: click.Context, ticket_id: str, event: str, note: str, actor: s
 @click.pass_context
 def sla_cmd(ctx: click.Context, once: bool) -> None:
     """Warn before SLA breaches and escalate breached tickets (the daemon does this every minute)."""
-    from tickets.sla import sla_tick
+    from tickets.escalation import sla_tick
 
     with _errors(), _app(ctx) as app, app.sessions.begin() as s:
         rep = sla_tick(s, app.clock())

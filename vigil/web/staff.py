@@ -47,11 +47,10 @@ def _staff_token(app: App) -> str | None:
 
 
 def staff_router(app: App, *, token: str | None = None, prefix: str = "/staff/api") -> APIRouter:
-    """The router; ``token`` overrides the settings (tests, or a token from a secret store)."""
-    from vigil.cli.tickets_cmd import configure_tickets
+    """The router; ``token`` overrides the settings (tests, or a token from a secret store).
 
-    if "ticket_policy" not in (app.sessions.kw.get("info") or {}):
-        configure_tickets(app)
+    The ticket policy comes with ``app.sessions`` (wired by ``vigil.bootstrap``), as everywhere.
+    """
     secret = token or _staff_token(app)
 
     def who(authorization: str | None = Header(None)) -> None:
