@@ -84,7 +84,7 @@ def parse_ts_checked(s: pd.Series, unit: str | None = None, fmt: str | None = No
         out = pd.to_datetime(s, utc=True)
         return out, far
     text = s.astype("string").str.strip()
-    numeric = pd.to_numeric(text.where(text.str.fullmatch(NUMBER).fillna(False)), errors="coerce")
+    numeric = pd.to_numeric(text, errors="coerce")
     is_num = numeric.notna()
     if is_num.any():
         num = numeric[is_num].astype("float64")
@@ -104,6 +104,9 @@ def parse_ts_checked(s: pd.Series, unit: str | None = None, fmt: str | None = No
         rest = rest & out.isna()
     if rest.any():
         out[rest] = pd.to_datetime(text[rest], utc=True, errors="coerce", format="ISO8601")
+        failed = rest & out.isna()
+        if failed.any():  # a number too large for a float (1e400) is out of range, not unparseable
+            far[failed] = text[failed].str.fullmatch(NUMBER).fillna(False).astype(bool)
     return out, far
 
 
@@ -217,10 +220,12 @@ def _numbers(name: str, kind: str, s: pd.Series, blank: pd.Series, flag: Callabl
              shown: Callable[..., Callable[[pd.Series], pd.Series]]) -> pd.Series:
     """Numbers within their sane range; what is out of range is flagged and never converted."""
     num = pd.to_numeric(s.where(~blank), errors="coerce").astype("float64")
-    looks = _texts(s, blank).str.fullmatch(NUMBER).fillna(False).astype(bool)
     r = RANGES.get(name)
     expected = f" (expected {r.describe()})" if r is not None else ""
-    flag(~blank & num.isna() & looks, shown(s, f"'{name}' out of range: ", expected))
+    failed = ~blank & num.isna()
+    if failed.any():  # a number too large for a float (1e400) is out of range, not unparseable
+        looks = _texts(s[failed], blank[failed]).str.fullmatch(NUMBER).fillna(False).astype(bool)
+        flag(looks.reindex(s.index, fill_value=False), shown(s, f"'{name}' out of range: ", expected))
     flag(~blank & num.isna(), shown(s, f"unparseable number in '{name}': "))
     flag(~blank & np.isinf(num), shown(s, f"'{name}' out of range: ", expected))
     if name in ("amount", "amount_usd"):

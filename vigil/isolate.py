@@ -140,8 +140,10 @@ def _isolate(sessions: sessionmaker[Session], replay: Replay, scan: Callable[[Se
     events = [(t, i) for t, rr in replay.reads.items() for i in range(len(rr.raw))]
     accounts = sorted(set(replay.acc["account_id"].astype(str))) if replay.acc is not None and len(replay.acc) else []
     why: dict[Any, str] = {}
+    last = [database_message(first)]
 
-    def fails(ev: list[tuple[str, int]], acc: list[str]) -> bool:
+    def fails(ev: list[tuple[str, int]], acc: list[str], key: Any = None) -> bool:
+        """Does the batch with only these rows fail?  ``key``: the single row under test, to record why."""
         keep: dict[str, list[int]] = {}
         for t, i in ev:
             keep.setdefault(t, []).append(i)
@@ -155,40 +157,60 @@ def _isolate(sessions: sessionmaker[Session], replay: Replay, scan: Callable[[Se
         except (DBAPIError, StatementError) as e:
             if not refused_by_database(e):
                 raise
-            if len(ev) + len(acc) == 1:
-                why[(ev or acc)[0]] = database_message(e)
+            last[0] = database_message(e)
+            if key is not None:
+                why[key] = last[0]
             return True
         finally:
             s.rollback()
             s.close()
 
     def find(units: list[Any], test: Callable[[list[Any]], bool]) -> list[Any]:
-        """The units that fail on their own, given that ``units`` together fail."""
+        """The rows to leave out so that ``units`` pass, given that they fail together.
+
+        Halving finds rows that fail on their own cheaply; what fails only in company (a finding
+        that needs the account's history) is found by :func:`remove_latest`."""
         if len(units) == 1:
-            if units[0] not in why:
-                test(units)  # record the database's message for this row
             return units
         mid = len(units) // 2
         out: list[Any] = []
         for half in (units[:mid], units[mid:]):
-            if half and test(half):
+            if test(half):
                 out.extend(find(half, test))
-        if not out:  # only a combination fails: quarantine them together (rare, and never silent)
-            for u in units:
-                why.setdefault(u, f"refused together with {len(units) - 1} other row(s): {database_message(first)}")
-            return units
+        rest = [u for u in units if u not in set(out)]
+        if rest and (not out or test(rest)):
+            out.extend(remove_latest(rest, test))
         return out
+
+    def remove_latest(units: list[Any], test: Callable[[list[Any]], bool]) -> list[Any]:
+        """Leave out, one at a time, the latest row whose removal lets the rest pass."""
+        bad: list[Any] = []
+        cand = list(units)
+        while cand and test(cand):
+            message = last[0]
+            lo, hi = 1, len(cand)  # the fewest rows dropped from the end that make the rest pass
+            while lo < hi:
+                k = (lo + hi) // 2
+                if test(cand[: len(cand) - k]):
+                    lo = k + 1
+                else:
+                    hi = k
+            culprit = cand[len(cand) - lo]
+            why.setdefault(culprit, f"refused while this row was in the batch: {message}")
+            bad.append(culprit)
+            cand.remove(culprit)
+        return bad
 
     if fails([], []):
         raise first  # not the data: an empty batch fails too
     bad_events: list[tuple[str, int]] = []
     bad_accounts: list[str] = []
     if fails(events, []):
-        bad_events = find(events, lambda ev: fails(ev, []))
+        bad_events = find(events, lambda ev: fails(ev, [], ev[0] if len(ev) == 1 else None))
     dropped = set(bad_events)
     good_events = [u for u in events if u not in dropped]
     if accounts and fails(good_events, accounts):
-        bad_accounts = find(accounts, lambda acc: fails(good_events, acc))
+        bad_accounts = find(accounts, lambda acc: fails(good_events, acc, acc[0] if len(acc) == 1 else None))
     replay.keep = {t: np.array([i for tt, i in good_events if tt == t], dtype=int) for t in replay.reads}
     replay.keep_accounts = set(accounts) - set(bad_accounts)
     refused = _quarantined(replay, bad_events, bad_accounts, why)
@@ -198,6 +220,9 @@ def _isolate(sessions: sessionmaker[Session], replay: Replay, scan: Callable[[Se
             s.add(QuarantineRow(source=q.table, row_ref=q.ref, reason=q.reason, raw=q.raw, run_id=report.run_id,
                                 created_at=now))
     report.quarantined.extend(refused)
+    for q in refused:  # read, then quarantined: counted like rows validation quarantines
+        if q.table in report.rows:
+            report.rows[q.table] += 1
     log.warning("scan: %d row(s) the database refused were quarantined; the rest of the batch is committed",
                 len(refused))
     return report

@@ -86,10 +86,16 @@ def _echo_quarantined(quarantined: list[Any], limit: int = 5) -> None:
         click.echo(f"  ... and {len(quarantined) - limit} more (table vigil_quarantine)", err=True)
 
 
-def _fail_on_unusable(problems: dict[str, str], all_quarantined: list[str]) -> None:
-    """Exit 4 when part of the input was unusable, after everything usable was used."""
+def _fail_on_unusable(problems: dict[str, str], all_quarantined: list[str], *, shown: bool = False) -> None:
+    """Exit 4 when part of the input was unusable, after everything usable was used.
+
+    ``shown``: the reasons were printed already (the backtest summary); then name the tables only.
+    """
     from vigil.errors import InputError
 
+    if shown and (problems or all_quarantined):
+        what = [f"{t} (file refused)" for t in problems] + [f"{t} (every row quarantined)" for t in all_quarantined]
+        raise InputError(f"part of the input was unusable: {', '.join(what)}; the reasons are above")
     lines = [f"refused: {p}" for p in problems.values()]
     lines += [f"every row of {t} was quarantined: nothing of it was used" for t in all_quarantined]
     if lines:
@@ -199,7 +205,7 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
             old = run_backtest(data, compare_path, tables=tables)
             click.echo(_compare_text(compare(old.alerts, res.alerts)))
     click.echo(f"wrote {len(res.alerts)} alert(s) to {out}")
-    _fail_on_unusable(res.problems, res.all_quarantined)
+    _fail_on_unusable(res.problems, res.all_quarantined, shown=True)
 
 
 def _report_text(per_rule_report: Any, res: Any, labels: str | None) -> str:
