@@ -97,3 +97,20 @@ def test_file_name_suggestions() -> None:
     assert (suggest_file("login_history") or "").startswith("did you mean logins.csv?")
     assert (suggest_file("transaction") or "").startswith("did you mean transactions.csv?")
     assert suggest_file("labels") is None
+
+
+def test_the_documented_snippet_is_what_vigil_prints_and_is_accepted(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "input-contract.md").read_text(encoding="utf-8")
+    csv_text = doc.split("cat > export/logins.csv <<'CSV'\n", 1)[1].split("\nCSV\n", 1)[0] + "\n"
+    yaml_text = doc.split("cat > vigil.yaml <<'YAML'\n", 1)[1].split("\nYAML\n", 1)[0] + "\n"
+    data = tmp_path / "export"
+    data.mkdir()
+    (data / "logins.csv").write_text(csv_text, encoding="utf-8")
+    runner = CliRunner()
+    r = runner.invoke(main, ["backtest", "--data", str(data), "--out", str(tmp_path / "a.csv")])
+    assert r.exit_code == 4 and _snippet(r.output) == yaml_text, r.output
+    cfg = tmp_path / "vigil.yaml"
+    cfg.write_text(yaml_text, encoding="utf-8")
+    r = runner.invoke(main, ["--config", str(cfg), "backtest", "--data", str(data), "--out", str(tmp_path / "a.csv")])
+    assert r.exit_code == 0, r.output
+    assert "rows read: 3 (logins 3)" in r.output and "quarantined rows: 0" in r.output
