@@ -106,7 +106,7 @@ def parse_ts_checked(s: pd.Series, unit: str | None = None, fmt: str | None = No
         out[rest] = pd.to_datetime(text[rest], utc=True, errors="coerce", format="ISO8601")
         failed = rest & out.isna()
         if failed.any():  # a number too large for a float (1e400) is out of range, not unparseable
-            far[failed] = text[failed].str.fullmatch(NUMBER).fillna(False).astype(bool)
+            far[failed] = text[failed].str.fullmatch(NUMBER).fillna(False).to_numpy(dtype=bool)
     return out, far
 
 
