@@ -69,7 +69,11 @@ class FileSource:
             elif tmap is not None and tmap.table:
                 self._refuse(name, f"source.tables.{name}.table: no {stem}.csv or {stem}.parquet in {self.path}")
         for f in files:
-            if f not in used:
+            if f in used:
+                continue
+            if f.stem in TABLES:  # its table is mapped to another file
+                self._note(f"{f.name}: ignored, source.tables.{f.stem}.table names another file", warn=True)
+            else:
                 hint = suggest_file(f.stem)
                 self._note(f"{f.name}: not a contract table, ignored" + (f"; {hint}" if hint else
                            f" (the tables are {', '.join(n + '.csv' for n in TABLES)})"), warn=True)

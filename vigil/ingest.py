@@ -138,7 +138,7 @@ def quarantine_list(table_name: str, refs: pd.Series, reasons: pd.Series, raw: p
     """The rows with a reason, as :class:`Quarantined` (only these rows are touched one by one)."""
     limit = ref_limit()
     return [
-        Quarantined(table_name, str(refs[i])[:limit], str(reasons[i]), _raw_dict(raw.loc[i]))
+        Quarantined(table_name, str(refs[i])[:limit], str(reasons[i]), raw_dict(raw.loc[i]))
         for i in reasons.index[(reasons != "").to_numpy()]
     ]
 
@@ -285,7 +285,7 @@ def _unknown_choice(col: str, value: Any, choices: tuple[str, ...] | None) -> st
     return f"unknown {col} {shown!r}{hint} (expected one of {', '.join(options)})"
 
 
-def _raw_dict(row: pd.Series) -> dict[str, Any]:
+def raw_dict(row: pd.Series) -> dict[str, Any]:
     """The row as given, for the quarantine; long values cut, NUL bytes made visible."""
     out: dict[str, Any] = {}
     for k, v in row.items():

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.store.models import QuarantineRow
 from rules.loader import RuleSet
-from vigil.ingest import Quarantined, _raw_dict
+from vigil.ingest import Quarantined, raw_dict
 from vigil.limits import ref_limit
 from vigil.scan import ScanReport, scan_once
 
@@ -235,12 +235,12 @@ def _quarantined(replay: Replay, events: list[tuple[str, int]], accounts: list[s
     for t, i in events:
         row = replay.reads[t].raw.iloc[i]
         ref = str(row.get("_ref", f"{t}:row {i + 1}"))[:limit]
-        out.append(Quarantined(t, ref, f"the database refused the row: {why.get((t, i), '')}", _raw_dict(row)))
+        out.append(Quarantined(t, ref, f"the database refused the row: {why.get((t, i), '')}", raw_dict(row)))
     acc = replay.acc
     for a in accounts:
         assert acc is not None
         rows = acc[acc["account_id"].astype(str) == a]
         row = rows.iloc[-1]
         ref = str(row.get("_ref", f"accounts:{a}"))[:limit]
-        out.append(Quarantined("accounts", ref, f"the database refused the row: {why.get(a, '')}", _raw_dict(row)))
+        out.append(Quarantined("accounts", ref, f"the database refused the row: {why.get(a, '')}", raw_dict(row)))
     return out

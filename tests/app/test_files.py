@@ -110,3 +110,16 @@ def test_duplicate_header_is_refused(tmp_path: Path) -> None:
     p.write_text("event_id,event_id\n1,2\n", encoding="utf-8")
     with pytest.raises(FileRefused, match="column 'event_id' appears twice"):
         read_csv(p)
+
+
+def test_a_file_mapped_to_a_table_with_a_constant_kind(tmp_path: Path) -> None:
+    (tmp_path / "withdrawals.csv").write_text("tx_id,uid,time,coin,qty\nw1,A1,2026-03-01T08:00:00Z,USDT,25000\n",
+                                              encoding="utf-8")
+    (tmp_path / "transactions.csv").write_text("old\n", encoding="utf-8")
+    tmap = TableMap(table="withdrawals", columns={"kind": "=withdrawal", "event_id": "tx_id", "account_id": "uid",
+                                                  "ts": "time", "asset": "coin", "amount": "qty"})
+    src = FileSource(tmp_path, {"transactions": tmap})
+    good, bad = validate("transactions", src.read("transactions", {}, 100, pd.Timestamp.now("UTC")).raw)
+    assert not bad and good[["event_id", "kind", "amount"]].to_dict("records") == [
+        {"event_id": "w1", "kind": "withdrawal", "amount": 25000.0}]
+    assert src.notes == ["transactions.csv: ignored, source.tables.transactions.table names another file"]
