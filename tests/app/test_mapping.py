@@ -114,3 +114,23 @@ def test_the_documented_snippet_is_what_vigil_prints_and_is_accepted(tmp_path: P
     r = runner.invoke(main, ["--config", str(cfg), "backtest", "--data", str(data), "--out", str(tmp_path / "a.csv")])
     assert r.exit_code == 0, r.output
     assert "rows read: 3 (logins 3)" in r.output and "quarantined rows: 0" in r.output
+
+
+def test_import_stores_a_declared_unit_as_iso_so_the_engine_source_reads_it(tmp_path: Path) -> None:
+    from alerts.store.db import make_engine, upgrade
+    from vigil.importer import import_dir
+    from vigil.settings import TableMap
+
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "logins.csv").write_text("event_id,account_id,ts,success\ne1,A1,1772352000000000,true\n"
+                                     "e2,A1,1772352000,true\n", encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    upgrade(url)
+    eng = make_engine(url)
+    rep = import_dir(eng, data, {"logins": TableMap(ts_unit="us")})
+    assert rep.rows == {"logins": 1} and "read as epoch us" in rep.quarantined["logins"][0].reason
+    t = SOURCE_MODELS["logins"].__table__  # type: ignore[attr-defined]
+    with eng.connect() as c:
+        assert c.scalar(select(t.c.ts)) == "2026-03-01T08:00:00.000000+00:00"
+    eng.dispose()
