@@ -190,7 +190,7 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
 
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
-    configured = ctx.find_root().obj.get("config_path")  # --config or VIGIL_CONFIG
+    configured = (ctx.find_root().obj or {}).get("config_path")  # --config or VIGIL_CONFIG
     tables = _settings(ctx).source.tables if configured else None  # the export's own names, if mapped
     res = run_backtest(data, rules_path, tables=tables)
     write_alerts(res.alerts, out)
