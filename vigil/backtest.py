@@ -26,7 +26,7 @@ from rules.loader import RuleSet
 from tickets.core import session_info
 from vigil.bootstrap import load_rule_set
 from vigil.ingest import Quarantined
-from vigil.scan import scan_once
+from vigil.isolate import scan_guarded
 from vigil.sources import FileSource
 
 FIELDS = ("alert_id", "rule_id", "detector", "account_id", "severity", "ts", "event_ids", "mode", "kind", "status")
@@ -41,6 +41,14 @@ class BacktestResult:
     skips: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     rule_set: str = ""
+    problems: dict[str, str] = field(default_factory=dict)  # table -> why its file was refused
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def all_quarantined(self) -> list[str]:
+        """Tables that had rows, every one of them quarantined (the export does not fit the contract)."""
+        bad = Counter(q.table for q in self.quarantined)
+        return sorted(t for t, n in self.rows.items() if n and bad[t] >= n)
 
     def summary(self) -> str:
         tables = ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))
@@ -56,6 +64,9 @@ class BacktestResult:
             lines.append(f"  {n} x {reason}  [{', '.join(refs)}{', ...' if n > 3 else ''}]")
         for reason, n in sorted(self.skips.items()):
             lines.append(f"  skipped by {reason}: {n} row(s)")
+        lines.extend(f"note: {n}" for n in self.notes)
+        lines.extend(f"refused: {p}" for p in self.problems.values())
+        lines.extend(f"every row of {t} was quarantined" for t in self.all_quarantined)
         return "\n".join(lines)
 
 
@@ -67,6 +78,7 @@ def run_backtest(
     batch_rows: int = 500_000,
     now: datetime | None = None,
     geo: Any = "default",
+    tables: Mapping[str, Any] | None = None,
 ) -> BacktestResult:
     """Scan ``data`` (a directory, or canonical frames) with the rule set; return the would-be alerts."""
     rules = rules or load_rule_set(rules_path)
@@ -88,11 +100,10 @@ def run_backtest(
         engine = make_engine(url)
         sessions = session_factory(engine)
         sessions.configure(info=session_info())  # the shipped ticket policy, and the desk rule actions use
-        source = FileSource(data_dir)
+        source = FileSource(data_dir, tables)  # ``tables``: the source.tables mapping
         try:
             while True:
-                with sessions.begin() as s:
-                    rep = scan_once(s, source, rules, now=now, batch_rows=batch_rows, deliver=False, geo=geo)
+                rep = scan_guarded(sessions, source, rules, now=now, batch_rows=batch_rows, deliver=False, geo=geo)
                 result.rows.update(rep.rows)
                 result.quarantined.extend(rep.quarantined)
                 result.findings += rep.findings
@@ -100,6 +111,7 @@ def run_backtest(
                 result.skips.update(rep.skips)
                 if rep.exhausted:
                     break
+            result.problems, result.notes = dict(source.problems), list(source.notes)
             with sessions() as s:
                 rows = s.scalars(select(AlertRow).where(AlertRow.status != "suppressed")
                                  .order_by(AlertRow.ts, AlertRow.id)).all()

@@ -137,7 +137,7 @@ def make_source(settings: Settings, engine: Engine) -> SqlSource | FileSource:
         return SqlSource(make_engine(s.url), s, own=False)
     if not s.path:
         raise ConfigError("source.path is required when source.kind is 'files'")
-    return FileSource(s.path)
+    return FileSource(s.path, s.tables)
 
 
 def bootstrap(

@@ -26,7 +26,7 @@ from alerts.store.models import Run
 from delivery.deliver import Deliverer
 from delivery.escalate import EscalateReport, escalate_once
 from vigil.bootstrap import App
-from vigil.scan import scan_once
+from vigil.isolate import scan_guarded
 
 log = logging.getLogger("vigil.daemon")
 
@@ -37,9 +37,8 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
     totals: dict[str, Any] = {"batches": 0, "rows": 0, "alerts": 0, "quarantined": 0, "caught_up": False}
     for _ in range(limit):
         now = app.clock()
-        with app.sessions.begin() as s:
-            rep = scan_once(s, app.source, _rules(app), now=now, batch_rows=app.settings.daemon.batch_rows,
-                            deliver=deliver, geo=app.geo)
+        rep = scan_guarded(app.sessions, app.source, _rules(app), now=now, batch_rows=app.settings.daemon.batch_rows,
+                           deliver=deliver, geo=app.geo)
         totals["batches"] += 1
         totals["rows"] += rep.total_rows
         totals["alerts"] += len(rep.stage.created)
@@ -51,6 +50,9 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
         if rep.exhausted:
             totals["caught_up"] = True
             break
+    drain = getattr(app.source, "drain_messages", None)  # a data directory's refused files and notes
+    for level, message in drain() if drain is not None else []:
+        log.log(level, "source: %s", message)
     if not totals["caught_up"]:
         log.warning("scan: backlog remains after %d batches; the next run continues from the cursor", limit)
     return totals

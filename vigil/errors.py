@@ -3,6 +3,8 @@
     VigilError                 a message for a person, with a CLI exit code
     ├── ConfigError            settings file or environment is invalid (exit 2)
     ├── SourceError            a source cannot be read at all (exit 3)
+    ├── InputError             part of the input was unusable: a refused file, or a table whose
+    │                          every row was quarantined; the rest was used (exit 4)
     └── RuleSetError           the rule set does not load (exit 1); ``errors`` lists every problem
 """
 
@@ -19,6 +21,10 @@ class ConfigError(VigilError):
 
 class SourceError(VigilError):
     exit_code = 3
+
+
+class InputError(VigilError):
+    exit_code = 4
 
 
 class RuleSetError(VigilError):

@@ -29,12 +29,17 @@ class Strict(BaseModel):
 
 
 class TableMap(Strict):
-    """Where one canonical table lives in an external source, and how its columns are named."""
+    """Where one canonical table lives in a source, and how its columns are named (docs/input-contract.md)."""
 
-    table: str
+    table: str | None = Field(None, description="the source's table, or a data directory's file name; "
+                                                "default: the canonical name")
     columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> source column")
     cursor: str = Field("ingest_seq", description="a monotonic column: an id or an insertion timestamp")
     cursor_kind: Literal["int", "ts"] = "int"
+    ts_unit: Literal["s", "ms", "us", "ns"] | None = Field(
+        None, description="epoch numbers' unit; default: milliseconds, or seconds when below 1e11")
+    ts_format: str | None = Field(None, description="a strftime layout for other timestamp text, e.g. %d/%m/%Y %H:%M")
+    encoding: str | None = Field(None, description="a data file's text encoding when it is not UTF-8")
 
 
 class SourceSettings(Strict):

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
+from difflib import get_close_matches
 from typing import Any
 
 import pandas as pd
@@ -24,18 +23,14 @@ from sqlalchemy import Connection, Engine, MetaData, Table, and_, inspect, selec
 
 from detectors.contract import EVENT_TABLES, TABLES
 from vigil.errors import ConfigError, SourceError
+from vigil.files import FileSource
+from vigil.ingest import declare_ts
+from vigil.mapping import MappingError, plan
+from vigil.readresult import ReadResult
 from vigil.settings import SourceSettings, TableMap
 
 log = logging.getLogger(__name__)
 MAX_TRACKED_GAPS = 10_000
-
-
-@dataclass
-class ReadResult:
-    raw: pd.DataFrame  # canonical column names + _ref + _cursor
-    state: dict[str, Any]  # the cursor state after this read (committed with the batch)
-    absent: frozenset[str]  # optional contract columns this source does not provide
-    exhausted: bool  # True when fewer rows than the limit were available
 
 
 class SqlSource:
@@ -58,12 +53,13 @@ class SqlSource:
         md = MetaData()
         for name, contract in TABLES.items():
             tmap = self.settings.tables.get(name) or TableMap(table=name)
-            if tmap.table not in names:
+            phys_table = tmap.table or name
+            if phys_table not in names:
                 if name in self.settings.tables:
-                    raise ConfigError(f"source.tables.{name}.table: table {tmap.table!r} not found in the source")
+                    raise ConfigError(f"source.tables.{name}.table: table {phys_table!r} not found in the source")
                 continue
-            t = Table(tmap.table, md, autoload_with=self.engine)
-            physical = {c.name for c in t.columns}
+            t = Table(phys_table, md, autoload_with=self.engine)
+            physical = [c.name for c in t.columns]
             unknown = sorted(set(tmap.columns) - set(contract.names))
             if unknown:
                 raise ConfigError(f"source.tables.{name}.columns: {unknown} are not columns of the contract "
@@ -74,14 +70,17 @@ class SqlSource:
                 if phys in physical:
                     colmap[canon] = phys
                 elif canon in tmap.columns:
+                    close = get_close_matches(phys, physical, n=1)
                     raise ConfigError(f"source.tables.{name}.columns.{canon}: column {phys!r} not found "
-                                      f"in table {tmap.table!r}")
-            missing = [c for c in contract.required if c not in colmap]
-            if missing:
-                raise ConfigError(f"source table {tmap.table!r} ({name}) lacks required column(s) {missing}; "
-                                  f"map them under source.tables.{name}.columns")
+                                      f"in table {phys_table!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+            if any(c not in colmap for c in contract.required):
+                try:  # every missing column at once, each with a guess, and the snippet to paste
+                    plan(name, physical, colmap, filename=f"table {phys_table!r}", where=f"source.tables.{name}",
+                         mapped_table=phys_table, specials=False)
+                except MappingError as e:
+                    raise ConfigError(str(e)) from None
             if contract.is_event and tmap.cursor not in physical:
-                raise ConfigError(f"source.tables.{name}.cursor: column {tmap.cursor!r} not found in {tmap.table!r}")
+                raise ConfigError(f"source.tables.{name}.cursor: column {tmap.cursor!r} not found in {phys_table!r}")
             self._tables[name] = (t, tmap, colmap)
         self._inspected = True
 
@@ -102,8 +101,11 @@ class SqlSource:
         assert c is not None
         try:
             if tmap.cursor_kind == "int":
-                return self._read_int(c, t, cols, cur, table, state, limit, now, absent)
-            return self._read_ts(c, cols, cur, table, state, limit, now, absent)
+                res = self._read_int(c, t, cols, cur, table, state, limit, now, absent)
+            else:
+                res = self._read_ts(c, cols, cur, table, state, limit, now, absent)
+            declare_ts(res.raw, tmap)
+            return res
         except Exception as e:  # a broken source must not look like an empty one
             if isinstance(e, ConfigError | SourceError):
                 raise
@@ -183,77 +185,9 @@ class SqlSource:
         finally:
             if own_conn:
                 c.close()
-        df = pd.DataFrame(out, columns=list(colmap))
-        return df.drop_duplicates("account_id", keep="last")
-
-
-class FileSource:
-    """A data directory with ``NAME.csv`` or ``NAME.parquet`` per table (absent tables are absent).
-
-    The cursor is the number of rows consumed, so rows appended to a file are read next time.
-    """
-
-    kind = "files"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise SourceError(f"{self.path}: data directory not found")
-        self._cache: dict[str, pd.DataFrame] = {}
-        unknown = [
-            f.name for f in self.path.iterdir()
-            if f.suffix in (".csv", ".parquet") and f.stem not in TABLES
-        ]
-        if unknown:
-            log.warning("%s: ignoring files that are not contract tables: %s", self.path, ", ".join(sorted(unknown)))
-
-    def file_for(self, table: str) -> Path | None:
-        for ext in (".parquet", ".csv"):
-            p = self.path / f"{table}{ext}"
-            if p.is_file():
-                return p
-        return None
-
-    def _load(self, table: str) -> pd.DataFrame:
-        if table in self._cache:
-            return self._cache[table]
-        p = self.file_for(table)
-        if p is None:
-            df = pd.DataFrame()
-        elif p.suffix == ".csv":
-            try:
-                df = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error")
-            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-                raise SourceError(f"{p}: cannot parse CSV: {e}") from None
-            df["_ref"] = [f"{p.name}:line {i + 2}" for i in range(len(df))]
-        else:
-            try:
-                df = pd.read_parquet(p)
-            except Exception as e:
-                raise SourceError(f"{p}: cannot read Parquet: {e}") from None
-            df["_ref"] = [f"{p.name}:row {i + 1}" for i in range(len(df))]
-        df["_cursor"] = range(1, len(df) + 1)
-        self._cache[table] = df
+        df = pd.DataFrame(out, columns=list(colmap)).drop_duplicates("account_id", keep="last")
+        declare_ts(df, self.settings.tables.get("accounts"))
         return df
-
-    def tables(self) -> list[str]:
-        return [n for n in EVENT_TABLES if self.file_for(n) is not None]
-
-    def read(
-        self, table: str, state: Mapping[str, Any], limit: int, now: datetime, conn: Connection | None = None
-    ) -> ReadResult:
-        df = self._load(table)
-        pos = int(state.get("pos", 0))
-        chunk = df.iloc[pos : pos + limit]
-        absent = frozenset(c for c in TABLES[table].optional if c not in df.columns)
-        return ReadResult(chunk.reset_index(drop=True), {"pos": pos + len(chunk)}, absent, pos + limit >= len(df))
-
-    def accounts(self, ids: Iterable[str], conn: Connection | None = None) -> pd.DataFrame:
-        df = self._load("accounts")
-        if df.empty:
-            return pd.DataFrame(columns=list(TABLES["accounts"].names))
-        wanted = set(ids)
-        return df[df["account_id"].astype(str).isin(wanted)].drop_duplicates("account_id", keep="last")
 
 
 Source = SqlSource | FileSource

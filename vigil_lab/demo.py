@@ -42,7 +42,9 @@ def run_demo(*, db_url: str, data_dir: str, accounts: int, seed: int, serve: boo
                              web={"base_url": f"http://127.0.0.1:{port}", "port": port})
     app = bootstrap(settings)
     rep = import_dir(app.engine, data_dir)
-    click.secho(f"2. imported into {db_url}: " + ", ".join(f"{t} {n}" for t, n in rep.rows.items()), bold=True)
+    bad = sum(len(q) for q in rep.quarantined.values())
+    click.secho(f"2. imported into {db_url}: " + ", ".join(f"{t} {n}" for t, n in rep.rows.items())
+                + (f"; {bad} row(s) quarantined at import" if bad else ""), bold=True)
 
     totals = scan_until_caught_up(app)
     click.secho(f"3. scanned {totals['rows']} rows in {totals['batches']} batch(es): "

@@ -19,7 +19,8 @@ def test_backtest_writes_the_contract_and_names_quarantined_rows(tmp_path: Path)
     r = runner.invoke(main, ["backtest", "--data", str(data), "--out", str(out_csv)])
     assert r.exit_code == 0, r.output
     assert "quarantined rows: 2" in r.output
-    assert "unparseable timestamp in 'ts': yesterday-ish  [logins.csv:line 20]" in r.output
+    assert ("unparseable timestamp in 'ts': yesterday-ish (expected ISO 8601 or epoch milliseconds)  "
+            "[logins.csv:line 20]") in r.output
     assert "unknown kind 'withdraw'; did you mean 'withdrawal'?" in r.output
     assert "[transactions.csv:line 20]" in r.output
     rows = list(csv.DictReader(out_csv.open()))

@@ -48,23 +48,58 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.pass_context
 def import_cmd(ctx: click.Context, directory: str) -> None:
-    """Load a data directory (NAME.csv / NAME.parquet per table) into the source tables."""
+    """Load a data directory (NAME.csv / NAME.parquet per table) into the source tables.
+
+    The configuration's source.tables maps an export's own file and column names; every table is
+    imported on its own, bad rows are quarantined, and the exit code is 4 when a file was refused or
+    every row of a table was quarantined.
+    """
     from alerts.store.db import make_engine, upgrade
     from vigil.importer import import_dir
 
     s = _settings(ctx)
+    if not Path(directory).is_dir():
+        raise ConfigError(f"{directory}: data directory not found")
     upgrade(s.database_url)
     engine = make_engine(s.database_url)
     try:
-        rep = import_dir(engine, directory)
+        rep = import_dir(engine, directory, s.source.tables)
     finally:
         engine.dispose()
     for t, n in rep.rows.items():
-        click.echo(f"{t}: {n} row(s)")
+        q = rep.quarantined.get(t, [])
+        click.echo(f"{t}: {n} row(s)" + (f", {len(q)} quarantined" if q else ""))
+        _echo_quarantined(q)
     for t, cols in rep.ignored_columns.items():
         click.echo(f"{t}: ignored column(s) not in the contract: {', '.join(cols)}", err=True)
+    for note in rep.notes:
+        click.echo(f"note: {note}", err=True)
+    _fail_on_unusable(rep.problems, rep.all_quarantined)
     if not rep.rows:
         raise VigilError(f"{directory}: no contract tables found (expected logins.csv, transactions.parquet, ...)")
+
+
+def _echo_quarantined(quarantined: list[Any], limit: int = 5) -> None:
+    for q in quarantined[:limit]:
+        click.echo(f"  quarantined {q.ref}: {q.reason}", err=True)
+    if len(quarantined) > limit:
+        click.echo(f"  ... and {len(quarantined) - limit} more (table vigil_quarantine)", err=True)
+
+
+def _fail_on_unusable(problems: dict[str, str], all_quarantined: list[str], *, shown: bool = False) -> None:
+    """Exit 4 when part of the input was unusable, after everything usable was used.
+
+    ``shown``: the reasons were printed already (the backtest summary); then name the tables only.
+    """
+    from vigil.errors import InputError
+
+    if shown and (problems or all_quarantined):
+        what = [f"{t} (file refused)" for t in problems] + [f"{t} (every row quarantined)" for t in all_quarantined]
+        raise InputError(f"part of the input was unusable: {', '.join(what)}; the reasons are above")
+    lines = [f"refused: {p}" for p in problems.values()]
+    lines += [f"every row of {t} was quarantined: nothing of it was used" for t in all_quarantined]
+    if lines:
+        raise InputError("\n".join(lines))
 
 
 @click.command("scan")
@@ -147,13 +182,17 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
               help="A file of attack event ids (one per line, or a CSV with an event_id column).")
 @click.option("--compare", "compare_path", type=click.Path(), default=None,
               help="Older rules to compare with: which alerts each rule adds or drops.")
-def backtest_cmd(data: str, rules_path: str | None, out: str, labels: str | None, compare_path: str | None) -> None:
+@click.pass_context
+def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str, labels: str | None,
+                 compare_path: str | None) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
     from vigil.backtest import run_backtest, write_alerts
 
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
-    res = run_backtest(data, rules_path)
+    configured = (ctx.find_root().obj or {}).get("config_path")  # --config or VIGIL_CONFIG
+    tables = _settings(ctx).source.tables if configured else None  # the export's own names, if mapped
+    res = run_backtest(data, rules_path, tables=tables)
     write_alerts(res.alerts, out)
     click.echo(res.summary())
     try:
@@ -163,9 +202,10 @@ def backtest_cmd(data: str, rules_path: str | None, out: str, labels: str | None
     if per_rule_report is not None:
         click.echo(_report_text(per_rule_report, res, labels))
         if compare_path:
-            old = run_backtest(data, compare_path)
+            old = run_backtest(data, compare_path, tables=tables)
             click.echo(_compare_text(compare(old.alerts, res.alerts)))
     click.echo(f"wrote {len(res.alerts)} alert(s) to {out}")
+    _fail_on_unusable(res.problems, res.all_quarantined, shown=True)
 
 
 def _report_text(per_rule_report: Any, res: Any, labels: str | None) -> str:
