@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -29,12 +30,14 @@ from vigil.bootstrap import App
 from vigil.scan import scan_once
 
 log = logging.getLogger("vigil.daemon")
+SCAN_CYCLE = "scan_cycle"  # Run.job of one cycle; /metrics (vigil.web.metrics) reads the same name
 
 
 def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: bool = True) -> dict[str, Any]:
     """Scan batch after batch until the source is exhausted; report totals and any backlog left."""
     limit = max_batches or app.settings.daemon.max_batches_per_run
     totals: dict[str, Any] = {"batches": 0, "rows": 0, "alerts": 0, "quarantined": 0, "caught_up": False}
+    started, t0 = app.clock(), time.perf_counter()
     for _ in range(limit):
         now = app.clock()
         with app.sessions.begin() as s:
@@ -53,6 +56,10 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
             break
     if not totals["caught_up"]:
         log.warning("scan: backlog remains after %d batches; the next run continues from the cursor", limit)
+    totals["seconds"] = round(time.perf_counter() - t0, 3)
+    with app.sessions.begin() as s:  # one row per cycle: /metrics reads cycles and the lag from here
+        s.add(Run(job=SCAN_CYCLE, started_at=started, finished_at=app.clock(),
+                  status="caught_up" if totals["caught_up"] else "backlog", detail=dict(totals)))
     return totals
 
 
@@ -84,15 +91,11 @@ def reload_rules(app: App) -> dict[str, Any]:
                                 created_at=now, payload={"target": "security-staff", "trigger": "rule_set_refused",
                                                          "errors": [str(e) for e in res.errors][:50]}))
     if res.status == "refused":
-        RULE_SET_REFUSED[0] += 1
         log.error("rule set at %s refused (%d errors); the last good set keeps running:\n%s",
                   app.rule_manager.path, len(res.errors), "\n".join(str(e) for e in res.errors))
     else:
         log.info("rule set %s applied from %s", res.content_hash[:12], app.rule_manager.path)
     return {"status": res.status, "hash": res.content_hash[:16], "errors": len(res.errors)}
-
-
-RULE_SET_REFUSED = [0]  # exported by /metrics as vigil_rule_set_refused_total
 
 
 def escalate_all(app: App) -> EscalateReport:
