@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one object per line, with fields")
 
     @classmethod
     def settings_customise_sources(
