@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,20 +12,9 @@ from sqlalchemy import func, select
 
 from alerts.store.models import Delivery, RuleSetRow
 from rules.loader import DEFAULT_PACK
-from tests.app.helpers import make_app, small_dir
+from tests.app.helpers import make_app, small_dir, start_daemon, stop_daemon, wait_until
 from vigil.importer import import_dir
 from vigil.web.app import create_app
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(pred, timeout: float = 90.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,30 +28,22 @@ def test_serve_reports_the_daemons_scans_deliveries_and_refused_rule_set(tmp_pat
     shutil.copytree(DEFAULT_PACK, rules)
     app = make_app(db, rules_path=str(rules))
     import_dir(app.engine, small_dir(tmp_path / "data"))
-    cfg = tmp_path / "vigil.yaml"
-    cfg.write_text(f"database_url: {db}\nrules_path: {rules}\ndaemon: {{scan_every_seconds: 1, "
-                   "deliver_every_seconds: 1, escalate_every_seconds: 1, rules_reload_seconds: 1}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "--config", str(cfg), "run"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_daemon(tmp_path, db, f"rules_path: {rules}\n")
     try:
         def delivered() -> bool:
             with app.sessions() as s:
                 return bool(s.scalar(select(func.count()).select_from(Delivery)))
-        assert _wait(delivered), "the daemon scanned and delivered"
+        assert wait_until(delivered, 90), "the daemon scanned and delivered"
         (rules / "zz-broken.yaml").write_text("rules:\n  - id: broken\n    detector: new_locaton\n    severity: high\n")
 
         def refused() -> bool:
             with app.sessions() as s:
                 q = select(func.count()).select_from(RuleSetRow).where(RuleSetRow.status == "refused")
                 return bool(s.scalar(q))
-        assert _wait(refused), "the daemon refused the broken rule set"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        assert wait_until(refused, 90), "the daemon refused the broken rule set"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
+        out = stop_daemon(proc)
+    assert "rule set at" in out and "refused" in out  # logged with its errors
 
     served = make_app(db, clock=lambda: datetime.now(UTC))  # `vigil serve`: nothing shared but the database
     with TestClient(create_app(served)) as client:
