@@ -87,21 +87,31 @@ def load_yaml(text: str, path: str, *, what: str = "a mapping") -> Any:
 
 
 def issues(e: ValidationError, root: type[BaseModel], *, doc: Any = None, path: str = "",
-           prefix: Sequence[Any] = (), union_tags: Sequence[str] = (), noun: str = "key") -> list[Issue]:
+           prefix: Sequence[Any] = (), union_tags: Sequence[str] = (), noun: str = "key",
+           exact: bool = False) -> list[Issue]:
     """Every error of a validation, in words, at its node in ``doc`` (line 0 when it is not there).
 
     ``prefix`` is where ``root`` sits in the document (``("channels", "sms")`` for one channel's
-    section of the settings file).
+    section of the settings file).  A missing key is placed at the mapping that lacks it.  With
+    ``exact``, a value is placed only if the document holds it (settings: the value may have come
+    from the environment instead); otherwise at the deepest node on its path.
     """
     out = []
     for err in e.errors():
         loc = tuple(err["loc"])
         full = (*prefix, *loc)
         line = col = 0
-        if doc is not None:
-            line, col, walked = locate(doc, full, key=err["type"] == "extra_forbidden", union_tags=union_tags)
-            if not walked and full:
+        if doc is not None and err["type"] == "missing":
+            line, col, walked = locate(doc, full[:-1], union_tags=union_tags)
+            if exact and len(walked) < len(full) - 1:
                 line = col = 0
+        elif doc is not None:
+            line, col, walked = locate(doc, full, key=err["type"] == "extra_forbidden", union_tags=union_tags)
+            if (not walked and full) or (exact and len(walked) < len([p for p in full if p not in union_tags])):
+                line = col = 0
+            elif exact and "input" in err and err["type"] != "extra_forbidden" \
+                    and _plain(_node_at(doc, walked)) != _plain(err["input"]):
+                line = col = 0  # the file has this key, but the value that failed came from elsewhere
         msg = humanise(err, loc, root, union_tags=union_tags, noun=noun)
         out.append(Issue(path, line, col, field_path(full), msg))
     return out
@@ -180,6 +190,13 @@ def locate(doc: Any, loc: Iterable[Any], key: bool = False, *, union_tags: Itera
         else:
             break
     return line, col, walked
+
+
+def _node_at(doc: Any, walked: Sequence[Any]) -> Any:
+    node = doc
+    for part in walked:
+        node = node[part]
+    return node
 
 
 def field_path(loc: Sequence[Any]) -> str:

@@ -169,7 +169,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     try:
         settings = Settings(**overrides)
     except ValidationError as e:
-        found = confkit.issues(e, Settings, doc=doc, path=str(path or ""), noun="setting")
+        found = confkit.issues(e, Settings, doc=doc, path=str(path or ""), noun="setting", exact=True)
         lines = [str(i if i.line else replace(i, path="environment")) for i in found]
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     finally:

@@ -36,6 +36,10 @@ def test_every_problem_at_once_at_its_place_in_the_file_or_the_environment(tmp_p
     assert f"  {cfg}:5:23: daemon.scan_every_seconds: must be >= 1, got 0" in lines
     assert "  environment: delivery.max_attempts: expected a whole number, got 'many'" in lines
     assert "Input should" not in str(e.value)
+    monkeypatch.setenv("VIGIL_WEB__PORT", "ninety")  # the file has web.port too: the bad value is the variable's
+    with pytest.raises(ConfigError) as e:
+        load_settings(cfg)
+    assert "  environment: web.port: expected a whole number, got 'ninety'" in str(e.value).splitlines()
 
 
 def test_a_broken_file_is_one_line_with_its_position(tmp_path: Path) -> None:
