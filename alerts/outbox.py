@@ -58,20 +58,15 @@ DEAD_LETTERS = (S.FAILED.value, S.DEAD.value)
 PENDING = S.PENDING.value  # what every new row starts as
 
 
-class OutboxStateError(Exception):
-    def __init__(self, state: str, event: str) -> None:
-        super().__init__(f"an outbox message in status {state!r} cannot take event {event!r}")
-        self.state = state
-        self.event = event
+class OutboxStateError(ValueError):
+    """An illegal outbox move (a bug in the delivery code, never a delivery failure)."""
 
 
-_TABLE = TransitionTable(TRANSITIONS, OutboxStateError)
+def _error(state: str, event: str) -> OutboxStateError:
+    return OutboxStateError(f"an outbox message in status {state!r} cannot take event {event!r}")
 
 
-def apply(state: str, event: str) -> str:
-    """The next status (a plain string, as stored), or :class:`OutboxStateError` for an illegal move."""
-    return str(_TABLE.apply(state, event))
-
-
-def can(state: str, event: str) -> bool:
-    return _TABLE.can(state, event)
+# plain strings in and out, as stored in ``vigil_outbox.status``
+_TABLE = TransitionTable({str(k): {e: str(v) for e, v in m.items()} for k, m in TRANSITIONS.items()}, _error)
+apply = _TABLE.apply  # the next status, or OutboxStateError for an illegal move
+can = _TABLE.can

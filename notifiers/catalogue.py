@@ -1,9 +1,16 @@
-"""Message catalogues: one YAML file per locale under ``notifiers/locales``.
+"""The message catalogue: one gettext catalogue (domain ``vigil``) for messages and web pages.
 
-Why YAML rather than gettext: the strings are few, translators edit them with comments beside
-them, and there is no compile step to forget.  Keys are dotted paths (``new_location.subject``);
-values use ``{name}`` placeholders, substituted by :func:`fill` -- never ``str.format``, so a
-catalogue string cannot reach attributes of the values it formats.
+``notifiers/locale/<ll>/LC_MESSAGES/vigil.po`` holds one ``.po`` file per locale (en, zh_CN,
+zh_TW, ko, ja).  The message ids are keys (``new_location.subject``, ``page.title``) and English
+is a translation like the others, so wording changes never change ids.  ``scripts/i18n`` extracts
+the keys the code and templates use with ``pybabel extract`` (keywords ``t``, ``_t:2``,
+``lookup:2``, ``N_``) and merges them into every ``.po`` with ``pybabel update``; a test fails on a
+key missing, empty or with other placeholders in any locale.  The ``.po`` files are read with
+Babel at first use -- there is no compiled ``.mo`` to build or to let go stale.
+
+English strings with ``sms`` in their key stay in the GSM-7 alphabet (no curly quotes, dashes or
+ellipses).  Values use ``{name}`` placeholders, substituted by :func:`fill` -- never
+``str.format``, so a catalogue string cannot reach attributes of the values it formats.
 
 A locale tag from the account (BCP 47: ``zh-Hant-HK``, ``ja-JP``, ``en_GB``) is narrowed to one
 of :data:`LOCALES` by :func:`catalogue_locale`; a language without a catalogue reads English.
@@ -19,10 +26,37 @@ from typing import Any
 
 LOCALES = ("en", "zh-CN", "zh-TW", "ko", "ja")
 DEFAULT_LOCALE = "en"
-LOCALE_DIR = Path(__file__).parent / "locales"
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "vigil"
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _TRADITIONAL = {"hant", "tw", "hk", "mo"}
+
+
+def N_(key: str) -> str:
+    """gettext's marker: the key is extracted by pybabel and looked up later."""
+    return key
+
+
+# keys the code builds at run time (``events.<detector>``, ``label.<field>``, ...), marked for extraction
+DYNAMIC_KEYS = (
+    N_("events.new_address"), N_("events.withdrawal_after_change"), N_("events.draining"),
+    N_("events.trading_spike"), N_("events.isolation"), N_("events.impossible_travel"), N_("events.login_risk"),
+    N_("events.new_device"), N_("events.new_subnet"), N_("events.new_asn"), N_("events.failed_logins"),
+    N_("events.credential_stuffing"), N_("events.new_location"), N_("events.large_withdrawal"),
+    N_("events.high_leverage"), N_("events.generic"),
+    N_("label.time_full"), N_("label.time_short"), N_("label.place"), N_("label.ip"), N_("label.device"),
+    N_("label.amount"), N_("label.value_usd"), N_("label.address"), N_("label.network"), N_("label.symbol"),
+    N_("label.leverage"), N_("label.margin_ratio"), N_("label.liquidation_price"), N_("label.mark_price"),
+    N_("label.expires"), N_("label.what"),
+    N_("freeze_guidance.sms_next"), N_("freeze_guidance.sms_next_short"),  # chosen by length in the template
+    # every message template's subject and push title (``<template>.subject``, ``<template>.push_title``)
+    N_("freeze_guidance.subject"), N_("freeze_guidance.push_title"), N_("high_leverage.subject"),
+    N_("high_leverage.push_title"), N_("large_withdrawal.subject"), N_("large_withdrawal.push_title"),
+    N_("liquidation_risk.subject"), N_("liquidation_risk.push_title"), N_("new_location.subject"),
+    N_("new_location.push_title"), N_("reminder.subject"), N_("reminder.push_title"),
+    N_("security_alert.subject"), N_("security_alert.push_title"),
+)
 
 
 class CatalogueError(LookupError):
@@ -37,20 +71,26 @@ def catalogue_locale(tag: str | None) -> str:
     return parts[0] if parts[0] in ("en", "ko", "ja") else DEFAULT_LOCALE
 
 
+def po_path(locale: str, directory: str | Path = LOCALE_DIR) -> Path:
+    """``zh-CN`` -> ``<directory>/zh_CN/LC_MESSAGES/vigil.po``."""
+    return Path(directory) / locale.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
 @cache
 def load(locale: str, directory: str = str(LOCALE_DIR)) -> Mapping[str, str]:
-    """The flattened catalogue of one locale (``{"new_location.subject": "..."}``)."""
-    from ruamel.yaml import YAML
+    """The translated messages of one locale (``{"new_location.subject": "..."}``); untranslated
+    (empty) and fuzzy entries are left out, so they read English."""
+    from babel.messages.pofile import PoFileError, read_po
 
-    path = Path(directory) / f"{locale}.yaml"
+    path = po_path(locale, directory)
     if not path.is_file():
         return {}
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise CatalogueError(f"{path}: the top level must be a mapping of keys to strings")
-    flat: dict[str, str] = {}
-    _flatten(data, "", flat, path)
-    return flat
+    try:
+        with path.open("rb") as f:
+            catalog = read_po(f, locale=locale.replace("-", "_"), domain=DOMAIN, abort_invalid=True)
+    except (PoFileError, ValueError) as e:
+        raise CatalogueError(f"{path}: {e}") from None
+    return {str(m.id): str(m.string) for m in catalog if m.id and m.string and not m.fuzzy}
 
 
 def lookup(locale: str, key: str, directory: str = str(LOCALE_DIR)) -> str:
@@ -59,7 +99,7 @@ def lookup(locale: str, key: str, directory: str = str(LOCALE_DIR)) -> str:
         value = load(loc, directory).get(key)
         if value is not None:
             return value
-    raise CatalogueError(f"{directory}/{DEFAULT_LOCALE}.yaml: no message {key!r}")
+    raise CatalogueError(f"{po_path(DEFAULT_LOCALE, directory)}: no message {key!r}")
 
 
 def fill(text: str, values: Mapping[str, Any], key: str = "", missing: str | None = None) -> str:
@@ -79,14 +119,3 @@ def fill(text: str, values: Mapping[str, Any], key: str = "", missing: str | Non
 
 def placeholders(text: str) -> set[str]:
     return set(_PLACEHOLDER.findall(text))
-
-
-def _flatten(node: Any, prefix: str, out: dict[str, str], path: Path) -> None:
-    for k, v in node.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            _flatten(v, key + ".", out, path)
-        elif isinstance(v, str):
-            out[key] = v
-        else:
-            raise CatalogueError(f"{path}: {key}: expected a string, got {type(v).__name__}")

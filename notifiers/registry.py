@@ -12,12 +12,13 @@ the channels it lists in ``stand_in_for`` that are not enabled -- so the embedde
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+import confkit
+from confkit import suggest
 from notifiers.base import Channel, ChannelConfig
 from notifiers.console import ConsoleChannel, ConsoleConfig
 from notifiers.email import EmailChannel
@@ -66,9 +67,7 @@ def channel_class(name: str) -> type[Channel]:
                 )
             return obj
     known = sorted({*CHANNELS, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise LookupError(f"unknown channel {name!r}.{hint} Known channels: {', '.join(known)}")
+    raise LookupError(f"unknown channel {name!r}{suggest(name, known) or '.'} Known channels: {', '.join(known)}")
 
 
 def validate_channels(settings: Mapping[str, Any] | BaseModel | None) -> dict[str, ChannelConfig]:
@@ -134,13 +133,5 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def _format(name: str, e: ValidationError) -> list[str]:
-    out = []
-    for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            known = list(CHANNELS[name].config_model.model_fields) if name in CHANNELS else []
-            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            msg = "unknown setting" + (f"; did you mean {close[0]!r}?" if close else "")
-        out.append(f"channels.{name}{'.' + loc if loc else ''}: {msg}")
-    return out
+    model = CHANNELS[name].config_model if name in CHANNELS else ChannelConfig
+    return [str(i) for i in confkit.issues(e, model, prefix=("channels", name), noun="setting")]

@@ -143,8 +143,7 @@ def _render_sms(
     for level in _SMS_LEVELS:
         view = build_view(template, loc, tag, context, level=level, fold=fold)
         lines = env.get_template(f"{template}/sms.txt.j2").render(view).splitlines()
-        sep = cat.lookup(loc, "common.sms_sep")
-        text = sep.join(x.strip() for x in lines if x.strip())
+        text = _join_parts(loc, [x.strip() for x in lines if x.strip()])
         segs = sms_segments.segment_count(text)
         if segs <= max_segments:
             break
@@ -222,6 +221,15 @@ def build_view(
     ]
     view["t"] = lambda key, **kw: _t(loc, key, {**view, **kw})
     return view
+
+
+def _join_parts(loc: str, parts: list[str]) -> str:
+    """An SMS's parts joined the locale's way (``"{first} {next}"``; no space in Chinese or Japanese)."""
+    join = cat.lookup(loc, "common.sms_join")
+    text = parts[0] if parts else ""
+    for part in parts[1:]:
+        text = cat.fill(join, {"first": text, "next": part}, "common.sms_join")
+    return text
 
 
 def _t(loc: str, key: str, values: Mapping[str, Any]) -> str:

@@ -1,26 +1,24 @@
 """Errors in rule files, worded for security staff and placed at ``path:line:col``.
 
-Pydantic, ruamel.yaml and the CEL parser each speak their own dialect ("Input should be a valid
-boolean", "found character '\\t' that cannot start any token", "mismatched input '<EOF>'").  This
-module translates them into one short sentence that says what to change, with a "did you mean"
-when a close spelling exists, in the style of Prometheus' ``rulefmt`` and RenderCV.
+The wording of YAML and pydantic problems is the configuration toolkit's (:mod:`confkit`, shared
+with the ticket policy, the settings and the channel registry); this module adds what is the
+rules' own: the rule id in each message, the action tags and what a rule's names look like.
 """
 
 from __future__ import annotations
 
-import json
-import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from difflib import get_close_matches
 from typing import Any
 
 from pydantic import BaseModel
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.scalarbool import ScalarBoolean
 
+import confkit
+from confkit import field_path, model_at, plain, scalar_position, show, suggest, yaml_message
 from rules.schema import ACTION_TYPES
+
+__all__ = ["RuleError", "error_at", "field_path", "humanise", "locate", "model_at", "plain", "scalar_position", "show",
+           "suggest", "yaml_message"]
 
 
 @dataclass(frozen=True)
@@ -46,282 +44,23 @@ class RuleError:
         }
 
 
-def suggest(word: object, options: Iterable[str]) -> str:
-    """``". Did you mean 'x'?"`` for the closest option (spelling, case, or an abbreviation), or ``""``."""
-    opts = list(options)
-    w = str(word)
-    close = [o for o in opts if o.lower() == w.lower()] or get_close_matches(w, opts, n=1, cutoff=0.6)
-    if not close:
-        close = [o for o in opts if len(o) >= 3 and w.lower().startswith(o.lower())]
-    return f". Did you mean '{close[0]}'?" if close else ""
-
-
-def show(v: Any) -> str:
-    """A value as the person wrote it in YAML."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "null (empty)"
-    if isinstance(v, str):
-        return repr(v)
-    if isinstance(v, Mapping | list):
-        text = json.dumps(_plain(v), default=str)
-        return text if len(text) <= 60 else text[:57] + "..."
-    return str(v)
-
-
-def _plain(node: Any) -> Any:
-    """Plain Python values: ruamel wraps anchored or specially written scalars (``&x true``, ``0x10``)
-    in subclasses that strict validation would otherwise refuse."""
-    if isinstance(node, Mapping):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list | CommentedSeq):
-        return [_plain(v) for v in node]
-    if isinstance(node, ScalarBoolean | bool):
-        return bool(node)
-    if isinstance(node, TaggedScalar):
-        return str(node.value)
-    for kind in (int, float, str):
-        if isinstance(node, kind) and type(node) is not kind:
-            return kind(node)
-    return node
-
-
-plain = _plain
-
-
-# -- positions ------------------------------------------------------------------------------------
-def locate(doc: Any, loc: Iterable[Any], key: bool = False) -> tuple[int, int, list[Any]]:
-    """Line and column (1-based) of the deepest node on ``loc`` that exists, and the parts walked.
-
-    Action union tags (``ticket``) that pydantic puts in a location are skipped when the YAML used
-    the tagged form ``{type: ticket, ...}`` rather than the shorthand ``{ticket: {...}}``.
-    """
-    node = doc
-    line, col = 1, 1
-    walked: list[Any] = []
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            kl, kc = node.lc.key(part)
-            vl, vc = node.lc.value(part)
-            line, col = (kl + 1, kc + 1) if key else (vl + 1, vc + 1)
-            node = node[part]
-            walked.append(part)
-        elif isinstance(node, CommentedMap) and part in ACTION_TYPES:
-            continue
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            il, ic = node.lc.item(part)
-            line, col = il + 1, ic + 1
-            node = node[part]
-            walked.append(part)
-        else:
-            break
-    return line, col, walked
-
-
-def field_path(loc: Sequence[Any]) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def scalar_position(text: str, line: int, col: int, value: str, offset: int) -> tuple[int, int]:
-    """Where character ``offset`` of a scalar's value sits in the file (1-based line and column).
-
-    ``line``/``col`` (1-based) is where the scalar starts: an opening quote, a block indicator
-    (``|``, ``>``) or the first character of a plain scalar.  Quotes, escapes, indentation and
-    folded line breaks are skipped by aligning the value's characters with the file's.
-    """
-    starts = [0]
-    for i, ch in enumerate(text):
-        if ch == "\n":
-            starts.append(i + 1)
-    i = starts[line - 1] + col - 1 if line - 1 < len(starts) else len(text)
-    if i < len(text) and text[i] in "|>":
-        nl = text.find("\n", i)
-        i = len(text) if nl < 0 else nl + 1
-    elif i < len(text) and text[i] in "'\"":
-        i += 1
-    j = 0
-    while j < offset and i < len(text):
-        if text[i] == value[j]:
-            i += 1
-            j += 1
-        elif value[j] in " \n\t":
-            j += 1
-        else:
-            i += 1
-    while i < len(text) and offset < len(value) and text[i] != value[offset] and text[i] in " \n\t\\":
-        i += 1
-    ln = max(k for k, s in enumerate(starts) if s <= i) if i < len(text) else len(starts) - 1
-    return ln + 1, i - starts[ln] + 1
-
-
-# -- YAML -----------------------------------------------------------------------------------------
-def yaml_message(e: MarkedYAMLError) -> tuple[int, int, str]:
-    mark = e.problem_mark or e.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    problem = str(e.problem or "")
-    context = str(e.context or "")
-    cm = e.context_mark
-    where = f"line {cm.line + 1}, column {cm.column + 1}" if cm else "above"
-    if "'\\t'" in problem:
-        return line, col, "a tab character: YAML indentation and spacing must use spaces"
-    if problem.startswith("found duplicate key"):
-        name = problem.split('"')[1] if '"' in problem else "?"
-        return line, col, f"the key '{name}' appears twice in the same mapping; keep one"
-    if "scanning a quoted scalar" in context:
-        return (cm.line + 1, cm.column + 1, "a quoted text is not closed") if cm else (line, col, problem)
-    if "expected a single document" in context:
-        return line, col, "a second YAML document ('---'): put each rule file's content in one document"
-    if problem == "mapping values are not allowed here":
-        return line, col, "an unexpected ':'; if the value contains ': ' put the whole value in quotes"
-    if "flow mapping" in context or "flow sequence" in context:
-        bracket = "{" if "mapping" in context else "["
-        return line, col, f"the '{bracket}' opened at {where} is not closed"
-    if "block collection" in context or "block mapping" in context:
-        return (
-            line,
-            col,
-            "the indentation does not line up with the lines above; check the spaces before this line",
-        )
-    if "while scanning an alias" in context or "while scanning an anchor" in context:
-        return line, col, f"a '*' or '&' starts a YAML alias here; put the value in quotes ({problem})"
-    if problem.startswith("found undefined alias"):
-        return line, col, f"{problem}; put a value that starts with '*' in quotes"
-    text = problem + (f" ({context})" if context else "")
-    return line, col, f"invalid YAML: {text}"
-
-
-# -- pydantic -------------------------------------------------------------------------------------
-def _unwrap(t: Any) -> Any:
-    while True:
-        origin = typing.get_origin(t)
-        if origin is typing.Annotated:
-            t = typing.get_args(t)[0]
-        elif origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-            args = [a for a in typing.get_args(t) if a is not type(None)]
-            if len(args) == 1:
-                t = args[0]
-            else:
-                return tuple(args)
-        else:
-            return t
-
-
-def model_at(root: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
-    """The model that owns the mapping at ``loc`` (for "did you mean" on an unknown key)."""
-    t: Any = root
-    for part in loc:
-        t = _unwrap(t)
-        if isinstance(part, int):
-            if typing.get_origin(t) is not list:
-                return None
-            t = typing.get_args(t)[0]
-        elif isinstance(t, tuple):  # a union: pick the member whose ``type`` tag is ``part``
-            t = next(
-                (
-                    m
-                    for m in t
-                    if isinstance(m, type)
-                    and issubclass(m, BaseModel)
-                    and m.model_fields.get("type")
-                    and m.model_fields["type"].default == part
-                ),
-                None,
-            )
-            if t is None:
-                return None
-        elif isinstance(t, type) and issubclass(t, BaseModel) and part in t.model_fields:
-            t = t.model_fields[part].annotation
-        else:
-            return None
-    t = _unwrap(t)
-    return t if isinstance(t, type) and issubclass(t, BaseModel) else None
-
-
-_NAMES = {
+NAMES = {
     "id": "a rule id: lower-case letters, digits, '-', '_' or '.' (up to 80), like 'login-new-country'",
     "template": "a template name: lower-case letters, digits and '_'",
-}
-_TYPES = {
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "string_type": "text",
-    "list_type": "a list",
-    "dict_type": "a mapping (key: value lines)",
-    "model_type": "a mapping (key: value lines)",
-    "model_attributes_type": "a mapping (key: value lines)",
 }
 
 
 def humanise(err: Mapping[str, Any], loc: Sequence[Any], root: type[BaseModel]) -> str:
-    """One pydantic error in words; ``loc`` is relative to ``root``."""
-    etype = err["type"]
-    given = err.get("input")
-    ctx = err.get("ctx") or {}
-    last = loc[-1] if loc else ""
-    if etype == "extra_forbidden":
-        owner = model_at(root, loc[:-1])
-        known = [k for k in (owner.model_fields if owner else ()) if k != "type"]
-        hint = suggest(last, known)
-        return f"unknown key '{last}'{hint}" + (
-            "" if hint or not known else f" (allowed: {', '.join(known)})"
-        )
-    if etype == "missing":
-        return f"the required key '{last}' is missing"
-    if etype in ("literal_error", "enum"):
-        options = [o.strip().strip("'") for o in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
-        options = [o for o in options if o]
-        if last == "version":
-            return f"{show(given)} is not supported; write version: 1"
-        return f"{show(given)} is not one of {', '.join(options)}{suggest(given, options)}"
-    if etype == "string_pattern_mismatch":
-        what = _NAMES.get(str(last), "a name: lower-case letters, digits, '-', '_' or '.'")
-        return f"{show(given)} is not {what}"
-    if etype == "union_tag_invalid":
-        tag = ctx.get("tag")
-        return f"unknown action {show(tag)}{suggest(tag, ACTION_TYPES)} (actions: {', '.join(ACTION_TYPES)})"
-    if etype == "union_tag_not_found":
-        return f"an action is one of {', '.join(ACTION_TYPES)}, or a mapping with one of them as its only key"
-    if etype in _TYPES:
-        tip = ""
-        if (
-            etype.startswith("bool")
-            and isinstance(given, str)
-            and given.lower() in ("yes", "no", "on", "off")
-        ):
-            tip = " (YAML 1.2 reads yes/no/on/off as text)"
-        elif isinstance(given, str) and etype.startswith(("int", "float")):
-            tip = " (remove the quotes)" if _numeric(given) else ""
-        elif etype == "list_type" and isinstance(given, str):
-            tip = f"; write [{given}]"
-        elif etype == "list_type" and isinstance(given, Mapping) and last == "rules":
-            tip = "; start each rule with '- '"
-        return f"expected {_TYPES[etype]}, got {show(given)}{tip}"
-    if etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[
-            etype
-        ]
-        bound = next(iter(ctx.values()), "?")
-        return f"must be {sign} {bound}, got {show(given)}"
-    if etype == "too_short":
-        return "must not be empty" if not given else f"needs at least {ctx.get('min_length', 1)} item(s)"
-    if etype in ("value_error", "assertion_error"):
-        return str(ctx.get("error", err.get("msg", "")))
-    msg = str(err.get("msg", etype))
-    return msg.replace("Input should be", "expected")
+    """One pydantic error in a rule file, in words (actions are the tagged union here)."""
+    return confkit.humanise(err, loc, root, union_tags=ACTION_TYPES, names=NAMES)
 
 
-def _numeric(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
+def locate(doc: Any, loc: Iterable[Any], key: bool = False) -> tuple[int, int, list[Any]]:
+    """Line and column of ``loc`` in a rule file (see :func:`confkit.locate`)."""
+    return confkit.locate(doc, loc, key, union_tags=ACTION_TYPES)
+
+
+def error_at(path: str, doc: Any, loc: Sequence[Any], message: str, rule_id: str | None = None) -> RuleError:
+    """A :class:`RuleError` placed at the node ``loc`` of a rule file's document."""
+    line, col, _ = locate(doc, loc)
+    return RuleError(path, line, col, rule_id, message)

@@ -28,6 +28,7 @@ from detectors import DETECTORS, Detector
 from rules.checks import Flagged, cross_checks
 from rules.errors import (
     RuleError,
+    error_at,
     field_path,
     humanise,
     locate,
@@ -255,17 +256,10 @@ def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
 
 
 def _check_rule(path: str, text: str, doc: CommentedMap, i: int, item: Any, ctx: _Context) -> list[RuleError]:
-    line, col, _ = locate(doc, ("rules", i))
+    line, _, _ = locate(doc, ("rules", i))
     if not isinstance(item, CommentedMap):
-        return [
-            RuleError(
-                path,
-                line,
-                col,
-                None,
-                f"rules[{i}]: a rule is a mapping (id:, detector:, severity:, ...), got {show(plain(item))}",
-            )
-        ]
+        return [error_at(path, doc, ("rules", i),
+                         f"rules[{i}]: a rule is a mapping (id:, detector:, severity:, ...), got {show(plain(item))}")]
     rid = item.get("id") if isinstance(item.get("id"), str) else None
     who = rid or f"#{i + 1}"
     errs: list[RuleError] = []

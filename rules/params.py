@@ -26,7 +26,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from detectors.base import Detector, ParameterError
 from rules.context import account_context, in_segment
-from rules.errors import RuleError, field_path, humanise, locate, plain, show, suggest
+from rules.errors import RuleError, error_at, field_path, humanise, locate, plain, show, suggest
 from rules.schema import Segments
 
 
@@ -83,41 +83,23 @@ class ParamCollector:
     def add_section(self, path: str, doc: CommentedMap, section: Any) -> list[RuleError]:
         errs: list[RuleError] = []
         if not isinstance(section, CommentedMap):
-            line, col, _ = locate(doc, ("detectors",))
-            return [
-                RuleError(
-                    path,
-                    line,
-                    col,
-                    None,
-                    f"detectors: expected a mapping of detector names, got {show(plain(section))}",
-                )
-            ]
+            return [error_at(path, doc, ("detectors",),
+                             f"detectors: expected a mapping of detector names, got {show(plain(section))}")]
         for name, body in section.items():
             line, col, _ = locate(doc, ("detectors", name), key=True)
             cls = self.registry.get(str(name))
             if cls is None:
                 errs.append(
-                    RuleError(
-                        path,
-                        line,
-                        col,
-                        None,
-                        f"detectors: unknown detector '{name}'{suggest(name, self.registry)}",
-                    )
+                    RuleError(path, line, col, None,
+                              f"detectors: unknown detector '{name}'{suggest(name, self.registry)}")
                 )
                 continue
             if body is None:
                 continue
             if not isinstance(body, CommentedMap):
                 errs.append(
-                    RuleError(
-                        path,
-                        line,
-                        col,
-                        None,
-                        f"detectors.{name}: expected a mapping of parameters, got {show(plain(body))}",
-                    )
+                    RuleError(path, line, col, None,
+                              f"detectors.{name}: expected a mapping of parameters, got {show(plain(body))}")
                 )
                 continue
             p = self.pending.setdefault(str(name), _Pending(pos=(path, line, col)))
@@ -155,13 +137,8 @@ class ParamCollector:
             line, col, _ = locate(doc, loc, key=True)
             known = sorted(cls.params)
             hint = suggest(key, [*known, "overrides"])
-            return RuleError(
-                path,
-                line,
-                col,
-                None,
-                f"{where}: {name} has no parameter '{key}'" + (hint or f" (parameters: {', '.join(known)})"),
-            ), None
+            why = hint or f" (parameters: {', '.join(known)})"
+            return RuleError(path, line, col, None, f"{where}: {name} has no parameter '{key}'{why}"), None
         try:
             return None, cls.params[key].validate(cls.__name__, key, plain(value))
         except ParameterError as e:
@@ -170,17 +147,9 @@ class ParamCollector:
 
     def _overrides(self, path: str, doc: Any, cls: type[Detector], name: str, value: Any) -> list[RuleError]:
         base = ("detectors", name, "overrides")
-        line, col, _ = locate(doc, base)
         if not isinstance(value, list) or not value:
-            return [
-                RuleError(
-                    path,
-                    line,
-                    col,
-                    None,
-                    f"{'.'.join(base)}: expected a list of {{segment: ..., <parameter>: <value>}} entries",
-                )
-            ]
+            return [error_at(path, doc, base,
+                             f"{'.'.join(base)}: expected a list of {{segment: ..., <parameter>: <value>}} entries")]
         errs: list[RuleError] = []
         for i, item in enumerate(value):
             first = len(errs)
@@ -188,13 +157,8 @@ class ParamCollector:
             where = f"{'.'.join(base)}[{i}]"
             if not isinstance(item, CommentedMap) or "segment" not in item:
                 errs.append(
-                    RuleError(
-                        path,
-                        iline,
-                        icol,
-                        None,
-                        f"{where}: each override needs a 'segment' and the parameters it changes",
-                    )
+                    RuleError(path, iline, icol, None,
+                              f"{where}: each override needs a 'segment' and the parameters it changes")
                 )
                 continue
             seg = None

@@ -12,15 +12,15 @@ with a "did you mean", like the rule files.  Routing itself is a pure first-matc
 from __future__ import annotations
 
 import re
-import types
 from datetime import date, timedelta
-from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import confkit
+from confkit import suggest
 from rules.durations import parse_duration
 
 DEFAULT_POLICY = Path(__file__).with_name("policies") / "default.yaml"
@@ -147,8 +147,7 @@ class Calendar(Strict):
         for day, spans in v.items():
             d = str(day).lower()
             if d not in WEEKDAYS:
-                close = get_close_matches(d, WEEKDAYS, n=1)
-                hint = f". Did you mean '{close[0]}'?" if close else f"; use one of {', '.join(WEEKDAYS)}"
+                hint = suggest(d, WEEKDAYS) or f"; use one of {', '.join(WEEKDAYS)}"
                 raise ValueError(f"unknown weekday {day!r}{hint}")
             spans = _listify(spans) or []
             for s in spans:
@@ -227,7 +226,7 @@ def _references(p: TicketPolicy) -> list[tuple[tuple[Any, ...], str]]:
 
     def need_queue(loc: tuple[Any, ...], name: str | None) -> None:
         if name is not None and name not in p.queues:
-            errs.append((loc, f"unknown queue {name!r}{_suggest(name, queues)}"))
+            errs.append((loc, f"unknown queue {name!r}{suggest(name, queues)}"))
 
     need_queue(("default_queue",), p.default_queue)
     need_queue(("triage", "queue"), p.triage.queue)
@@ -236,7 +235,7 @@ def _references(p: TicketPolicy) -> list[tuple[tuple[Any, ...], str]]:
         for c in r.match.category or []:
             if c not in p.categories:
                 errs.append((("routes", i, "match", "category"),
-                             f"unknown category {c!r}{_suggest(c, p.categories)}"))
+                             f"unknown category {c!r}{suggest(c, p.categories)}"))
     for i, s in enumerate(p.escalation):
         need_queue(("escalation", i, "reassign"), s.reassign)
     for name, q in p.queues.items():
@@ -244,7 +243,7 @@ def _references(p: TicketPolicy) -> list[tuple[tuple[Any, ...], str]]:
             need_queue(("queues", name, "escalation", i, "reassign"), s.reassign)
     for c in p.text_priority:
         if c != "default" and c not in p.categories:
-            errs.append((("text_priority", c), f"unknown category {c!r}{_suggest(c, p.categories)}"))
+            errs.append((("text_priority", c), f"unknown category {c!r}{suggest(c, p.categories)}"))
     missing = [x for x in PRIORITIES if x not in p.sla.targets]
     if missing:
         errs.append((("sla", "targets"),
@@ -252,127 +251,30 @@ def _references(p: TicketPolicy) -> list[tuple[tuple[Any, ...], str]]:
     for prio, t in p.sla.targets.items():
         if t.calendar is not None and t.calendar not in p.sla.calendars:
             errs.append((("sla", "targets", prio, "calendar"),
-                         f"unknown calendar {t.calendar!r}{_suggest(t.calendar, list(p.sla.calendars))}"))
+                         f"unknown calendar {t.calendar!r}{suggest(t.calendar, list(p.sla.calendars))}"))
         if t.first_response > t.resolution:
             errs.append((("sla", "targets", prio), "first_response is longer than resolution"))
     return errs
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = get_close_matches(word, options, n=1, cutoff=0.6)
-    return f". Did you mean '{close[0]}'?" if close else ""
-
-
-def _locate(doc: Any, loc: tuple[Any, ...], key: bool) -> tuple[int, int]:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-    node, line, col = doc, 1, 1
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            ln, cn = node.lc.key(part) if key else node.lc.value(part)
-            line, col, node = ln + 1, cn + 1, node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            ln, cn = node.lc.item(part)
-            line, col, node = ln + 1, cn + 1, node[part]
-        else:
-            break
-    return line, col
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _message(err: Any, model: type[BaseModel]) -> str:
-    loc = tuple(err["loc"])
-    if err["type"] == "extra_forbidden":
-        fields = _fields_at(model, loc[:-1])
-        return f"unknown key {loc[-1]!r}{_suggest(str(loc[-1]), fields)}"
-    if err["type"] == "missing":
-        return "required key is missing"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "literal_error":
-        msg = msg.replace("Input should be", "must be one of")
-    return f"{msg} (got {err.get('input')!r})" if err["type"] in ("literal_error", "float_parsing") else msg
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the sub-model at ``loc`` (for "did you mean" on an unknown key)."""
-    import typing
-
-    def strip(ann: Any) -> Any:
-        args = [a for a in typing.get_args(ann) if a is not type(None)]
-        union = typing.get_origin(ann) in (typing.Union, types.UnionType)
-        return args[0] if union and len(args) == 1 else ann
-
-    current: Any = model
-    skip_key = False
-    for part in loc:
-        if skip_key or isinstance(part, int):
-            skip_key = False
-            continue
-        is_model = isinstance(current, type) and issubclass(current, BaseModel)
-        if not is_model or part not in current.model_fields:
-            return []
-        ann = strip(current.model_fields[part].annotation)
-        if typing.get_origin(ann) is dict:
-            ann, skip_key = typing.get_args(ann)[1], True
-        elif typing.get_origin(ann) is list:
-            ann = typing.get_args(ann)[0]
-        current = strip(ann)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
 def load_policy(path: str | Path | None = None) -> TicketPolicy:
     """Read and validate a policy file; :class:`PolicyError` lists every problem at once."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     p = Path(path) if path is not None else DEFAULT_POLICY
     where = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError([f"{where}:1:1: no such file"]) from None
-    except UnicodeDecodeError as e:
-        raise PolicyError([f"{where}:1:1: not UTF-8 text (byte {e.start})"]) from None
-    try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        ln, cn = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PolicyError([f"{where}:{ln}:{cn}: invalid YAML: {e.problem or e}"]) from None
-    except YAMLError as e:
-        raise PolicyError([f"{where}:1:1: invalid YAML: {e}"]) from None
-    if not isinstance(doc, dict):
-        raise PolicyError([f"{where}:1:1: the top level must be a mapping (queues:, routes:, sla:, ...)"])
-    try:
-        policy = TicketPolicy.model_validate(_plain(doc))
-    except ValidationError as e:
-        errs = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            ln, cn = _locate(doc, loc, key=err["type"] == "extra_forbidden")
-            errs.append(f"{where}:{ln}:{cn}: {_where(loc) or 'top level'}: {_message(err, TicketPolicy)}")
-        raise PolicyError(errs) from None
+        doc = confkit.read_yaml(p, what="a mapping (queues:, routes:, sla:, ...)")
+        try:
+            policy = TicketPolicy.model_validate(confkit.plain(doc))
+        except ValidationError as e:
+            raise confkit.ConfigFileError(confkit.issues(e, TicketPolicy, doc=doc, path=where)) from None
+    except confkit.ConfigFileError as e:
+        raise PolicyError([str(i) for i in e.issues]) from None
     ref_errs = _references(policy)
     if ref_errs:
-        raise PolicyError([f"{where}:{_locate(doc, loc, False)[0]}:{_locate(doc, loc, False)[1]}: "
-                           f"{_where(loc)}: {msg}" for loc, msg in ref_errs])
+        found = [(confkit.locate(doc, loc)[:2], loc, msg) for loc, msg in ref_errs]
+        raise PolicyError([str(confkit.Issue(where, ln, cn, confkit.field_path(loc), msg))
+                           for (ln, cn), loc, msg in found])
     return policy
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 @lru_cache(maxsize=1)

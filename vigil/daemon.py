@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -29,12 +30,15 @@ from vigil.bootstrap import App
 from vigil.isolate import scan_guarded
 
 log = logging.getLogger("vigil.daemon")
+SCAN_CYCLE = "scan_cycle"  # Run.job of one cycle; /metrics (vigil.web.metrics) reads the same name
 
 
 def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: bool = True) -> dict[str, Any]:
     """Scan batch after batch until the source is exhausted; report totals and any backlog left."""
     limit = max_batches or app.settings.daemon.max_batches_per_run
-    totals: dict[str, Any] = {"batches": 0, "rows": 0, "alerts": 0, "quarantined": 0, "caught_up": False}
+    totals: dict[str, Any] = {"batches": 0, "rows": 0, "alerts": 0, "quarantined": 0, "caught_up": False,
+                              "scan_seconds": 0.0}
+    started, t0 = app.clock(), time.perf_counter()
     for _ in range(limit):
         now = app.clock()
         rep = scan_guarded(app.sessions, app.source, _rules(app), now=now, batch_rows=app.settings.daemon.batch_rows,
@@ -43,6 +47,7 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
         totals["rows"] += rep.total_rows
         totals["alerts"] += len(rep.stage.created)
         totals["quarantined"] += len(rep.quarantined)
+        totals["scan_seconds"] += rep.seconds
         for q in rep.quarantined[:20]:
             log.warning("quarantined %s: %s", q.ref, q.reason)
         if len(rep.quarantined) > 20:
@@ -55,6 +60,16 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
         log.log(level, "source: %s", message)
     if not totals["caught_up"]:
         log.warning("scan: backlog remains after %d batches; the next run continues from the cursor", limit)
+    totals["seconds"] = round(time.perf_counter() - t0, 3)
+    totals["scan_seconds"] = round(totals["scan_seconds"], 3)
+    log.info("scan cycle: %d batch(es), %d row(s), %d alert(s), %d quarantined, %.3f s%s", totals["batches"],
+             totals["rows"], totals["alerts"], totals["quarantined"], totals["seconds"],
+             "" if totals["caught_up"] else "; backlog remains",
+             extra={"event": "scan_cycle", **{k: totals[k] for k in (
+                 "batches", "rows", "alerts", "quarantined", "caught_up", "seconds", "scan_seconds")}})
+    with app.sessions.begin() as s:  # one row per cycle: /metrics reads cycles and the lag from here
+        s.add(Run(job=SCAN_CYCLE, started_at=started, finished_at=app.clock(),
+                  status="caught_up" if totals["caught_up"] else "backlog", detail=dict(totals)))
     return totals
 
 
@@ -86,15 +101,13 @@ def reload_rules(app: App) -> dict[str, Any]:
                                 created_at=now, payload={"target": "security-staff", "trigger": "rule_set_refused",
                                                          "errors": [str(e) for e in res.errors][:50]}))
     if res.status == "refused":
-        RULE_SET_REFUSED[0] += 1
         log.error("rule set at %s refused (%d errors); the last good set keeps running:\n%s",
-                  app.rule_manager.path, len(res.errors), "\n".join(str(e) for e in res.errors))
+                  app.rule_manager.path, len(res.errors), "\n".join(str(e) for e in res.errors),
+                  extra={"event": "rule_set_refused", "hash": res.content_hash[:16], "errors": len(res.errors)})
     else:
-        log.info("rule set %s applied from %s", res.content_hash[:12], app.rule_manager.path)
+        log.info("rule set %s applied from %s", res.content_hash[:12], app.rule_manager.path,
+                 extra={"event": "rule_set_applied", "hash": res.content_hash[:16]})
     return {"status": res.status, "hash": res.content_hash[:16], "errors": len(res.errors)}
-
-
-RULE_SET_REFUSED = [0]  # exported by /metrics as vigil_rule_set_refused_total
 
 
 def escalate_all(app: App) -> EscalateReport:
@@ -130,7 +143,7 @@ class Daemon:
                 detail = fn()
                 status = "ok"
             except Exception as e:  # logged and recorded; the next run retries from the cursor
-                log.exception("%s job failed", name)
+                log.exception("%s job failed", name, extra={"event": "job_failed", "job": name})
                 detail, status = {"error": f"{type(e).__name__}: {e}"}, "error"
             finished = self.app.clock()
             self.last_finished[name] = finished
@@ -155,7 +168,8 @@ class Daemon:
             last = self.last_finished.get(event.job_id)
             gap = (self.app.clock() - last).total_seconds() if last else None
             log.warning("job %s overran: a run was skipped (%.0f s since the last finished run); "
-                        "the next run catches up from the cursor", event.job_id, gap or 0)
+                        "the next run catches up from the cursor", event.job_id, gap or 0,
+                        extra={"event": "job_gap", "job": event.job_id, "seconds_since_last": gap})
             with self.app.sessions.begin() as s:
                 s.add(Run(job=event.job_id, started_at=self.app.clock(), finished_at=self.app.clock(),
                           status="gap", detail={"seconds_since_last": gap}))

@@ -7,12 +7,17 @@ Nested keys use a double underscore in the environment:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+import confkit
 from delivery.policy import PolicySettings
 from delivery.settings import Channels, DeliverySettings, HookSettings
 from tickets.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
@@ -101,6 +106,15 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json: one object per line, with fields")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return _sources(settings_cls, init_settings, env_settings)
 
     @field_validator("default_locale")
     @classmethod
@@ -114,75 +128,60 @@ class Settings(BaseSettings):
         return v
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Read the YAML file (``--config`` or ``VIGIL_CONFIG``), then the environment, then overrides."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+_FILE: ContextVar[Mapping[str, Any] | None] = ContextVar("vigil_settings_file", default=None)
 
+
+class YamlFileSource(PydanticBaseSettingsSource):
+    """The settings file as a pydantic-settings source (read by :func:`load_settings`, with positions).
+
+    Sources, strongest first: the caller's overrides, ``VIGIL_*`` environment variables, this file,
+    the defaults; pydantic-settings merges nested sections key by key.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], data: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def _sources(settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+             env_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+    return init_settings, env_settings, YamlFileSource(settings_cls, _FILE.get() or {})
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (``--config`` or ``VIGIL_CONFIG``), then the environment, then overrides.
+
+    Every problem is reported at once, in the configuration toolkit's words: at ``path:line:col``
+    when the value came from the file, else as ``environment``.
+    """
     path = path or os.environ.get("VIGIL_CONFIG")
-    data: dict[str, Any] = {}
+    doc: Any = None
     if path:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"{p}: configuration file not found")
         try:
-            loaded = YAML(typ="safe").load(p.read_text(encoding="utf-8"))
-        except YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML: {e}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping of settings")
-        data = loaded or {}
+            doc = confkit.read_yaml(p, what="a mapping of settings")
+        except confkit.ConfigFileError as e:
+            raise ConfigError("\n".join(str(i) for i in e.issues)) from None
+    token = _FILE.set(confkit.plain(doc) if doc is not None else {})
     try:
-        settings = _from_sources(data, overrides)
+        settings = Settings(**overrides)
     except ValidationError as e:
-        where = str(path) if path else "environment"
-        lines = [f"{where}: {'.'.join(str(x) for x in err['loc'])}: {_explain(err)}" for err in e.errors()]
+        found = confkit.issues(e, Settings, doc=doc, path=str(path or ""), noun="setting", exact=True)
+        lines = [str(i if i.line else replace(i, path="environment")) for i in found]
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    finally:
+        _FILE.reset(token)
     if not settings.web.secret_key.get_secret_value():
         settings.web.secret_key = SecretStr(_local_secret(settings))
     return settings
-
-
-def _explain(err: Any) -> str:
-    """pydantic's wording, rewritten for people, with a "did you mean" for unknown keys."""
-    from difflib import get_close_matches
-
-    if err["type"] != "extra_forbidden":
-        return str(err["msg"]).removeprefix("Value error, ")
-    model: Any = Settings
-    for part in err["loc"][:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        ann = getattr(field, "annotation", None)
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-        if model is None:
-            break
-    known = list(getattr(model, "model_fields", {})) if model is not None else []
-    close = get_close_matches(str(err["loc"][-1]), known, n=1)
-    return "unknown setting" + (f"; did you mean '{close[0]}'?" if close else "")
-
-
-def _from_sources(data: dict[str, Any], overrides: dict[str, Any]) -> Settings:
-    # environment wins over the file: build from env first, then merge the file underneath
-    env_only = Settings()
-    file_model = Settings.model_validate({**data})
-    merged = _deep_merge(file_model.model_dump(exclude_unset=True), env_only.model_dump(exclude_unset=True))
-    merged = _deep_merge(merged, overrides)
-    return Settings.model_validate(_unwrap_secrets(merged))
-
-
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _unwrap_secrets(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _unwrap_secrets(v) for k, v in d.items()}
-    if isinstance(d, SecretStr):
-        return d.get_secret_value()
-    return d
 
 
 def _local_secret(settings: Settings) -> str:

@@ -79,3 +79,43 @@ class Clock:
 def make_app(db_url: str, clock: Callable[[], datetime] | None = None, **overrides: Any) -> App:
     settings = load_settings(None, database_url=db_url, **overrides)
     return bootstrap(settings, clock=clock or Clock())
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Poll ``pred`` until it holds or ``timeout`` seconds pass (for tests that run real processes)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def start_daemon(tmp_path: Path, db_url: str, extra: str = "") -> Any:
+    """``vigil run`` in a process of its own, every job each second (``extra``: more settings YAML)."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "vigil.yaml"
+    cfg.write_text(f"database_url: {db_url}\n{extra}daemon: {{scan_every_seconds: 1, deliver_every_seconds: 1, "
+                   "escalate_every_seconds: 1, rules_reload_seconds: 1}\n")
+    return subprocess.Popen([sys.executable, "-m", "vigil.cli", "--config", str(cfg), "run"],
+                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def stop_daemon(proc: Any) -> str:
+    """SIGTERM, wait for a graceful exit (status 0), and return what the daemon printed."""
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    return str(out)

@@ -53,7 +53,8 @@ def test_errors_are_one_line_with_an_exit_code_never_a_traceback(tmp_path: Path)
     cfg = tmp_path / "vigil.yaml"
     cfg.write_text("databse_url: sqlite:///x.db\n")
     r = runner.invoke(main, ["--config", str(cfg), "scan", "--once"])
-    assert r.exit_code == 2 and "databse_url: unknown setting; did you mean 'database_url'?" in r.output
+    assert r.exit_code == 2, r.output
+    assert f"{cfg}:1:1: databse_url: unknown setting 'databse_url'. Did you mean 'database_url'?" in r.output
 
 
 def test_lab_commands_say_how_to_install_the_lab_when_it_is_missing() -> None:

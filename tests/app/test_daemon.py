@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,43 +11,23 @@ from sqlalchemy import func, select
 
 import vigil.daemon as daemon_mod
 from alerts.store.models import AlertRow, OutboxRow, Run
-from tests.app.helpers import make_app, small_dir
+from tests.app.helpers import make_app, small_dir, start_daemon, stop_daemon, wait_until
 from vigil.importer import import_dir
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(pred, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_vigil_run_scans_delivers_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'daemon.db'}"
     app = make_app(db)
     import_dir(app.engine, small_dir(tmp_path / "data"))
-    cfg = tmp_path / "vigil.yaml"
-    cfg.write_text(f"database_url: {db}\ndaemon: {{scan_every_seconds: 1, deliver_every_seconds: 1, "
-                   "escalate_every_seconds: 1, rules_reload_seconds: 1}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "--config", str(cfg), "run"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_daemon(tmp_path, db)
     try:
         def delivered() -> bool:
             with app.sessions() as s:
                 return (s.scalar(select(func.count()).select_from(OutboxRow).where(
                     OutboxRow.status.in_(("sent", "delivered")))) or 0) > 0
-        assert _wait(delivered), "the daemon scanned and delivered"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        assert wait_until(delivered), "the daemon scanned and delivered"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
+        out = stop_daemon(proc)
     assert "stopping: waiting for running jobs to finish" in out
     assert "vigil daemon stopped" in out
     assert "Traceback" not in out
@@ -83,13 +59,13 @@ def test_an_overrun_is_logged_as_a_gap_and_the_next_run_catches_up(
         def gap_recorded() -> bool:
             with app.sessions() as s:
                 return bool(s.scalar(select(func.count()).select_from(Run).where(Run.status == "gap")))
-        assert _wait(gap_recorded, 30)
+        assert wait_until(gap_recorded, 30)
         # each run reads at most 2 batches of 4 rows per table, so the backlog shrinks run by run
         def caught_up() -> bool:
             with app.sessions() as s:
                 runs = s.scalars(select(Run).where(Run.job == "scan").order_by(Run.id.desc())).first()
                 return runs is not None and sum((runs.detail or {}).get("rows", {}).values()) == 0
-        assert _wait(caught_up, 90)
+        assert wait_until(caught_up, 90)
     finally:
         d.scheduler.shutdown(wait=True)
     assert any("overran" in r.getMessage() for r in caplog.records)

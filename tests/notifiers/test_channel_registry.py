@@ -64,8 +64,8 @@ def test_every_error_at_once_each_naming_its_key() -> None:
     errors = info.value.errors
     text = "\n".join(errors)
     assert "channels.smss: unknown channel 'smss'. Did you mean 'sms'?" in text
-    assert "channels.sms.acount_sid: unknown setting; did you mean 'account_sid'?" in text
-    assert "channels.email.port: Input should be less than or equal to 65535" in text
+    assert "channels.sms.acount_sid: unknown setting 'acount_sid'. Did you mean 'account_sid'?" in text
+    assert "channels.email.port: must be <= 65535, got 70000" in text
     assert "channels.webhook.secret: a webhook secret must be at least 32 characters" in text
     assert "channels.push: expected a mapping of settings, got str" in text
     assert "too-short-secret" not in str(info.value), "a secret never reaches an error message"

@@ -92,8 +92,7 @@ escalation:
         load_policy(f)
     assert e.value.errors == [
         f"{f}:3:14: queues.security.notfy: unknown key 'notfy'. Did you mean 'notify'?",
-        f"{f}:6:51: routes[0].match.severity[0]: must be one of 'low', 'medium', 'high' or 'critical' "
-        "(got 'huge')",
+        f"{f}:6:51: routes[0].match.severity[0]: 'huge' is not one of low, medium, high, critical",
         f"{f}:12:26: sla.targets.P1.first_response: a duration needs a unit: write '15s', '15m' or '15h' "
         "instead of 15",
         f"{f}:17:26: sla.calendars.business.timezone: unknown time zone 'Mars/Olympus'; "

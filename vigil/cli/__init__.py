@@ -11,7 +11,6 @@ code; a traceback is a bug.
 
 from __future__ import annotations
 
-import logging
 import sys
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -85,12 +84,9 @@ def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> 
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["log_level"] = log_level
-    logging.basicConfig(
-        level=(log_level or "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from vigil.logs import configure
+
+    configure(log_level or "INFO")  # until the settings are read: then their log_level and log_format
 
 
 def _register() -> None:

@@ -15,10 +15,13 @@ log = logging.getLogger("vigil")
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Any:
+    from vigil.logs import configure
     from vigil.settings import load_settings
 
     root = ctx.find_root()
-    return load_settings(root.obj.get("config_path"), **{k: v for k, v in overrides.items() if v is not None})
+    settings = load_settings(root.obj.get("config_path"), **{k: v for k, v in overrides.items() if v is not None})
+    configure(root.obj.get("log_level") or settings.log_level, settings.log_format)
+    return settings
 
 
 def _app(ctx: click.Context, **overrides: Any) -> Any:

@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import FastAPI, Form
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from alerts.answers import answer
-from alerts.store.models import AccountRow, AlertRow, ConfirmToken, OutboxRow
+from alerts.store.models import AccountRow, AlertRow, ConfirmToken
 from alerts.tokens import csrf_for, csrf_ok, hash_token
 from vigil.bootstrap import App
 from vigil.web.i18n import pick
@@ -150,21 +150,14 @@ def create_app(app: App) -> FastAPI:
             session.execute(select(1))
         return "ok"
 
+    from vigil.web.metrics import exposition, registry_for
+
+    registry = registry_for(app)
+
     @api.get("/metrics")
     def metrics() -> Response:
-        with app.sessions() as session:
-            alerts = session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all()
-            outbox = session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
-        lines = ["# TYPE vigil_alerts gauge"]
-        lines += [f'vigil_alerts{{status="{st}"}} {n}' for st, n in alerts]
-        lines += ["# TYPE vigil_outbox gauge"]
-        lines += [f'vigil_outbox{{status="{st}"}} {n}' for st, n in outbox]
-        from vigil.daemon import RULE_SET_REFUSED
-
-        lines += ["# TYPE vigil_rule_set_refused_total counter", f"vigil_rule_set_refused_total {RULE_SET_REFUSED[0]}"]
-        lines += ["# TYPE vigil_rule_set_info gauge",
-                  f'vigil_rule_set_info{{hash="{app.rules.content_hash[:16]}"}} 1']
-        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        body, content_type = exposition(registry)
+        return Response(body, media_type=content_type)
 
     from vigil.web import push_actions, suppressions, twilio_hooks
     from vigil.web.staff import staff_router
