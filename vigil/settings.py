@@ -104,6 +104,14 @@ class HookSettings(Strict):
         default_factory=dict, description="webhooks a rule's `webhook: {name: …}` action posts to")
 
 
+class ModelSettings(Strict):
+    """A learned-detector model the operator vouches for: where it is and the SHA-256 it must have."""
+
+    path: str = Field(description="a skops file written by `vigil model fit`")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="printed by `vigil model fit`; checked "
+                                                                  "before the file is read")
+
+
 class TicketSettings(Strict):
     policy_path: str | None = Field(None, description="queues, routing, SLA and escalation YAML")
     model_path: str | None = Field(None, description="a saved ticket classifier (vigil tickets train --out)")
@@ -124,9 +132,21 @@ class Settings(BaseSettings):
     geo: GeoSettings = Field(default_factory=GeoSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     hooks: HookSettings = Field(default_factory=HookSettings)
+    models: dict[str, ModelSettings] = Field(
+        default_factory=dict, description="learned-detector models by name (a rule set chooses one by name)")
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, v: dict[str, ModelSettings]) -> dict[str, ModelSettings]:
+        import re
+
+        for name in v:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", name):
+                raise ValueError(f"model name {name!r}: use lower-case letters, digits, '_', '.', '-'")
+        return v
 
     @field_validator("default_locale")
     @classmethod

@@ -147,13 +147,16 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
               help="A file of attack event ids (one per line, or a CSV with an event_id column).")
 @click.option("--compare", "compare_path", type=click.Path(), default=None,
               help="Older rules to compare with: which alerts each rule adds or drops.")
-def backtest_cmd(data: str, rules_path: str | None, out: str, labels: str | None, compare_path: str | None) -> None:
+@click.pass_context
+def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str, labels: str | None,
+                 compare_path: str | None) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
     from vigil.backtest import run_backtest, write_alerts
+    from vigil.bootstrap import load_rule_set
 
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
-    res = run_backtest(data, rules_path)
+    res = run_backtest(data, rules=_with_models(ctx, load_rule_set(rules_path)))
     write_alerts(res.alerts, out)
     click.echo(res.summary())
     try:
@@ -163,9 +166,18 @@ def backtest_cmd(data: str, rules_path: str | None, out: str, labels: str | None
     if per_rule_report is not None:
         click.echo(_report_text(per_rule_report, res, labels))
         if compare_path:
-            old = run_backtest(data, compare_path)
+            old = run_backtest(data, rules=_with_models(ctx, load_rule_set(compare_path)))
             click.echo(_compare_text(compare(old.alerts, res.alerts)))
     click.echo(f"wrote {len(res.alerts)} alert(s) to {out}")
+
+
+def _with_models(ctx: click.Context, rules: Any) -> Any:
+    """The learned detector's models come from the settings (never from the rule files)."""
+    if not (ctx.find_root().obj or {}).get("config_path"):
+        return rules
+    from vigil.models import bind_models, load_models
+
+    return bind_models(rules, load_models(_settings(ctx)))
 
 
 def _report_text(per_rule_report: Any, res: Any, labels: str | None) -> str:
