@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.actions import run_actions
+from alerts.answer_policy import confirm_channels_for
 from alerts.lifecycle import NEW, SHADOW
 from alerts.store.models import AlertEvent, AlertRow, OutboxRow, Suppression
 from alerts.suppress import suppressed
@@ -52,6 +53,7 @@ def plan_for(d: Decision) -> dict[str, Any]:
         "notify": None if n is None else {
             "channels": list(n.channels), "template": n.template, "confirm": n.confirm,
             "expires_s": int(n.expires.total_seconds()), "strategy": n.strategy,
+            "confirm_channels": list(confirm_channels_for(r.severity, n.channels, n.confirm_channels)),
         },
         "on_denied": _dump_actions(r.on_denied),
         "on_confirmed": _dump_actions(r.on_confirmed),

@@ -147,7 +147,7 @@ def bootstrap(
     models = load_models(settings)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
-    sessions.configure(info=ticket_session_info(settings))
+    sessions.configure(info={**ticket_session_info(settings), "answers": settings.answers.model_dump()})
     return App(
         settings=settings,
         engine=engine,

@@ -66,7 +66,15 @@ class WebSettings(Strict):
     secret_key: SecretStr = SecretStr("")
     staff_token: SecretStr = Field(SecretStr(""), description="bearer token of the staff API; empty = disabled")
     twilio: TwilioHookSettings = Field(default_factory=TwilioHookSettings)
-    token_ttl_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+
+
+class AnswerSettings(Strict):
+    """How long "not me" is heard, and how long a changed contact is treated as suspect."""
+
+    deny_grace_seconds: int = Field(6 * 3600, ge=0, le=7 * 24 * 3600, description="'not me' (link, push, "
+                                    "SMS) still freezes this long after the alert expired")
+    previous_contact_days: float = Field(7, ge=0, le=90, description="after a phone or email change, alerts "
+                                         "also go to the previous contact, and the new one cannot confirm")
 
 
 class DaemonSettings(Strict):
@@ -128,6 +136,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    answers: AnswerSettings = Field(default_factory=AnswerSettings)
     tickets: TicketSettings = Field(default_factory=TicketSettings)
     geo: GeoSettings = Field(default_factory=GeoSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, select, update
 
-from alerts.answers import answer
+from alerts.answers import answer, deny_deadline
 from alerts.store.models import AccountRow, AlertRow, ConfirmToken, OutboxRow
 from alerts.tokens import csrf_for, csrf_ok, hash_token
 from vigil.bootstrap import App
@@ -30,6 +30,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'",
 }
+SPENT = ("deny", "superseded")  # a link used for "not me", or made void by an answer elsewhere
 _env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                    autoescape=select_autoescape(["html"]))
 
@@ -114,7 +115,8 @@ def create_app(app: App) -> FastAPI:
             lang, s = pick(acct.locale if acct else None)
             if tok is None or alert is None:
                 return page("gone", lang, s, 404, message=s["gone"])
-            if tok.used_at is not None or (_aware(tok.expires_at) or now) <= now:
+            deadline = deny_deadline(session, alert, tok.expires_at)
+            if tok.used_action in SPENT or (deadline is not None and deadline <= now):
                 return page("gone", lang, s, 410, message=s["gone"])
             s = {**s, "_babel": lang.replace("-", "_").replace("zh_CN", "zh_Hans_CN").replace("zh_TW", "zh_Hant_TW")}
             rows = evidence_rows(alert, s, acct.timezone if acct else None, headline(alert, acct, lang))
@@ -132,17 +134,27 @@ def create_app(app: App) -> FastAPI:
                 return page("gone", lang, s, 404, message=s["gone"])
             if answer_ not in ("confirm", "deny") or not csrf_ok(secret, token, csrf):
                 return page("gone", lang, s, 400, message=s["bad"])
+            # a link answers once -- except that "not me" may follow its own "it was me"
             used = session.execute(
                 update(ConfirmToken)
-                .where(ConfirmToken.token_hash == tok.token_hash, ConfirmToken.used_at.is_(None),
-                       ConfirmToken.expires_at > now)
+                .where(ConfirmToken.token_hash == tok.token_hash,
+                       ConfirmToken.used_at.is_(None) | (ConfirmToken.used_action == "confirm"))
                 .values(used_at=now, used_action=answer_)
                 .execution_options(synchronize_session=False)
             )
             if used.rowcount != 1:  # type: ignore[attr-defined]
                 return page("gone", lang, s, 410, message=s["gone"])
-            answer(session, alert.id, answer_, channel=f"link:{tok.channel}", now=now)
-            return page("done", lang, s, message=s["done_no" if answer_ == "deny" else "done_yes"])
+            res = answer(session, alert.id, answer_, channel=f"link:{tok.channel}", now=now,
+                         token_expiry=tok.expires_at)
+            if answer_ == "deny":
+                if res.outcome in ("deny", "repeat"):
+                    return page("done", lang, s, message=s["done_no"])
+                return page("gone", lang, s, 410, message=s["gone"])
+            # "it was me": the same link can still say "not me" while the deny deadline lasts
+            message = {"confirm": s["done_yes"], "repeat": s["done_yes"], "unverified": s["noted"],
+                       "late": s["late"]}.get(res.outcome, s["gone"])
+            return page("done", lang, s, message=message, csrf=csrf_for(secret, token), action=f"/c/{token}",
+                        deny_form=res.outcome in ("confirm", "repeat", "unverified", "late"))
 
     @api.get("/healthz", response_class=PlainTextResponse)
     def health() -> str:

@@ -84,4 +84,6 @@ def pick(locale: str | None) -> tuple[str, dict[str, str]]:
         loc = ALIASES.get(loc, loc)
     if loc not in STRINGS:
         loc = "en"
-    return loc, STRINGS[loc]
+    from vigil.web.answer_strings import ANSWER_STRINGS
+
+    return loc, {**STRINGS[loc], **ANSWER_STRINGS.get(loc, ANSWER_STRINGS["en"])}
