@@ -266,6 +266,9 @@ def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg:
     previous = _previous_holders(s, sender, now) if sender else []
     if not accounts and not previous:
         return reply_text("unknown", locale)
+    if not accounts:
+        holder = s.get(AccountRow, previous[0])
+        locale = (holder.locale if holder else None) or locale
     owners = [a.account_id for a in accounts] + previous
     alerts = list(s.scalars(
         select(AlertRow).where(AlertRow.account_id.in_(owners), AlertRow.sms_code.is_not(None))
