@@ -274,9 +274,10 @@ def _suppressor(session: Session, decisions: list[Decision], now: datetime) -> S
             found.setdefault(row.account_id, []).append(row)
     if not found:
         return None
+    step_up = bool(session.info.get("allowlist_step_up"))  # settings: suppressions.allowlist_step_up
 
     def check(d: Decision) -> Mapping[str, Any] | None:
-        sup = suppressed(d, found.get(d.finding.account_id, ()), now)
+        sup = suppressed(d, found.get(d.finding.account_id, ()), now, step_up=step_up)
         if sup is None:
             return None
         return {"suppression_id": sup.id, "kind": sup.kind, "value": dict(sup.value or {}),

@@ -238,7 +238,10 @@ class Rule(Strict):
     inhibit: Inhibit | None = None
     segments: Segments | None = None
     schedule: Schedule | None = None
-    suppressible: bool = True  # false: travel notices and allow-listed addresses never mute it
+    # false: travel notices and allow-listed addresses never mute it; step_up: allow-listed addresses
+    # mute it only where the exchange declares step-up authentication for allow-list changes
+    # (settings: suppressions.allowlist_step_up) -- else whoever took the account can allow-list
+    suppressible: bool | Literal["step_up"] = True
 
     @field_validator("detector", mode="before")
     @classmethod

@@ -147,7 +147,8 @@ def bootstrap(
     models = load_models(settings)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
-    sessions.configure(info={**ticket_session_info(settings), "answers": settings.answers.model_dump()})
+    sessions.configure(info={**ticket_session_info(settings), "answers": settings.answers.model_dump(),
+                             "allowlist_step_up": settings.suppressions.allowlist_step_up})
     return App(
         settings=settings,
         engine=engine,

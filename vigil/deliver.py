@@ -327,7 +327,9 @@ class Deliverer:
         ch = self.channels.get(channel)
         if ch is not None:
             return ch
-        stand_in = self.settings.channels.console
+        from vigil.safety import effective_console
+
+        stand_in = effective_console(self.settings)  # never in production, never beside real channels
         if stand_in.enabled and channel in stand_in.stand_in_for:
             return self.channels.get("console")
         return None

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
@@ -64,8 +64,39 @@ class WebSettings(Strict):
     host: str = "127.0.0.1"
     port: int = 8000
     secret_key: SecretStr = SecretStr("")
-    staff_token: SecretStr = Field(SecretStr(""), description="bearer token of the staff API; empty = disabled")
+    staff_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="staff API bearer tokens by name (the name is the actor); none: disabled")
+    suppression_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="bearer tokens of the suppressions feed by name; none: disabled")
+    metrics_token: SecretStr = Field(SecretStr(""), description="bearer token for /metrics and /openapi.json on "
+                                                                "the public listener; empty: open (or internal)")
+    internal_host: str = "127.0.0.1"
+    internal_port: int | None = Field(None, description="serve /metrics and /openapi.json only on this port")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     twilio: TwilioHookSettings = Field(default_factory=TwilioHookSettings)
+
+    @field_validator("staff_tokens", "suppression_tokens")
+    @classmethod
+    def _named_tokens(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        import re
+
+        from vigil.web.credentials import MIN_LENGTH
+
+        for name, tok in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", name):
+                raise ValueError(f"token name {name!r}: letters, digits, '_', '.', '@', '-'")
+            if len(tok.get_secret_value()) < MIN_LENGTH:
+                raise ValueError(f"the token named {name!r} has fewer than {MIN_LENGTH} characters")
+        return v
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, v: SecretStr) -> SecretStr:
+        from vigil.web.credentials import MIN_LENGTH
+
+        if v.get_secret_value() and len(v.get_secret_value()) < MIN_LENGTH:
+            raise ValueError(f"needs at least {MIN_LENGTH} characters")
+        return v
 
 
 class AnswerSettings(Strict):
@@ -120,6 +151,12 @@ class ModelSettings(Strict):
                                                                   "before the file is read")
 
 
+class SuppressionSettings(Strict):
+    allowlist_step_up: bool = Field(False, description="the exchange requires step-up authentication (2FA "
+                                    "again) to change the withdrawal allow-list: rules marked "
+                                    "'suppressible: step_up' may then be muted by allow-listed addresses")
+
+
 class TicketSettings(Strict):
     policy_path: str | None = Field(None, description="queues, routing, SLA and escalation YAML")
     model_path: str | None = Field(None, description="a saved ticket classifier (vigil tickets train --out)")
@@ -129,6 +166,8 @@ class TicketSettings(Strict):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", env_nested_delimiter="__", extra="forbid")
 
+    environment: Literal["development", "production"] = Field(
+        "development", description="production: https only, no console stand-ins (docs/configuration.md)")
     database_url: str = DEFAULT_DB
     rules_path: str | None = Field(None, description="rule file or directory; default: the shipped pack")
     source: SourceSettings = Field(default_factory=SourceSettings)
@@ -137,6 +176,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     answers: AnswerSettings = Field(default_factory=AnswerSettings)
+    suppressions: SuppressionSettings = Field(default_factory=SuppressionSettings)
     tickets: TicketSettings = Field(default_factory=TicketSettings)
     geo: GeoSettings = Field(default_factory=GeoSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
@@ -146,6 +186,15 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _safe(self) -> Settings:
+        from vigil.safety import problems
+
+        found = problems(self)
+        if found:
+            raise ValueError("\n  ".join(found))
+        return self
 
     @field_validator("models")
     @classmethod
@@ -191,7 +240,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         settings = _from_sources(data, overrides)
     except ValidationError as e:
         where = str(path) if path else "environment"
-        lines = [f"{where}: {'.'.join(str(x) for x in err['loc'])}: {_explain(err)}" for err in e.errors()]
+        lines = [f"{where}: " + (f"{'.'.join(str(x) for x in err['loc'])}: " if err["loc"] else "") + _explain(err)
+                 for err in e.errors()]
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     if not settings.web.secret_key.get_secret_value():
         settings.web.secret_key = SecretStr(_local_secret(settings))

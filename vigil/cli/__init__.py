@@ -40,6 +40,9 @@ def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> 
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from vigil.redact import install
+
+    install()  # tokens, phone numbers and email addresses never reach a log line
 
 
 def _register() -> None:

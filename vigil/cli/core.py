@@ -97,7 +97,8 @@ def deliver_cmd(ctx: click.Context, once: bool) -> None:
         rep = deliver_once(app)
     finally:
         app.close()
-    click.echo(json.dumps({k: v for k, v in rep.__dict__.items() if k != "outcomes"}))
+    # counts only: the links carry confirmation tokens, which never go to stdout or a log
+    click.echo(json.dumps({k: v for k, v in rep.__dict__.items() if k not in ("outcomes", "links")}))
 
 
 @click.command("escalate")
@@ -130,13 +131,9 @@ def run_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the confirmation pages, webhooks, health and metrics."""
-    import uvicorn
+    from vigil.web.serve import serve
 
-    from vigil.web.app import create_app
-
-    app = _app(ctx)
-    uvicorn.run(create_app(app), host=host or app.settings.web.host, port=port or app.settings.web.port,
-                log_level="info")
+    serve(_app(ctx), host=host, port=port)
 
 
 @click.command("backtest")

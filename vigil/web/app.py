@@ -94,8 +94,12 @@ def evidence_rows(alert: AlertRow, s: dict[str, str], tz: str | None, what: str)
 
 
 def create_app(app: App) -> FastAPI:
-    api = FastAPI(title="Vigil", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    secret = app.settings.web.secret_key.get_secret_value()
+    """The public application.  With ``web.internal_port`` set, ``/metrics`` and ``/openapi.json`` are
+    not on it (see :func:`create_internal_app`); else ``web.metrics_token``, when set, guards them."""
+    web = app.settings.web
+    internal = web.internal_port is not None
+    api = FastAPI(title="Vigil", docs_url=None, redoc_url=None, openapi_url=None if internal else "/openapi.json")
+    secret = web.secret_key.get_secret_value()
 
     def page(state: str, lang: str, s: dict[str, str], status: int = 200, **kw: Any) -> HTMLResponse:
         html = _env.get_template("confirm.html").render(state=state, lang=lang, s=s, **kw)
@@ -162,21 +166,10 @@ def create_app(app: App) -> FastAPI:
             session.execute(select(1))
         return "ok"
 
-    @api.get("/metrics")
-    def metrics() -> Response:
-        with app.sessions() as session:
-            alerts = session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all()
-            outbox = session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
-        lines = ["# TYPE vigil_alerts gauge"]
-        lines += [f'vigil_alerts{{status="{st}"}} {n}' for st, n in alerts]
-        lines += ["# TYPE vigil_outbox gauge"]
-        lines += [f'vigil_outbox{{status="{st}"}} {n}' for st, n in outbox]
-        from vigil.daemon import RULE_SET_REFUSED
-
-        lines += ["# TYPE vigil_rule_set_refused_total counter", f"vigil_rule_set_refused_total {RULE_SET_REFUSED[0]}"]
-        lines += ["# TYPE vigil_rule_set_info gauge",
-                  f'vigil_rule_set_info{{hash="{app.rules.content_hash[:16]}"}} 1']
-        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+    if not internal:
+        @api.get("/metrics")
+        def metrics() -> Response:
+            return metrics_response(app)
 
     from vigil.web import push_actions, suppressions, twilio_hooks
     from vigil.web.staff import staff_router
@@ -185,4 +178,64 @@ def create_app(app: App) -> FastAPI:
     api.include_router(twilio_hooks.router(app))
     api.include_router(push_actions.router(app))
     api.include_router(suppressions.router(app))
+    guard(api, app, metrics_open=internal)
     return api
+
+
+def guard(api: FastAPI, app: App, *, metrics_open: bool = False) -> None:
+    """Request limits and early credential checks (:mod:`vigil.web.limits`) for this application."""
+    from vigil.web.credentials import Credentials
+    from vigil.web.limits import FORM, JSON, RequestGuard, Route
+    from vigil.web.staff import staff_credentials
+    from vigil.web.suppressions import suppression_credentials
+
+    web = app.settings.web
+    routes = [
+        Route("/c/", FORM),
+        Route("/twilio/", FORM, header="x-twilio-signature"),
+        Route("/push/action", JSON),
+        Route("/staff/api", JSON, auth=staff_credentials(app)),
+        Route("/api/suppressions", JSON, auth=suppression_credentials(app)),
+    ]
+    metrics = Credentials({"metrics": web.metrics_token}, what="metrics", setting="web.metrics_token")
+    if metrics.enabled and not metrics_open:
+        routes += [Route("/metrics", JSON, auth=metrics), Route("/openapi.json", JSON, auth=metrics)]
+    api.add_middleware(RequestGuard, max_body=web.max_body_bytes, routes=routes)  # type: ignore[arg-type]
+
+
+def create_internal_app(app: App, public: FastAPI) -> FastAPI:
+    """The internal listener (``web.internal_host:internal_port``): metrics, the OpenAPI document of
+    the public application, and health -- for scrapers on the private network only."""
+    api = FastAPI(title="Vigil (internal)", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.get("/metrics")
+    def metrics() -> Response:
+        return metrics_response(app)
+
+    @api.get("/openapi.json")
+    def openapi() -> dict[str, Any]:
+        return public.openapi()
+
+    @api.get("/healthz", response_class=PlainTextResponse)
+    def health() -> str:
+        with app.sessions() as session:
+            session.execute(select(1))
+        return "ok"
+
+    guard(api, app, metrics_open=True)
+    return api
+
+
+def metrics_response(app: App) -> Response:
+    with app.sessions() as session:
+        alerts = session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all()
+        outbox = session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
+    lines = ["# TYPE vigil_alerts gauge"]
+    lines += [f'vigil_alerts{{status="{st}"}} {n}' for st, n in alerts]
+    lines += ["# TYPE vigil_outbox gauge"]
+    lines += [f'vigil_outbox{{status="{st}"}} {n}' for st, n in outbox]
+    from vigil.daemon import RULE_SET_REFUSED
+
+    lines += ["# TYPE vigil_rule_set_refused_total counter", f"vigil_rule_set_refused_total {RULE_SET_REFUSED[0]}"]
+    lines += ["# TYPE vigil_rule_set_info gauge", f'vigil_rule_set_info{{hash="{app.rules.content_hash[:16]}"}} 1']
+    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
