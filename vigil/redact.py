@@ -7,7 +7,7 @@ masked the way the console channel masks them (``+82••••••0001``, ``
 
 :class:`RedactFilter` is attached to the handlers (root, uvicorn's) rather than to loggers, so it
 also sees records that propagate from any library.  It rewrites the message *arguments* in place
-(uvicorn's access formatter unpacks them), never the level or the logger.
+(uvicorn's access formatter unpacks them) or the rendered message, never the level or the logger.
 """
 
 from __future__ import annotations
@@ -44,12 +44,18 @@ class RedactFilter(logging.Filter):
     """A handler filter: redacts the message and its arguments (it never drops a record)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
+        if record.name.startswith("uvicorn.access") and isinstance(record.args, tuple):
+            # uvicorn's access formatter unpacks the arguments: redact them one by one (the path
+            # is one argument, whole)
             record.args = tuple(_clean(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: _clean(v) for k, v in record.args.items()}
+        else:
+            # a token may be split between the format and an argument ("/c/%s"): redact the
+            # rendered message
+            try:
+                message = record.getMessage()
+            except Exception:  # a broken format string: leave it to the handler to report
+                return True
+            record.msg, record.args = redact(message), None
         if record.exc_info and not record.exc_text:  # a traceback may quote a URL or an address
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True

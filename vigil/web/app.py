@@ -147,6 +147,8 @@ def create_app(app: App) -> FastAPI:
                 .execution_options(synchronize_session=False)
             )
             if used.rowcount != 1:  # type: ignore[attr-defined]
+                if answer_ == "deny" and alert.status == "denied":  # already frozen by another answer
+                    return page("done", lang, s, message=s["done_no"])
                 return page("gone", lang, s, 410, message=s["gone"])
             res = answer(session, alert.id, answer_, channel=f"link:{tok.channel}", now=now,
                          token_expiry=tok.expires_at)
