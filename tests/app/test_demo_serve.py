@@ -34,7 +34,7 @@ def test_demo_then_serve_confirm_then_deny_freezes_and_the_log_has_no_token(tmp_
                           capture_output=True, text=True, timeout=600)
     assert demo.returncode == 0, demo.stderr[-2000:]
     links: dict[str, list[str]] = {}
-    for alert_id, channel, link in re.findall(r"(a_[0-9a-f]+) \((\w+)\): (http\S+)", demo.stdout):
+    for alert_id, _channel, link in re.findall(r"(a_[0-9a-f]+) \((\w+)\): (http\S+)", demo.stdout):
         links.setdefault(alert_id, []).append(link)
     alert_id, pair = next((a, ls) for a, ls in links.items() if len(ls) >= 2)
     tokens = set(re.findall(r"/c/([A-Za-z0-9_\-]{20,})", demo.stdout))
