@@ -77,6 +77,14 @@ async def _run(guard: RequestGuard, scope: dict[str, Any], receive: Any = _never
     return sent
 
 
+def _arun(coro: Any) -> Any:
+    """Run a coroutine on its own loop in a worker thread (Playwright may hold this thread's loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
     return {"type": "http", "method": "POST", "path": path,
             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
@@ -86,11 +94,11 @@ def test_credentials_and_signature_header_are_checked_before_the_body_is_read() 
     creds = Credentials({"alice": STAFF}, what="staff API", setting="web.staff_tokens")
     guard = RequestGuard(_never, max_body=65536, routes=[Route("/staff/api", JSON, auth=creds),
                                                          Route("/twilio/", FORM, header="x-twilio-signature")])
-    out = asyncio.run(_run(guard, _scope("/staff/api/tickets/t1/resolve", {"content-type": "application/json"})))
+    out = _arun(_run(guard, _scope("/staff/api/tickets/t1/resolve", {"content-type": "application/json"})))
     assert out[0]["status"] == 401
-    out = asyncio.run(_run(guard, _scope("/twilio/inbound", {"content-type": FORM[0]})))
+    out = _arun(_run(guard, _scope("/twilio/inbound", {"content-type": FORM[0]})))
     assert out[0]["status"] == 403
-    out = asyncio.run(_run(guard, _scope("/staff/api/x", {"content-type": "application/json",
+    out = _arun(_run(guard, _scope("/staff/api/x", {"content-type": "application/json",
                                                            "content-length": "999999",
                                                            "authorization": f"Bearer {STAFF}"})))
     assert out[0]["status"] == 413
@@ -107,7 +115,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit() -> None:
         served.append(scope)
 
     guard = RequestGuard(app, max_body=8192, routes=[Route("/push/action", JSON)])
-    out = asyncio.run(_run(guard, _scope("/push/action", {"content-type": "application/json"}), receive))
+    out = _arun(_run(guard, _scope("/push/action", {"content-type": "application/json"}), receive))
     assert out[0]["status"] == 413 and not served
     assert len(chunks) == 100 - 9  # stopped reading right after the limit
 
