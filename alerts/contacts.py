@@ -104,28 +104,44 @@ def settled(session: Session, account_id: str, channel: str, alert_ts: datetime)
     return not any(c.kind == kind for c in changes_since(session, account_id, alert_ts - window(session)))
 
 
-def previous_contacts(session: Session, account_id: str, alert_ts: datetime) -> dict[str, str]:
+def previous_contacts(session: Session, account_id: str, alert_ts: datetime,
+                      changes: Iterable[ContactChange] | None = None) -> dict[str, str]:
     """channel -> the contact it had before a change within the window (not the current one)."""
     acct = session.get(AccountRow, account_id)
     current = {"phone": acct.phone if acct else None, "email": acct.email if acct else None}
+    since = alert_ts - window(session)
+    found = changes if changes is not None else changes_since(session, account_id, since)
     out: dict[str, str] = {}
-    for c in changes_since(session, account_id, alert_ts - window(session)):
+    for c in sorted(found, key=lambda c: c.changed_at):
         ch = COPY_CHANNELS.get(c.kind)
-        if ch is not None and c.previous and c.previous != current.get(c.kind):
+        if ch is not None and c.changed_at > since and c.previous and c.previous != current.get(c.kind):
             out[ch] = c.previous  # the latest change wins
     return out
 
 
 def copy_to_previous_contacts(session: Session, alert_ids: Iterable[str], now: datetime) -> int:
-    """Queue a copy of each new alert for the contacts changed within the window (same template)."""
+    """Queue a copy of each new alert for the contacts changed within the window (same template).
+
+    One query finds the few accounts with recent changes; alerts of other accounts cost nothing.
+    """
+    alerts = [a for a in (session.get(AlertRow, aid) for aid in alert_ids)
+              if a is not None and (a.plan or {}).get("notify")]
+    if not alerts:
+        return 0
+    since = min(a.ts for a in alerts) - window(session)
+    accounts = sorted({a.account_id for a in alerts})
+    recent: dict[str, list[ContactChange]] = {}
+    for i in range(0, len(accounts), 900):
+        for c in session.scalars(select(ContactChange).where(ContactChange.account_id.in_(accounts[i : i + 900]),
+                                                             ContactChange.changed_at > since)):
+            recent.setdefault(c.account_id, []).append(c)
     made = 0
-    for aid in alert_ids:
-        alert = session.get(AlertRow, aid)
-        plan: Mapping[str, Any] = (alert.plan or {}).get("notify") or {} if alert is not None else {}
-        if alert is None or not plan:
+    for alert in alerts:
+        if alert.account_id not in recent:
             continue
+        plan: Mapping[str, Any] = alert.plan["notify"]
         chans = set(plan.get("channels") or [])
-        for ch, to in previous_contacts(session, alert.account_id, alert.ts).items():
+        for ch, to in previous_contacts(session, alert.account_id, alert.ts, recent[alert.account_id]).items():
             if ch not in chans:
                 continue
             oid = stable_id("o", alert.id, ch, "alert", "previous")
