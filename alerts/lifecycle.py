@@ -6,7 +6,9 @@
      └── (shadow rules create alerts in ``shadow``; suppressed ones in ``suppressed``: neither moves)
 
 "Not me" wins over everything before it: a user who first tapped "it was me" and then "not me"
-ends denied.  "It was me" never undoes a denial.
+ends denied.  "It was me" never undoes a denial, and an expired or escalated alert can no longer
+be confirmed (only denied).  Who may answer, by which channel and until when, is decided by
+:mod:`alerts.answer_policy` before an event reaches this table.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ NEW, NOTIFIED, CONFIRMED, DENIED, EXPIRED, ESCALATED, CLOSED, SHADOW, SUPPRESSED
 TRANSITIONS: dict[str, dict[str, str]] = {
     NEW: {"notify": NOTIFIED, "confirm": CONFIRMED, "deny": DENIED, "expire": EXPIRED, "close": CLOSED},
     NOTIFIED: {"notify": NOTIFIED, "confirm": CONFIRMED, "deny": DENIED, "expire": EXPIRED, "close": CLOSED},
-    EXPIRED: {"notify": EXPIRED, "confirm": CONFIRMED, "deny": DENIED, "escalate": ESCALATED, "close": CLOSED},
-    ESCALATED: {"notify": ESCALATED, "confirm": CONFIRMED, "deny": DENIED, "close": CLOSED},
+    EXPIRED: {"notify": EXPIRED, "deny": DENIED, "escalate": ESCALATED, "close": CLOSED},
+    ESCALATED: {"notify": ESCALATED, "deny": DENIED, "close": CLOSED},
     CONFIRMED: {"notify": CONFIRMED, "deny": DENIED, "close": CLOSED},
     DENIED: {"notify": DENIED, "close": CLOSED},
     CLOSED: {},

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.actions import run_actions
+from alerts.answer_policy import confirm_channels_for
 from alerts.lifecycle import NEW, SHADOW
 from alerts.outbox import PENDING
 from alerts.store.models import AlertEvent, AlertRow, OutboxRow, Suppression
@@ -53,6 +54,7 @@ def plan_for(d: Decision) -> dict[str, Any]:
         "notify": None if n is None else {
             "channels": list(n.channels), "template": n.template, "confirm": n.confirm,
             "expires_s": int(n.expires.total_seconds()), "strategy": n.strategy,
+            "confirm_channels": list(confirm_channels_for(r.severity, n.channels, n.confirm_channels)),
         },
         "on_denied": _dump_actions(r.on_denied),
         "on_confirmed": _dump_actions(r.on_confirmed),
@@ -273,9 +275,10 @@ def _suppressor(session: Session, decisions: list[Decision], now: datetime) -> S
             found.setdefault(row.account_id, []).append(row)
     if not found:
         return None
+    step_up = bool(session.info.get("allowlist_step_up"))  # settings: suppressions.allowlist_step_up
 
     def check(d: Decision) -> Mapping[str, Any] | None:
-        sup = suppressed(d, found.get(d.finding.account_id, ()), now)
+        sup = suppressed(d, found.get(d.finding.account_id, ()), now, step_up=step_up)
         if sup is None:
             return None
         return {"suppression_id": sup.id, "kind": sup.kind, "value": dict(sup.value or {}),

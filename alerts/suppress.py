@@ -13,7 +13,9 @@ the suppression that applies (the caller records it on the alert for audit) or `
 The finding's own time decides, not ``now``, so a late batch replayed after the trip still sees
 the notice; ``now`` only excludes suppressions created after the decision is being made.  A rule
 with ``suppressible: false`` (e.g. a security change followed by a withdrawal, where the attacker
-may have added the address himself) is never muted.
+may have added the address himself) is never muted; one with ``suppressible: step_up`` (the
+default pack's transfer rules) only where the exchange declares step-up authentication for
+allow-list changes.
 """
 
 from __future__ import annotations
@@ -44,9 +46,16 @@ class DecisionLike(Protocol):
     def rule(self) -> Any: ...
 
 
-def suppressed(decision: DecisionLike, suppressions: Iterable[SuppressionLike], now: datetime) -> Any | None:
-    """The suppression of the finding's account that mutes this decision, or ``None``."""
-    if getattr(decision.rule, "suppressible", True) is False:
+def suppressed(decision: DecisionLike, suppressions: Iterable[SuppressionLike], now: datetime, *,
+               step_up: bool = False) -> Any | None:
+    """The suppression of the finding's account that mutes this decision, or ``None``.
+
+    ``step_up``: the exchange requires step-up authentication to change the address allow-list
+    (settings ``suppressions.allowlist_step_up``); rules marked ``suppressible: step_up`` are muted
+    only then.
+    """
+    mode = getattr(decision.rule, "suppressible", True)
+    if mode is False or (mode == "step_up" and not step_up):
         return None
     f = decision.finding
     at, now = _utc(f.ts), _utc(now)

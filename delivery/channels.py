@@ -49,17 +49,20 @@ class StaffLog(Channel):
 
 
 def build_channels(settings: DeliveryConfig) -> dict[str, Channel]:
+    from delivery.settings import effective_console
     from notifiers.registry import build_channels as build
     from notifiers.webhook import WebhookChannel
 
     cfg: dict[str, Any] = settings.channels.model_dump(mode="python")
+    console = effective_console(settings)  # a demo channel: off beside real ones unless named
+    cfg["console"] = console.model_dump(mode="python")
     built = build(cfg)
     hooks = settings.hooks
     built["freeze_hook"] = WebhookChannel(hooks.freeze) if hooks.freeze.enabled else BuiltinFreeze()
     if hooks.staff.enabled:
         built["escalate"] = WebhookChannel(hooks.staff)
     else:
-        built["escalate"] = StaffLog(built.get("console") if settings.channels.console.enabled else None)
+        built["escalate"] = StaffLog(built.get("console") if console.enabled else None)
     for name, hook in hooks.named.items():
         if hook.enabled:
             built[f"webhook:{name}"] = WebhookChannel(hook)

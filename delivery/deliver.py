@@ -34,6 +34,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.answer_policy import PREVIOUS
+from alerts.contacts import answer_settings
 from alerts.lifecycle import OPEN_STATES, can
 from alerts.lifecycle import apply as lifecycle_apply
 from alerts.outbox import READY, OutboxStatus, apply
@@ -48,6 +50,7 @@ from delivery.outbox import (
     claim,
     context_of,
     preload,
+    previous_contact,
     put_back,
     recipient_of,
     send,
@@ -227,6 +230,7 @@ class Deliverer:
                      ) -> Job | None:
         alert = s.get(AlertRow, row.alert_id) if row.alert_id else None  # preloaded: no query
         recipient = recipient_of(s.get(AccountRow, row.account_id), row.account_id, self.settings)
+        recipient = previous_contact(recipient, row)  # a copy for a contact changed lately
         transport = self._transport(row.channel, (row.payload or {}).get("target"))
         if transport is None:
             return Job(row.id, None, None, DeliveryResult("skipped", error=f"channel '{row.channel}' is not "
@@ -252,7 +256,8 @@ class Deliverer:
         report.coalesced += len(coalesced)
         token = link = None
         if alert is not None and alert.confirm and row.purpose in ANSWERED_SKIP_PURPOSES:
-            token, link = self._issue_token(s, alert, row.channel, now)
+            label = row.channel + (PREVIOUS if (row.payload or {}).get("previous") else "")
+            token, link = self._issue_token(s, alert, label, now)
             report.links.append((alert.id, row.channel, link))
         context = context_of(alert, recipient, link, row, len(coalesced))
         if row.channel in SYSTEM_CHANNELS:
@@ -324,15 +329,19 @@ class Deliverer:
         ch = self.channels.get(channel)
         if ch is not None:
             return ch
-        stand_in = self.settings.channels.console
+        from delivery.settings import effective_console
+
+        stand_in = effective_console(self.settings)  # never in production, never beside real channels
         if stand_in.enabled and channel in stand_in.stand_in_for:
             return self.channels.get("console")
         return None
 
     def _issue_token(self, s: Session, alert: AlertRow, channel: str, now: datetime) -> tuple[str, str]:
+        """A link/push token that lives as long as "not me" is heard: the alert's expiry plus the deny
+        grace (a confirm is refused after the alert's own expiry, whatever the token says)."""
         token = new_token()
-        expires = max(aware(alert.expires_at) or now,
-                      now + timedelta(minutes=self.settings.web.token_ttl_minutes))
+        grace = answer_settings(s)["deny_grace_seconds"]  # the bootstrap puts the answers settings on the sessions
+        expires = (aware(alert.expires_at) or now) + timedelta(seconds=grace)
         s.add(ConfirmToken(token_hash=hash_token(token), alert_id=alert.id, account_id=alert.account_id,
                            channel=channel, created_at=now, expires_at=expires))
         return token, f"{self.settings.web.base_url.rstrip('/')}/c/{token}"
@@ -363,7 +372,7 @@ class Deliverer:
             floor = self.limiter.backoff(transport, now, result.retry_after)
             throttled += 1
             row.payload = {**(row.payload or {}), "throttled": throttled}
-        elif result.action:
+        elif result.action and not (row.payload or {}).get("previous"):  # the old contact is not the account's
             account_action(s, row, result.action, now, code=result.error_code, error=result.error)
         elif result.status == "permanent":
             log.error("delivery %s via %s failed: %s %s", row.id, row.channel, result.error_code,

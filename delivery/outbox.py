@@ -113,6 +113,20 @@ def recipient_of(acct: AccountRow | None, account_id: str, settings: DeliveryCon
     )
 
 
+def previous_contact(r: Recipient, row: OutboxRow) -> Recipient:
+    """The recipient of a copy for a contact changed lately (``payload["to"]``), else ``r`` itself."""
+    to = (row.payload or {}).get("to")
+    if not to:
+        return r
+    from dataclasses import replace
+
+    if row.channel == "sms":
+        return replace(r, phone=str(to), email=None, push_token=None)
+    if row.channel == "email":
+        return replace(r, email=str(to), phone=None, push_token=None)
+    return r
+
+
 def context_of(alert: AlertRow | None, r: Recipient, link: str | None, row: OutboxRow, coalesced: int
              ) -> dict[str, Any]:
     a = None

@@ -58,8 +58,6 @@ class WebLinks(Protocol):
     @property
     def base_url(self) -> str: ...
 
-    @property
-    def token_ttl_minutes(self) -> int: ...
 
 
 class DeliveryConfig(Protocol):
@@ -81,7 +79,23 @@ class DeliveryConfig(Protocol):
     def web(self) -> WebLinks: ...
 
     @property
+    def environment(self) -> str: ...
+
+    @property
     def default_locale(self) -> str: ...
 
     @property
     def default_timezone(self) -> str: ...
+
+
+REAL_CHANNELS = ("sms", "email", "push", "webhook")
+
+
+def effective_console(s: DeliveryConfig) -> ConsoleConfig:
+    """The console as it runs: a demo and development channel, off when a real channel is configured
+    (unless the settings name it), and never a stand-in for a real channel in production."""
+    c = s.channels.console
+    real = any(getattr(s.channels, n).enabled for n in REAL_CHANNELS)
+    enabled = c.enabled if ("enabled" in c.model_fields_set or not real) else False
+    stand_in = [] if s.environment == "production" else list(c.stand_in_for)
+    return c.model_copy(update={"enabled": enabled, "stand_in_for": stand_in})

@@ -6,13 +6,16 @@ that withdraws monthly).  Each outflow gets the features in :data:`FEATURES` -- 
 the account's own history, so a finding never depends on other accounts or on the wall clock --
 and is reported when its anomaly score reaches the threshold fitted with the model.
 
-``vigil model fit --data DIR --out PATH`` fits the forest on history and writes ``PATH`` (joblib)
-plus ``PATH.json``: the feature list, the feature-set version, the scikit-learn version, the
-fitted threshold, the training medians, and the SHA-256 of the model file.  The detector reads
-the JSON first and refuses (a :class:`ParameterError` when the rule set loads) a model fitted on
-another feature set, by another scikit-learn, or whose file does not match its checksum -- it
-never unpickles a file its sidecar does not vouch for.  With no ``model_path`` it skips, with
-the reason counted.
+``vigil model fit --data DIR --out PATH`` fits the forest on history and writes ``PATH``: a skops
+archive holding the estimator and its metadata (the feature list, the feature-set version, the
+scikit-learn version, the fitted threshold, the training medians), and prints its SHA-256.
+Models are the operator's, never a rule author's: the settings name each one and pin its hash
+(``models: {isolation: {path: ..., sha256: ...}}``) and a rule file can only choose a name
+(``detectors: {isolation: {model: isolation}}``).  :func:`load_model` hashes the bytes before
+anything parses them, reads them with skops and an explicit trusted-types list (no pickle, no
+joblib: loading cannot run code), and refuses a model fitted on another feature set or by
+another scikit-learn.  A refused or missing model makes the detector skip with the reason
+counted; `vigil rules check`, backtests and hot reload never read a model file a rule names.
 
 Each finding names the features behind its score: every feature in turn is set to its training
 median and the drop in anomaly score is that feature's contribution (occlusion).
@@ -24,12 +27,10 @@ of the last 365 days, and the latest security change: at most ~45 KB, typically 
 
 from __future__ import annotations
 
-import hashlib
-import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,6 +39,16 @@ import pandas as pd
 from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
 from detectors.draining import IN_KINDS
+from detectors.isolation_model import (
+    FEATURE_SET,
+    FEATURES,
+    MODEL_FORMAT,
+    TRUSTED_TYPES,
+    Model,
+    ModelError,
+    load_model,
+    save_model,
+)
 from detectors.large_withdrawal import OUT_KINDS, priced
 from detectors.new_address import normalise_addresses, previous_use, remember
 from detectors.sequence import (
@@ -58,17 +69,10 @@ from detectors.sequence import (
     window_sums,
 )
 
-FEATURE_SET = 1
-FEATURES = (
-    "log_amount_usd",
-    "log_ratio_to_mean",
-    "log_prior_withdrawals",
-    "log_outflows_24h",
-    "share_of_deposits_24h",
-    "new_address",
-    "log_hours_since_change",
-    "log_hours_since_prev_withdrawal",
-)
+__all__ = [
+    "FEATURES", "FEATURE_SET", "MODEL_FORMAT", "TRUSTED_TYPES", "Isolation", "Model", "ModelError", "compute_features",
+    "fit_model", "load_model", "save_model",
+]
 # how a feature reads for people: (label, inverse transform to the raw value)
 _READABLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "log_amount_usd": ("amount USD", np.expm1),
@@ -80,19 +84,8 @@ _READABLE: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "log_hours_since_change": ("hours since a security change", np.expm1),
     "log_hours_since_prev_withdrawal": ("hours since the previous withdrawal", np.expm1),
 }
-MODEL_FORMAT = "vigil-isolation-forest"
 CAP_HOURS = 720.0
 OUT_DAYS, IN_DAYS, ADDRESS_DAYS, MAX_FLOWS, MAX_ADDRESSES = 60, 30, 365, 50, 500
-
-
-@dataclass(frozen=True)
-class Model:
-    estimator: Any
-    meta: Mapping[str, Any]
-
-    @property
-    def version(self) -> str:
-        return str(self.meta.get("sha256", ""))[:12]
 
 
 @dataclass
@@ -237,57 +230,6 @@ def _last_change(batch: Batch, states: Mapping[str, Mapping[str, Any]]) -> dict[
     return out
 
 
-def load_model(path: str | Path) -> Model:
-    """Read ``PATH.json``, check it against this build, verify the checksum, then load ``PATH``."""
-    import joblib
-    import sklearn
-
-    p = Path(path)
-    side = Path(f"{p}.json")
-    if not p.is_file():
-        raise ParameterError(f"The model file {p} does not exist; fit one with `vigil model fit`.")
-    if not side.is_file():
-        raise ParameterError(f"The model {p} has no sidecar {side.name}; refit it with `vigil model fit`.")
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ParameterError(f"{side}: not a readable model sidecar ({e}).") from None
-    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-        raise ParameterError(f"{side}: not a Vigil isolation-forest model (format {meta.get('format')!r}).")
-    theirs = [str(f) for f in meta.get("features", [])]
-    if meta.get("feature_set") != FEATURE_SET or theirs != list(FEATURES):
-        extra = [f for f in theirs if f not in FEATURES]
-        lacking = [f for f in FEATURES if f not in theirs]
-        diff = "; ".join(
-            part
-            for part in (
-                f"it has {', '.join(extra)}" if extra else "",
-                f"it lacks {', '.join(lacking)}" if lacking else "",
-                "same names in another order" if not extra and not lacking and theirs != list(FEATURES) else "",
-            )
-            if part
-        )
-        raise ParameterError(
-            f"The model {p} was fitted on feature set {meta.get('feature_set')}"
-            f"{' (' + diff + ')' if diff else ''}, but this Vigil computes feature set {FEATURE_SET}. "
-            "Refit it with `vigil model fit`."
-        )
-    if meta.get("sklearn") != sklearn.__version__:
-        raise ParameterError(
-            f"The model {p} was fitted with scikit-learn {meta.get('sklearn')}, "
-            f"this is {sklearn.__version__}: refit it with `vigil model fit`."
-        )
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    if digest != meta.get("sha256"):
-        raise ParameterError(f"The model file {p} does not match the checksum in {side.name}; refusing to load it.")
-    est = joblib.load(p)
-    if getattr(est, "n_features_in_", None) != len(FEATURES):
-        raise ParameterError(
-            f"The model {p} expects {getattr(est, 'n_features_in_', '?')} features, not {len(FEATURES)}."
-        )
-    return Model(est, meta)
-
-
 def fit_model(
     batch: Batch, *, contamination: float = 0.01, n_estimators: int = 200, seed: int = 0, min_rows: int = 50
 ) -> Model:
@@ -320,22 +262,6 @@ def fit_model(
     return Model(est, meta)
 
 
-def save_model(model: Model, path: str | Path, *, fitted_at: datetime) -> dict[str, Any]:
-    """Write ``PATH`` and ``PATH.json``; returns the sidecar."""
-    import joblib
-
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model.estimator, p)
-    meta = {
-        **model.meta,
-        "fitted_at": fitted_at.isoformat(),
-        "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
-    }
-    Path(f"{p}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return meta
-
-
 class Isolation(Detector):
     name = "isolation"
     family = "learned"
@@ -345,16 +271,34 @@ class Isolation(Detector):
     optional_columns = ("amount_usd", "address")
     description = "A withdrawal an IsolationForest fitted on history finds unusual, with the features behind it."
     params: ClassVar[Mapping[str, Param]] = {
-        "model_path": Param("", "Model written by `vigil model fit` ('' = no model: the detector skips).", kind=str),
+        "model": Param(
+            "isolation",
+            "Name of a model in the operator's settings (models.<name>: path and SHA-256); none there: it skips.",
+            kind=str,
+        ),
         "score_threshold": Param(
             0.0, "Anomaly score to report at (0 = the threshold fitted with the model).", ge=0, le=1
         ),
         "explain_top": Param(3, "How many features each finding names.", kind=int, ge=1, le=len(FEATURES)),
     }
 
+    # a rule file names a model; it never points at a file (nothing a rule author writes is loaded)
+    retired_params: ClassVar[Mapping[str, str]] = {
+        "model_path": "model files are not named in rule files any more: the operator pins them in the settings "
+        "(models.<name>: {path, sha256}) and a rule set may choose one with 'model: <name>'",
+    }
+
     def _check_params(self) -> None:
-        # the fitted artefact is part of the configuration: a bad one is reported when rules load
-        self.model_: Model | None = load_model(self.p["model_path"]) if self.p["model_path"] else None
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", self.p["model"]):
+            raise ParameterError(
+                f"The 'model' parameter of Isolation must be a model name such as 'isolation'. Got {self.p['model']!r}."
+            )
+        self.model_: Model | None = None  # attached from the settings by vigil.models.bind_models
+        self.refused_: str | None = None  # why the named model was refused, if it was
+
+    def attach(self, model: Model | None, refused: str | None = None) -> None:
+        """Give the detector its model (or the reason it has none); called once per rule-set load."""
+        self.model_, self.refused_ = model, refused
 
     def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
@@ -363,10 +307,12 @@ class Isolation(Detector):
             return result
         if self.model_ is None:
             n_out = int(df["kind"].isin(OUT_KINDS).sum())
+            why = self.refused_ or (
+                f"no model '{self.p['model']}' in the settings (models.{self.p['model']}): "
+                "fit one with `vigil model fit`"
+            )
             if n_out:
-                result.skips.append(
-                    Skip(self.name, "no model configured (model_path): fit one with `vigil model fit`", n_out)
-                )
+                result.skips.append(Skip(self.name, why, n_out))
             return result
         feats = compute_features(batch, profiles, result, self.name)
         if feats is None:

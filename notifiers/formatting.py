@@ -24,7 +24,8 @@ _BABEL_DEFAULT = {"en": "en", "zh-CN": "zh_Hans_CN", "zh-TW": "zh_Hant_TW", "ko"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]+")
 _SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,15}):/+")
 _WWW = re.compile(r"(?i)\bwww\.")
-_DOTTED = re.compile(r"(?i)\b([a-z0-9-]{2,})\.(com|net|org|io|co|app|xyz|info|link|me|cc|ru|cn|top)\b")
+# a domain-like token: labels and dots ending in an alphabetic label (any TLD: .zip and .mov exist)
+_DOMAIN = re.compile(r"(?i)\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})\b")
 
 
 @lru_cache(maxsize=256)
@@ -160,7 +161,7 @@ def safe_text(value: Any, limit: int) -> str | None:
     text = " ".join(_CONTROL.sub(" ", str(value)).split())
     text = _SCHEME.sub(r"\1[:]//", text)
     text = _WWW.sub("www[.]", text)
-    text = _DOTTED.sub(r"\1[.]\2", text)
+    text = _DOMAIN.sub(lambda m: m.group().replace(".", "[.]"), text)
     if not text:
         return None
     return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"

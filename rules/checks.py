@@ -34,6 +34,32 @@ class Flagged:
         return any(loc[: len(p)] == p or p[: len(loc)] == loc for loc in self.locs if loc)
 
 
+def _confirm_channels(notify: Mapping[str, Any], severity: Any, confirm: bool, bad: Flagged,
+                      err: Callable[..., None]) -> None:
+    """``confirm_channels`` must be some of the rule's user channels; a high or critical question
+    must leave at least one channel that can confirm it (else every "it was me" is only recorded)."""
+    chans = notify.get("channels")
+    chosen = notify.get("confirm_channels")
+    if not isinstance(chans, list) or ("notify", "channels") in bad or ("notify", "confirm_channels") in bad:
+        return
+    if chosen is not None and not confirm and ("notify", "confirm") not in bad:
+        err(("notify", "confirm_channels"), "has no effect without confirm: true", key=True)
+        return
+    if isinstance(chosen, list):
+        for j, c in enumerate(chosen):
+            if c not in chans:
+                err(("notify", "confirm_channels", j), f"'{c}' is not one of this rule's channels ({', '.join(chans)})")
+            elif c not in USER_CHANNELS:
+                err(("notify", "confirm_channels", j), f"the account holder cannot answer on '{c}'")
+        if not chosen:
+            err(("notify", "confirm_channels"), "is empty: no answer could ever close the alert")
+    elif (confirm and severity in ("high", "critical") and any(c in USER_CHANNELS for c in chans)
+          and not any(c in ("push", "sms") for c in chans)):
+        err(("notify", "confirm"), f"a {severity} alert is confirmed only by push or sms by default, and this "
+                                   "rule sends neither: add one, or name the confirming channels in "
+                                   "notify.confirm_channels")
+
+
 def cross_checks(
     item: CommentedMap,
     bad: Flagged,
@@ -61,6 +87,7 @@ def cross_checks(
                     f"a confirmation needs a channel the account holder can answer on: "
                     f"{', '.join(USER_CHANNELS)}",
                 )
+        _confirm_channels(notify, item.get("severity"), confirm, bad, err)
         tmpl = notify.get("template")
         if (
             isinstance(tmpl, str)

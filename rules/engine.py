@@ -11,6 +11,8 @@ lower severity on the same account for the rule's window.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +20,11 @@ from typing import Any
 
 from detectors.base import Finding, stable_id
 from rules.context import FindingView, account_context, condition_context, in_schedule, in_segment
+from rules.limits import EVAL_BUDGET_SECONDS
 from rules.loader import CompiledRule, RuleSet
 from rules.schema import SEVERITY_RANK, Rule
 
+log = logging.getLogger(__name__)
 __all__ = ["Decision", "Recent", "account_context", "evaluate", "in_segment", "split_inhibited"]
 
 
@@ -82,8 +86,14 @@ def evaluate(
     ``profiles`` (account -> detector -> state) is what ``profile`` shows a condition; ``on_error``
     hears about conditions that failed at run time (a field absent from this finding's evidence),
     which count as "does not hold".
+
+    Each condition has an evaluation budget (:data:`rules.limits.EVAL_BUDGET_SECONDS` per finding,
+    on top of the static cost bound checked at load): one that overruns it is reported through
+    ``on_error`` and does not hold for the rest of the call, so one pathological rule cannot stall
+    a scan that has thousands of findings to judge.
     """
     by_detector: dict[str, list[CompiledRule]] = {}
+    over_budget: set[str] = set()
     known: dict[str, dict[str, Any]] = {}  # account contexts, built once per account
     out: list[Decision] = []
     for f in findings:
@@ -101,9 +111,20 @@ def evaluate(
             if not in_segment(rule.segments, acct) or not in_schedule(rule.schedule, f.ts, acct):
                 continue
             if cr.condition is not None:
+                if rule.id in over_budget:
+                    continue
                 prof = (profiles or {}).get(f.account_id, {}).get(f.detector, {})
                 ctx = condition_context(cr.condition.reads, view, acct, prof)
+                t0 = time.perf_counter()
                 holds, error = cr.condition.test(ctx)
+                spent = time.perf_counter() - t0
+                if spent > EVAL_BUDGET_SECONDS:
+                    over_budget.add(rule.id)
+                    log.warning("rule %s: condition over its evaluation budget (%.0f ms on finding %s); "
+                                "it does not match for the rest of this batch", rule.id, spent * 1000,
+                                f.finding_id)
+                    holds, error = False, (f"over its evaluation budget ({spent * 1000:.0f} ms > "
+                                           f"{EVAL_BUDGET_SECONDS * 1000:.0f} ms): off for the rest of this batch")
                 if error is not None and on_error is not None:
                     on_error(rule.id, f, error)
                 if not holds:

@@ -241,7 +241,9 @@ def _then(r: Rule) -> list[str]:
             f"{format_duration(r.inhibit.window)}"
         )
     out.append(
-        "  travel notices and allow-listed addresses can mute it"
+        "  allow-listed addresses mute it only where allow-list changes need step-up authentication"
+        if r.suppressible == "step_up"
+        else "  travel notices and allow-listed addresses can mute it"
         if r.suppressible
         else "  never muted by travel notices or allow-listed addresses"
     )

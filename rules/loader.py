@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +40,12 @@ from rules.errors import (
     yaml_message,
 )
 from rules.expr import Condition, ExpressionError
+from rules.limits import budget_problem, condition_problems, file_problems, yaml_problems
 from rules.params import DetectorConfig, ParamCollector
 from rules.schema import CHANNELS, FileHead, Rule
 
 DEFAULT_PACK = Path(__file__).with_name("packs") / "default"
+log = logging.getLogger(__name__)
 
 
 __all__ = ["DEFAULT_PACK", "CompiledRule", "RuleError", "RuleLoadError", "RuleSet", "load_rules"]
@@ -143,8 +146,29 @@ def load_rules(
     passes the ``templates`` the notifiers can render and the ``channels`` they know.  Without
     them, channels are checked against the built-in names and templates are not checked (said
     in a warning).  ``registry`` defaults to the installed detectors.
+
+    Any other exception while loading (a bug, or an input nobody foresaw) is turned into a
+    :class:`RuleLoadError` too, after logging it: a rule set that did not load cleanly is refused,
+    never half-applied, and the caller keeps its last good set.
     """
     root = Path(path) if path is not None else DEFAULT_PACK
+    try:
+        return _load(root, templates, channels, registry)
+    except RuleLoadError:
+        raise
+    except Exception as e:
+        log.error("loading the rule set at %s failed unexpectedly: %s: %s", root, type(e).__name__, e)
+        log.debug("the failure", exc_info=True)
+        raise RuleLoadError([RuleError(str(root), 0, 0, None, f"the rule set could not be loaded "
+                                       f"({type(e).__name__}: {str(e)[:200]}); it was refused")]) from None
+
+
+def _load(
+    root: Path,
+    templates: Iterable[str] | None,
+    channels: Iterable[str] | None,
+    registry: Mapping[str, type[Detector]] | None,
+) -> RuleSet:
     files = rule_files(root)
     if not root.exists():
         raise RuleLoadError([RuleError(str(root), 1, 1, None, "no such file or directory")])
@@ -204,6 +228,9 @@ def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
     path = str(f)
     if data is None:
         return [RuleError(path, 1, 1, None, "the file cannot be read")]
+    too_big = file_problems(data)
+    if too_big:
+        return [RuleError(path, line, col, None, msg) for line, col, msg in too_big]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -217,6 +244,9 @@ def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
     ]
     if tabs:
         return tabs
+    unsafe = yaml_problems(text)
+    if unsafe:
+        return [RuleError(path, line, col, None, msg) for line, col, msg in unsafe]
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
@@ -350,15 +380,26 @@ def _condition(
         evidence = {}
         for d in declared:
             evidence.update(d)  # type: ignore[arg-type]
-    try:
-        return Condition(when, evidence)
-    except ExpressionError as e:
-        vl, vc = item.lc.value("when")
-        for line, col, msg in e.problems:
-            offset = _offset(when, line, col)
-            fl, fc = scalar_position(text, vl + 1, vc + 1, when, offset)
-            errs.append(RuleError(path, fl, fc, who, f"when: {msg}"))
+    vl, vc = item.lc.value("when")
+
+    def at(offset: int) -> tuple[int, int]:
+        return scalar_position(text, vl + 1, vc + 1, when, offset)
+
+    over = condition_problems(when)
+    if over:
+        errs.extend(RuleError(path, *at(offset), who, f"when: {msg}") for offset, msg in over)
         return False
+    try:
+        cond = Condition(when, evidence)
+    except ExpressionError as e:
+        for line, col, msg in e.problems:
+            errs.append(RuleError(path, *at(_offset(when, line, col)), who, f"when: {msg}"))
+        return False
+    costly = budget_problem(cond.tree)
+    if costly:
+        errs.append(RuleError(path, *at(0), who, f"when: {costly}"))
+        return False
+    return cond
 
 
 def _offset(text: str, line: int, col: int) -> int:

@@ -133,6 +133,10 @@ class ParamCollector:
         self, path: str, doc: Any, loc: tuple[Any, ...], cls: type[Detector], name: str, key: str, value: Any
     ) -> tuple[RuleError | None, Any]:
         where = field_path(loc)
+        retired = getattr(cls, "retired_params", {})
+        if key in retired:
+            line, col, _ = locate(doc, loc, key=True)
+            return RuleError(path, line, col, None, f"{where}: {retired[key]}"), None
         if key not in cls.params:
             line, col, _ = locate(doc, loc, key=True)
             known = sorted(cls.params)

@@ -13,6 +13,7 @@ The audit row per applied or refused set (``vigil_rule_sets``) is written by
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from typing import Literal
 from rules.errors import RuleError
 from rules.loader import DEFAULT_PACK, RuleLoadError, RuleSet, content_hash, load_rules
 
+log = logging.getLogger(__name__)
 Status = Literal["unchanged", "applied", "refused"]
 
 
@@ -67,10 +69,17 @@ class RuleSetManager:
         try:
             new = self._load(self.path)
         except RuleLoadError as e:
-            self.refused_hash = digest
-            self.last_errors = list(e.errors)
-            return ReloadResult("refused", digest, now, list(e.errors), self.current)
-        self.current = new
-        self.refused_hash = None
-        self.last_errors = []
-        return ReloadResult("applied", new.content_hash, now, [], new)
+            errors = list(e.errors)
+        except Exception as e:  # a loader bug or an unforeseen input: refused like any bad set
+            log.error("reloading %s failed unexpectedly: %s: %s", self.path, type(e).__name__, e)
+            errors = [RuleError(str(self.path), 0, 0, None,
+                                f"the rule set could not be loaded ({type(e).__name__}); it was refused")]
+        else:
+            self.current = new
+            self.refused_hash = None
+            self.last_errors = []
+            return ReloadResult("applied", new.content_hash, now, [], new)
+        self.refused_hash = digest
+        self.last_errors = errors
+        return ReloadResult("refused", digest, now, list(errors), self.current)
+

@@ -105,15 +105,18 @@ class Notify(Strict):
     channels: list[str] = Field(min_length=1)
     template: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
     confirm: bool = False
+    # which channels' "it was me" closes the alert (default: push and sms for high and critical
+    # severity, every channel otherwise); a confirm by any other channel is recorded, not applied
+    confirm_channels: list[str] | None = None
     expires: timedelta = timedelta(minutes=30)
     strategy: Literal["all", "fallback"] = "all"
 
     _dur = field_validator("expires", mode="before")(_bounded(MINUTE, 7 * DAY))
 
-    @field_validator("channels")
+    @field_validator("channels", "confirm_channels")
     @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        twice = sorted({c for c in v if v.count(c) > 1})
+    def _unique(cls, v: list[str] | None) -> list[str] | None:
+        twice = sorted({c for c in v or () if v is not None and v.count(c) > 1})
         if twice:
             raise ValueError(f"the channel '{twice[0]}' is listed twice")
         return v
@@ -235,7 +238,10 @@ class Rule(Strict):
     inhibit: Inhibit | None = None
     segments: Segments | None = None
     schedule: Schedule | None = None
-    suppressible: bool = True  # false: travel notices and allow-listed addresses never mute it
+    # false: travel notices and allow-listed addresses never mute it; step_up: allow-listed addresses
+    # mute it only where the exchange declares step-up authentication for allow-list changes
+    # (settings: suppressions.allowlist_step_up) -- else whoever took the account can allow-list
+    suppressible: bool | Literal["step_up"] = True
 
     @field_validator("detector", mode="before")
     @classmethod

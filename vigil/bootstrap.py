@@ -81,11 +81,11 @@ def load_rule_set(path: str | None) -> RuleSet:
         raise _rule_set_error(e) from None
 
 
-def rule_manager(path: str | None, rules: RuleSet | None = None) -> RuleSetManager:
+def rule_manager(path: str | None, rules: RuleSet | None = None, models: Any = None) -> RuleSetManager:
+    """The manager of the running rule set; ``models`` (:class:`vigil.models.Models`) are attached to
+    every set it loads, the first and each hot reload."""
     try:
-        if rules is not None:
-            return RuleSetManager(path, loader=_first_then_load(rules))
-        return RuleSetManager(path, loader=_load)
+        return RuleSetManager(path, loader=_first_then_load(rules, models))
     except RuleLoadError as e:
         raise _rule_set_error(e) from None
 
@@ -94,11 +94,16 @@ def _load(path: Any) -> RuleSet:
     return load_rules(path, **rule_inputs())
 
 
-def _first_then_load(first: RuleSet) -> Callable[[Any], RuleSet]:
-    given = [first]
+def _first_then_load(first: RuleSet | None, models: Any = None) -> Callable[[Any], RuleSet]:
+    given = [first] if first is not None else []
 
     def load(p: Any) -> RuleSet:
-        return given.pop() if given else _load(p)
+        rs = given.pop() if given else _load(p)
+        if models is not None:
+            from vigil.models import bind_models
+
+            bind_models(rs, models)
+        return rs
 
     return load
 
@@ -148,16 +153,20 @@ def bootstrap(
     rules: RuleSet | None = None,
     source: SqlSource | FileSource | None = None,
 ) -> App:
+    from vigil.models import load_models
+
     if migrate:
         upgrade(settings.database_url)
+    models = load_models(settings)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
-    sessions.configure(info=ticket_session_info(settings))
+    sessions.configure(info={**ticket_session_info(settings), "answers": settings.answers.model_dump(),
+                             "allowlist_step_up": settings.suppressions.allowlist_step_up})
     return App(
         settings=settings,
         engine=engine,
         sessions=sessions,
         source=source or make_source(settings, engine),
-        rule_manager=rule_manager(settings.rules_path, rules),
+        rule_manager=rule_manager(settings.rules_path, rules, models),
         clock=clock,
     )

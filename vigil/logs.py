@@ -9,7 +9,8 @@ The ``log_format`` setting picks the formatter: ``text`` (the message, then ``ke
 field) or ``json`` (``ts``, ``level``, ``logger``, ``message`` and the fields, one object a line).
 Both redact on the way out, so a secret never reaches a log line by mistake: values of fields
 whose name says secret (``password``, ``token``, ``secret``, ``authorization``, ...), pydantic
-``SecretStr`` values, and the password part of URLs (``postgresql://user:***@host/db``).
+``SecretStr`` values, the password part of URLs (``postgresql://user:***@host/db``), and what
+:mod:`vigil.redact` removes (confirmation tokens, bearer values; phone numbers and emails masked).
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def redact(key: str, value: Any) -> Any:
 
 
 def redact_text(text: str) -> str:
-    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", text)
+    """URL passwords, confirmation tokens, bearer values; phone numbers and emails masked."""
+    from vigil.redact import redact as redact_personal
+
+    return redact_personal(_URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}@", text))
 
 
 def fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -100,3 +104,6 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from vigil.redact import install
+
+    install()  # library records formatted by other handlers are redacted too

@@ -17,6 +17,8 @@ import pandas as pd
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerts.contacts import copy_to_previous_contacts
+from alerts.contacts import record_changes as record_contact_changes
 from alerts.stage import StageReport, apply_decisions
 from alerts.store.models import AccountRow, Cursor, FindingRow, Profile, QuarantineRow, Run
 from detectors.base import Detector, Finding
@@ -104,16 +106,20 @@ def scan_once(
     batch = Batch(frames, absent)
     ids = sorted(batch.accounts())
     accounts: dict[str, dict[str, Any]] = {}
+    contact_changes: list[tuple[str, str, Any, Any]] = []
     if ids:  # the batch's accounts, read and validated once: for the mirror and for the detectors
         acct_frame, acct_bad = validate("accounts", source.accounts(ids, conn=conn))
         report.quarantined.extend(acct_bad)
         batch.frames["accounts"] = acct_frame
-        accounts = _sync_accounts(session, acct_frame, ids, now)
+        accounts = _sync_accounts(session, acct_frame, ids, now, contact_changes)
+    record_contact_changes(session, contact_changes, batch.get("security_events"), now)
 
     findings = run_detectors(session, rules, batch, accounts, now=now, report=report)
     _store_findings(session, findings, now, run.id)
     decisions = evaluate(rules, findings, accounts, now=now)
     report.stage = apply_decisions(session, decisions, now=now, deliver=deliver, rules=rules)
+    if deliver:  # contacts changed lately get a copy of each new alert (alerts/contacts.py)
+        copy_to_previous_contacts(session, report.stage.created, now)
     report.findings = len(findings)
 
     for q in report.quarantined:
@@ -216,8 +222,10 @@ def _store_findings(session: Session, findings: list[Finding], now: datetime, ru
 CONTACT_FIELDS = ("locale", "timezone", "phone", "email", "push_token", "tier", "anti_phishing_code")
 
 
-def _sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: datetime) -> dict[str, dict[str, Any]]:
-    """Refresh the account mirror for the batch's accounts; return plain dicts for the rules."""
+def _sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: datetime,
+                   changes: list[tuple[str, str, Any, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Refresh the account mirror for the batch's accounts; return plain dicts for the rules.
+    ``changes`` receives every (account, column, old, new) the refresh changed."""
     by_id = {str(r["account_id"]): r for r in src.to_dict("records")}
     mirror: dict[str, AccountRow] = {}
     for chunk in _chunks(ids):
@@ -234,6 +242,8 @@ def _sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: dat
             for f in CONTACT_FIELDS:
                 v = s.get(f)
                 if v is not None and not (isinstance(v, float) and pd.isna(v)) and getattr(row, f) != v:
+                    if changes is not None:
+                        changes.append((acct_id, f, getattr(row, f), v))
                     setattr(row, f, v)
             created = s.get("created_at")
             if created is not None and not pd.isna(created):

@@ -76,10 +76,11 @@ def run_demo(*, db_url: str, data_dir: str, accounts: int, seed: int, serve: boo
     _background_loop(app)
     import uvicorn
 
+    from vigil.redact import uvicorn_log_config
     from vigil.web.app import create_app
 
     click.secho(f"6. serving the confirmation page on http://127.0.0.1:{port}  (Ctrl-C to stop)", bold=True)
-    uvicorn.run(create_app(app), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_app(app), host="127.0.0.1", port=port, log_level="warning", log_config=uvicorn_log_config())
     app.close()
     return result
 

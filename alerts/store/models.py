@@ -282,6 +282,23 @@ class AccountRow(Base):
     updated_at: Mapped[datetime | None] = mapped_column(TS)
 
 
+class ContactChange(Base):
+    """A change of an account's phone number, email address or push device (``kind`` phone, email,
+    push), seen in ``security_events`` or in the account mirror.  ``previous`` is the contact it
+    replaced, when known: alerts go there too for a while, and the new one cannot confirm yet."""
+
+    __tablename__ = "vigil_contact_changes"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(TS)
+    previous: Mapped[str | None] = mapped_column(String(512))
+    current: Mapped[str | None] = mapped_column(String(512))
+    source: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(TS)
+
+
 class Run(Base):
     """One run of a daemon job: what it read and produced, and any gap it caught up."""
 

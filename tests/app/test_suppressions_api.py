@@ -15,11 +15,12 @@ from vigil.daemon import scan_until_caught_up
 from vigil.importer import import_dir
 from vigil.web.app import create_app
 
-TOKEN = "staff-token-0123456789abcdef"
+TOKEN = "backend-feed-0123456789abcdef-0123456789"
 
 
 def test_declared_travel_notice_and_allow_listed_address_mute_alerts(db_url: str, tmp_path: Path) -> None:
-    app = make_app(db_url, web={"staff_token": TOKEN})
+    app = make_app(db_url, web={"suppression_tokens": {"exchange-backend": TOKEN}},
+                   suppressions={"allowlist_step_up": True})  # address suppressions may mute transfer rules
     client = TestClient(create_app(app))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.post("/api/suppressions", json={}).status_code == 401
@@ -27,6 +28,7 @@ def test_declared_travel_notice_and_allow_listed_address_mute_alerts(db_url: str
         "account_id": "A1", "kind": "travel", "countries": ["br"],
         "starts_at": "2026-03-05T00:00:00Z", "expires_at": "2026-03-12T00:00:00Z"})
     assert r.status_code == 201 and r.json()["value"] == {"countries": ["BR"]}
+    assert r.json()["created_by"] == "api:exchange-backend"  # the token's name, not the body's
     bad = client.post("/api/suppressions", headers=auth, json={
         "account_id": "A1", "kind": "travel", "countries": ["Brazil"],
         "starts_at": "2026-03-05T00:00:00Z", "expires_at": "2027-03-12T00:00:00Z"})

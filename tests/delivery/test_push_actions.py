@@ -52,7 +52,8 @@ def _count(app: App, model: Any, *where: Any) -> int:
 def test_deny_freezes_once_however_often_the_app_retries(client: TestClient, app: App, pushed: dict) -> None:
     body = {"token": pushed["token"], "action": "deny", "alert_id": pushed["alert"]}
     r = client.post(push_actions.PATH, json=body)
-    assert r.status_code == 200 and r.json() == {"applied": True, "status": "denied", "message": "ok"}
+    assert r.status_code == 200
+    assert r.json() == {"applied": True, "status": "denied", "message": "ok", "outcome": "deny"}
     assert r.headers["cache-control"] == "no-store"
     for _ in range(2):  # the app never saw the answer and retries
         again = client.post(push_actions.PATH, json=body)
@@ -63,14 +64,17 @@ def test_deny_freezes_once_however_often_the_app_retries(client: TestClient, app
     assert _count(app, OutboxRow, OutboxRow.channel == "freeze_hook") == 1
 
 
-def test_confirm_then_nothing_else_with_that_token(client: TestClient, app: App, pushed: dict) -> None:
+def test_confirm_then_deny_with_the_same_token_still_freezes(client: TestClient, app: App, pushed: dict) -> None:
     r = client.post(push_actions.PATH, json={"token": pushed["token"], "action": "confirm"})
-    assert r.json()["status"] == "confirmed"
+    assert r.json()["status"] == "confirmed" and r.json()["outcome"] == "confirm"
+    again = client.post(push_actions.PATH, json={"token": pushed["token"], "action": "confirm"})
+    assert again.status_code == 200 and again.json()["applied"] is False  # the app retrying
     r = client.post(push_actions.PATH, json={"token": pushed["token"], "action": "deny"})
-    assert r.status_code == 410  # single use: "not me" goes through another token or channel
-    assert _status(app, pushed["alert"]) == "confirmed"
+    assert r.status_code == 200 and r.json()["status"] == "denied"  # "not me" always wins
     with app.sessions() as s:
-        assert s.get(AccountRow, "A1").status == "active"  # type: ignore[union-attr]
+        assert s.get(AccountRow, "A1").status == "frozen"  # type: ignore[union-attr]
+    r = client.post(push_actions.PATH, json={"token": pushed["token"], "action": "confirm"})
+    assert r.status_code == 410 and _status(app, pushed["alert"]) == "denied"
 
 
 @pytest.mark.parametrize("body", [
@@ -92,11 +96,25 @@ def test_malformed_requests_are_422(client: TestClient, body: dict) -> None:
     assert client.post(push_actions.PATH, json=body).status_code == 422
 
 
-def test_expired_token_is_410(client: TestClient, app: App, clock: Any, pushed: dict) -> None:
-    clock.now = T0 + timedelta(hours=2)  # token TTL 60 min, alert window 30 min
+def test_after_the_alert_expired_only_deny_is_heard_until_the_token_expires(
+        client: TestClient, app: App, clock: Any, pushed: dict) -> None:
+    clock.now = T0 + timedelta(hours=2)  # alert window 30 min, "not me" heard 6 h longer
+    r = client.post(push_actions.PATH, json={"token": pushed["token"], "action": "confirm"})
+    assert r.status_code == 200 and r.json()["outcome"] == "late" and r.json()["applied"] is False
+    assert _status(app, pushed["alert"]) == "notified"
+    clock.now = T0 + timedelta(hours=6, minutes=31)  # past the token's expiry
     r = client.post(push_actions.PATH, json={"token": pushed["token"], "action": "deny"})
     assert r.status_code == 410
     assert _status(app, pushed["alert"]) == "notified"
+
+
+def test_deny_after_expiry_within_the_grace_freezes(client: TestClient, app: App, clock: Any,
+                                                    pushed: dict) -> None:
+    clock.now = T0 + timedelta(hours=5)
+    r = client.post(push_actions.PATH, json={"token": pushed["token"], "action": "deny"})
+    assert r.status_code == 200 and r.json()["status"] == "denied"
+    with app.sessions() as s:
+        assert s.get(AccountRow, "A1").status == "frozen"  # type: ignore[union-attr]
 
 
 def test_deny_by_push_after_deny_elsewhere_is_a_harmless_repeat(client: TestClient, app: App,

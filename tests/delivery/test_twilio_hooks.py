@@ -246,14 +246,20 @@ def test_the_code_from_another_number_does_nothing(client: TestClient, app: App,
     assert _alert(app, sent["alert"]).status == "notified"
 
 
-def test_wrong_codes_lock_the_number_out(client: TestClient, app: App, sent: dict) -> None:
+def test_wrong_codes_lock_out_y_and_wrong_codes_but_never_a_correct_n(client: TestClient, app: App,
+                                                                      sent: dict) -> None:
     for i in range(5):
         assert "not valid" in inbound(client, f"N {1000 + i}", sid=f"SMbad{i}").text
-    r = inbound(client, "N 4821", sid="SMright")
-    assert "too many wrong codes" in r.text
-    assert _alert(app, sent["alert"]).status == "notified"
-    # a replayed wrong code is not counted twice
+    inbound(client, f"N {1000}", sid="SMbad0")  # a replayed wrong code is not counted twice
     assert _count(app, AlertEvent, AlertEvent.event == "sms_bad_code") == 5
+    assert "too many wrong codes" in inbound(client, "Y 4821", sid="SMyes").text
+    assert "too many wrong codes" in inbound(client, "N 9999", sid="SMwrong").text
+    assert _alert(app, sent["alert"]).status == "notified"
+    r = inbound(client, "N 4821", sid="SMright")  # freezing is the safe direction: never locked out
+    assert "frozen" in r.text
+    assert _alert(app, sent["alert"]).status == "denied"
+    with app.sessions() as s:
+        assert s.get(AccountRow, "A1").status == "frozen"  # type: ignore[union-attr]
 
 
 def test_expired_code_y_refused_n_accepted_within_grace(client: TestClient, app: App, clock: Any,

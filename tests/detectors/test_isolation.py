@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,17 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from detectors import Batch, DetectorResult, ParameterError
-from detectors.isolation import FEATURES, Isolation, compute_features, fit_model, load_model, save_model
+from detectors import Batch, DetectorResult
+from detectors.isolation import (
+    FEATURES,
+    TRUSTED_TYPES,
+    Isolation,
+    ModelError,
+    compute_features,
+    fit_model,
+    load_model,
+    save_model,
+)
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")
 
@@ -80,9 +92,19 @@ def takeover(acct: str = "a3") -> dict[str, pd.DataFrame]:
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, pd.DataFrame]]:
     data = history()
     model = fit_model(Batch.from_frames(data), contamination=0.01, n_estimators=100, seed=0)
-    path = tmp_path_factory.mktemp("m") / "iso.joblib"
+    path = tmp_path_factory.mktemp("m") / "iso.skops"
     save_model(model, path, fitted_at=T0.to_pydatetime())
     return path, data
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def with_model(path: Path) -> Isolation:
+    det = Isolation()
+    det.attach(load_model(path, sha(path)))
+    return det
 
 
 def profiles_after(det: Isolation, data: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -93,12 +115,15 @@ def profiles_after(det: Isolation, data: dict[str, pd.DataFrame]) -> dict[str, A
 def test_no_model_skips_with_a_reason() -> None:
     res = Isolation().scan(Batch.from_frames(takeover()), {}, now=T0)
     assert res.findings == [] and res.profiles == {}
-    assert res.skips[0].rows == 1 and "no model configured" in res.skips[0].reason
+    assert res.skips[0].rows == 1 and "no model 'isolation' in the settings" in res.skips[0].reason
+    refused = Isolation()
+    refused.attach(None, "model 'isolation' refused: checksum")
+    assert refused.scan(Batch.from_frames(takeover()), {}, now=T0).skips[0].reason.endswith("checksum")
 
 
 def test_takeover_withdrawal_is_flagged_and_explained(fitted: tuple[Path, dict[str, pd.DataFrame]]) -> None:
     path, data = fitted
-    det = Isolation(model_path=str(path))
+    det = with_model(path)
     prof = profiles_after(det, data)
     res = det.scan(Batch.from_frames(takeover()), {"a3": prof["a3"]}, now=T0)
     [f] = res.findings
@@ -114,7 +139,7 @@ def test_takeover_withdrawal_is_flagged_and_explained(fitted: tuple[Path, dict[s
 
 def test_ordinary_withdrawal_is_not_flagged(fitted: tuple[Path, dict[str, pd.DataFrame]]) -> None:
     path, data = fitted
-    det = Isolation(model_path=str(path))
+    det = with_model(path)
     prof = profiles_after(det, data)
     usual = pd.DataFrame(
         [
@@ -142,55 +167,82 @@ def test_features_are_relative_to_the_account(fitted: tuple[Path, dict[str, pd.D
     assert set(np.unique(feats.x[:, col["new_address"]])) <= {0.0, 1.0}
 
 
+def _resave(path: Path, out: Path, **meta: Any) -> Path:
+    """The model at ``path`` saved again with some metadata changed (a foreign model)."""
+    import skops.io as sio
+
+    obj = sio.load(path, trusted=list(TRUSTED_TYPES))
+    obj["meta"] = {**obj["meta"], **meta}
+    sio.dump(obj, out)
+    return out
+
+
 def test_refuses_another_feature_set(fitted: tuple[Path, dict[str, pd.DataFrame]], tmp_path: Path) -> None:
     path, _ = fitted
-    other = tmp_path / "old.joblib"
-    other.write_bytes(path.read_bytes())
-    meta = json.loads(Path(f"{path}.json").read_text())
-    meta["features"] = [*meta["features"][:-1], "hour_of_day"]
-    Path(f"{other}.json").write_text(json.dumps(meta))
+    feats = [*FEATURES[:-1], "hour_of_day"]
+    other = _resave(path, tmp_path / "old.skops", features=feats)
     with pytest.raises(
-        ParameterError,
+        ModelError,
         match=r"fitted on feature set 1 \(it has hour_of_day; it lacks log_hours_since_prev_withdrawal\), "
         r"but this Vigil computes feature set 1\. Refit it with `vigil model fit`\.",
     ):
-        Isolation(model_path=str(other))
+        load_model(other, sha(other))
 
 
-def test_refuses_a_tampered_file_and_a_missing_sidecar(
+def test_refuses_a_tampered_file_an_unpinned_hash_and_a_missing_file(
     fitted: tuple[Path, dict[str, pd.DataFrame]], tmp_path: Path
 ) -> None:
     path, _ = fitted
-    bad = tmp_path / "bad.joblib"
+    bad = tmp_path / "bad.skops"
     bad.write_bytes(path.read_bytes() + b"\0")
-    Path(f"{bad}.json").write_text(Path(f"{path}.json").read_text())
-    with pytest.raises(ParameterError, match="does not match the checksum"):
-        load_model(bad)
-    lone = tmp_path / "lone.joblib"
-    lone.write_bytes(path.read_bytes())
-    with pytest.raises(ParameterError, match=r"has no sidecar lone\.joblib\.json"):
-        load_model(lone)
-    with pytest.raises(ParameterError, match="does not exist"):
-        load_model(tmp_path / "nope.joblib")
+    with pytest.raises(ModelError, match=r"not the .* pinned in the settings; refusing to read it"):
+        load_model(bad, sha(path))
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "nope.skops", sha(path))
+
+
+class _Creates:
+    """Unpickling this creates a file: what a malicious "model" would do."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.target), "w"))
+
+
+def test_a_pickle_is_never_unpickled_even_with_its_hash_pinned(tmp_path: Path) -> None:
+    planted = tmp_path / "pwned"
+    evil = tmp_path / "model.pkl"
+    evil.write_bytes(pickle.dumps(_Creates(planted)))
+    with pytest.raises(ModelError, match=r"not a skops model .* never loaded"):
+        load_model(evil, sha(evil))
+    assert not planted.exists()
+
+
+def test_a_skops_file_with_untrusted_types_is_refused_unread(tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    f = tmp_path / "fn.skops"
+    sio.dump({"estimator": FunctionTransformer(func=os.system), "meta": {}}, f)
+    with pytest.raises(ModelError, match=r"contains types outside the trusted list: .*system"):
+        load_model(f, sha(f))
 
 
 def test_refuses_another_scikit_learn(fitted: tuple[Path, dict[str, pd.DataFrame]], tmp_path: Path) -> None:
     path, _ = fitted
-    other = tmp_path / "v.joblib"
-    other.write_bytes(path.read_bytes())
-    meta = json.loads(Path(f"{path}.json").read_text())
-    meta["sklearn"] = "0.24.2"
-    Path(f"{other}.json").write_text(json.dumps(meta))
-    with pytest.raises(ParameterError, match=r"scikit-learn 0\.24\.2"):
-        load_model(other)
+    other = _resave(path, tmp_path / "v.skops", sklearn="0.24.2")
+    with pytest.raises(ModelError, match=r"scikit-learn 0\.24\.2"):
+        load_model(other, sha(other))
 
 
-def test_sidecar_records_version_features_and_threshold(fitted: tuple[Path, dict[str, pd.DataFrame]]) -> None:
+def test_the_model_file_carries_version_features_and_threshold(fitted: tuple[Path, dict[str, pd.DataFrame]]) -> None:
     path, _ = fitted
-    meta = json.loads(Path(f"{path}.json").read_text())
-    assert meta["features"] == list(FEATURES) and meta["feature_set"] == 1
-    assert 0.3 < meta["threshold"] < 1 and len(meta["medians"]) == len(FEATURES)
-    assert load_model(path).version == meta["sha256"][:12]
+    model = load_model(path, sha(path))
+    assert model.meta["features"] == list(FEATURES) and model.meta["feature_set"] == 1
+    assert 0.3 < model.meta["threshold"] < 1 and len(model.meta["medians"]) == len(FEATURES)
+    assert model.version == sha(path)[:12]
 
 
 def test_cli_fit_writes_a_loadable_model(tmp_path: Path) -> None:
@@ -202,11 +254,12 @@ def test_cli_fit_writes_a_loadable_model(tmp_path: Path) -> None:
     data["transactions"].to_csv(d / "transactions.csv", index=False)
     with (d / "transactions.csv").open("a") as fh:
         fh.write("bad1,a1,not-a-time,withdrawal,USDT,10,0xabc\n")
-    out = tmp_path / "models" / "iso.joblib"
+    out = tmp_path / "models" / "iso.skops"
     res = CliRunner().invoke(main, ["model", "fit", "--data", str(d), "--out", str(out), "--trees", "50"])
     assert res.exit_code == 0, res.output
     assert "fitted on" in res.output and "1 row(s) quarantined" in res.output
-    assert Isolation(model_path=str(out)).model_ is not None
+    assert f"sha256: {sha(out)}" in res.output  # the line to pin in the settings
+    assert load_model(out, sha(out)).estimator is not None
 
 
 def test_cli_fit_errors_are_one_line(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ from tickets.core import open_or_attach
 from vigil.bootstrap import App
 from vigil.web.staff import staff_router
 
-AUTH = {"Authorization": "Bearer staff-token-1"}
+LEE, KIM = "lee-" + "l" * 40, "kim-" + "k" * 40
+AUTH = {"Authorization": f"Bearer {LEE}"}
+AS_KIM = {"Authorization": f"Bearer {KIM}"}
 
 
 @pytest.fixture
@@ -25,7 +27,7 @@ def api(db_url: str) -> Iterator[tuple[TestClient, App, Clock]]:
             open_or_attach(s, account_id=f"A{i}", category=cat, priority=prio, now=clock(), subject=f"t{i}",
                            kind="alert", ref_id=f"r{i}")
     web = FastAPI()
-    web.include_router(staff_router(app, token="staff-token-1"))
+    web.include_router(staff_router(app, tokens={"lee": LEE, "kim": KIM}))
     with TestClient(web) as client:
         yield client, app, clock
     app.close()
@@ -40,7 +42,9 @@ def test_the_api_needs_the_bearer_token(api: tuple[TestClient, App, Clock]) -> N
     closed.include_router(staff_router(app))  # no token in settings: disabled, not open
     with TestClient(closed) as c:
         r = c.get("/staff/api/tickets", headers=AUTH)
-    assert r.status_code == 503 and "staff_token" in r.json()["detail"]
+    assert r.status_code == 503 and "web.staff_tokens" in r.json()["detail"]
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        staff_router(app, token="short-token")
 
 
 def test_list_filters_and_paginates(api: tuple[TestClient, App, Clock]) -> None:
@@ -62,14 +66,15 @@ def test_assign_resolve_and_the_timeline(api: tuple[TestClient, App, Clock]) -> 
     client, _, clock = api
     tid = client.get("/staff/api/tickets", params={"priority": "P1"}, headers=AUTH).json()["items"][0]["id"]
     clock.advance(minutes=3)
-    body = {"assignee": "kim", "actor": "lee"}
-    r = client.post(f"/staff/api/tickets/{tid}/assign", json=body, headers=AUTH)
+    forged = client.post(f"/staff/api/tickets/{tid}/assign", json={"assignee": "kim", "actor": "boss"}, headers=AUTH)
+    assert forged.status_code == 422  # the actor is the token's name, never the body's claim
+    r = client.post(f"/staff/api/tickets/{tid}/assign", json={"assignee": "kim"}, headers=AUTH)
     assert r.status_code == 200 and r.json()["status"] == "open" and r.json()["assignee"] == "kim"
     assert r.json()["first_response_at"] == clock.now.isoformat()
     r = client.post(f"/staff/api/tickets/{tid}/resolve", json={"code": "maybe"}, headers=AUTH)
     assert r.status_code == 422
-    r = client.post(f"/staff/api/tickets/{tid}/resolve", json={"code": "false_positive", "note": "travel",
-                                                               "actor": "kim"}, headers=AUTH)
+    r = client.post(f"/staff/api/tickets/{tid}/resolve", json={"code": "false_positive", "note": "travel"},
+                    headers=AS_KIM)
     assert r.status_code == 200 and r.json()["resolution_code"] == "false_positive"
     again = client.post(f"/staff/api/tickets/{tid}/assign", json={"assignee": "lee"}, headers=AUTH)
     assert again.status_code == 409 and "reopen it" in again.json()["detail"]

@@ -135,7 +135,8 @@ def deliver_cmd(ctx: click.Context, once: bool) -> None:
         rep = deliver_once(app)
     finally:
         app.close()
-    click.echo(json.dumps({k: v for k, v in rep.__dict__.items() if k != "outcomes"}))
+    # counts only: the links carry confirmation tokens, which never go to stdout or a log
+    click.echo(json.dumps({k: v for k, v in rep.__dict__.items() if k not in ("outcomes", "links")}))
 
 
 @click.command("escalate")
@@ -168,13 +169,9 @@ def run_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the confirmation pages, webhooks, health and metrics."""
-    import uvicorn
+    from vigil.web.serve import serve
 
-    from vigil.web.app import create_app
-
-    app = _app(ctx)
-    uvicorn.run(create_app(app), host=host or app.settings.web.host, port=port or app.settings.web.port,
-                log_level="info")
+    serve(_app(ctx), host=host, port=port)
 
 
 @click.command("backtest")
@@ -190,12 +187,13 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
                  compare_path: str | None) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
     from vigil.backtest import run_backtest, write_alerts
+    from vigil.bootstrap import load_rule_set
 
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
     configured = (ctx.find_root().obj or {}).get("config_path")  # --config or VIGIL_CONFIG
     tables = _settings(ctx).source.tables if configured else None  # the export's own names, if mapped
-    res = run_backtest(data, rules_path, tables=tables)
+    res = run_backtest(data, rules=_with_models(ctx, load_rule_set(rules_path)), tables=tables)
     write_alerts(res.alerts, out)
     click.echo(res.summary())
     try:
@@ -205,10 +203,19 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
     if per_rule_report is not None:
         click.echo(_report_text(per_rule_report, res, labels))
         if compare_path:
-            old = run_backtest(data, compare_path, tables=tables)
+            old = run_backtest(data, rules=_with_models(ctx, load_rule_set(compare_path)), tables=tables)
             click.echo(_compare_text(compare(old.alerts, res.alerts)))
     click.echo(f"wrote {len(res.alerts)} alert(s) to {out}")
     _fail_on_unusable(res.problems, res.all_quarantined, shown=True)
+
+
+def _with_models(ctx: click.Context, rules: Any) -> Any:
+    """The learned detector's models come from the settings (never from the rule files)."""
+    if not (ctx.find_root().obj or {}).get("config_path"):
+        return rules
+    from vigil.models import bind_models, load_models
+
+    return bind_models(rules, load_models(_settings(ctx)))
 
 
 def _report_text(per_rule_report: Any, res: Any, labels: str | None) -> str:

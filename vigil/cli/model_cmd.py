@@ -1,12 +1,17 @@
-"""``vigil model fit``: fit the isolation-forest detector's model on history.
+"""``vigil model fit`` / ``vigil model verify``: the isolation-forest detector's model.
 
 The data directory is read and validated exactly as a scan reads it (``vigil.sources.FileSource``
 and ``vigil.ingest.validate``), so a bad row is quarantined and counted, never a traceback.  The
-model is written to ``--out`` with its JSON sidecar; point the detector at it in the rule pack::
+model is written to ``--out`` as a skops file, and its SHA-256 is printed: the operator pins it
+in the settings, where the detector finds it by name::
 
-    detectors:
+    models:
       isolation:
-        model_path: models/isolation.joblib
+        path: models/isolation.skops
+        sha256: 3f1c…
+
+``vigil model verify`` reads every model the settings name the way the engine will, and exits 1
+if any is refused.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def model_group() -> None:
     "out_path",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Where to write the model (a PATH.json sidecar is written beside it).",
+    help="Where to write the model (a skops file, e.g. models/isolation.skops).",
 )
 @click.option(
     "--contamination",
@@ -86,7 +91,27 @@ def fit_cmd(data_dir: str, out_path: str, contamination: float, n_estimators: in
     )
     click.echo(f"features: {', '.join(FEATURES)}")
     click.echo(f"threshold (anomaly score at contamination {contamination:g}): {meta['threshold']:.4f}")
-    click.echo(f"wrote {out_path} and {out_path}.json (version {meta['sha256'][:12]})")
+    click.echo(f"wrote {out_path} (version {meta['sha256'][:12]}); pin it in the settings:")
+    click.echo(f"models:\n  isolation:\n    path: {out_path}\n    sha256: {meta['sha256']}")
+
+
+@model_group.command("verify")
+@click.pass_context
+def verify_cmd(ctx: click.Context) -> None:
+    """Check every model in the settings (hash, format, feature set) as the engine will read it."""
+    from vigil.models import load_models
+    from vigil.settings import load_settings
+
+    settings = load_settings(ctx.find_root().obj.get("config_path"))
+    models = load_models(settings)
+    for name, model in sorted(models.loaded.items()):
+        click.echo(f"{name}: ok (version {model.version}, fitted {model.meta.get('fitted_at', '?')})")
+    for reason in models.refused.values():
+        click.echo(reason, err=True)
+    if not settings.models:
+        click.echo("no models in the settings (models: {name: {path, sha256}})")
+    if models.refused:
+        raise VigilError(f"{len(models.refused)} model(s) refused")
 
 
 COMMANDS = [model_group]

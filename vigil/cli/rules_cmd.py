@@ -133,11 +133,11 @@ _HEADER = """\
 # Reference of every key: docs/rules.md.  In short, a rule has
 #   id, description, owner, enabled, mode (live | shadow), detector, when (a CEL condition over
 #   finding.*, account.*, profile.*), severity (low | medium | high | critical),
-#   notify {{channels, template, confirm, expires, strategy}},
+#   notify {{channels, template, confirm, confirm_channels, expires, strategy}},
 #   on_match / on_denied / on_confirmed / on_expired: freeze, {{ticket: {{category, priority}}}},
 #   {{webhook: {{name}}}}, {{escalate: {{to}}}};  throttle {{key, per, max}}, group {{window}},
 #   inhibit {{window, scope}}, segments {{tiers, exclude_tiers, locales, min/max_account_age_days}},
-#   schedule {{timezone, active: [{{days, start, end}}]}}, suppressible.
+#   schedule {{timezone, active: [{{days, start, end}}]}}, suppressible (true | false | step_up).
 # Durations carry a unit: 90s, 30m, 1h, 2d, 1w.  Unknown keys are errors, never ignored.
 """
 

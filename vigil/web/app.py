@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select, update
 
-from alerts.answers import answer
+from alerts.answers import answer, deny_deadline
 from alerts.store.models import AccountRow, AlertRow, ConfirmToken
 from alerts.tokens import csrf_for, csrf_ok, hash_token
 from vigil.bootstrap import App
@@ -30,6 +30,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'",
 }
+SPENT = ("deny", "superseded")  # a link used for "not me", or made void by an answer elsewhere
 _env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                    autoescape=select_autoescape(["html"]))
 
@@ -93,8 +94,12 @@ def evidence_rows(alert: AlertRow, s: dict[str, str], tz: str | None, what: str)
 
 
 def create_app(app: App) -> FastAPI:
-    api = FastAPI(title="Vigil", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    secret = app.settings.web.secret_key.get_secret_value()
+    """The public application.  With ``web.internal_port`` set, ``/metrics`` and ``/openapi.json`` are
+    not on it (see :func:`create_internal_app`); else ``web.metrics_token``, when set, guards them."""
+    web = app.settings.web
+    internal = web.internal_port is not None
+    api = FastAPI(title="Vigil", docs_url=None, redoc_url=None, openapi_url=None if internal else "/openapi.json")
+    secret = web.secret_key.get_secret_value()
 
     def page(state: str, lang: str, s: dict[str, str], status: int = 200, **kw: Any) -> HTMLResponse:
         html = _env.get_template("confirm.html").render(state=state, lang=lang, s=s, **kw)
@@ -114,7 +119,8 @@ def create_app(app: App) -> FastAPI:
             lang, s = pick(acct.locale if acct else None)
             if tok is None or alert is None:
                 return page("gone", lang, s, 404, message=s["gone"])
-            if tok.used_at is not None or (_aware(tok.expires_at) or now) <= now:
+            deadline = deny_deadline(session, alert, tok.expires_at)
+            if tok.used_action in SPENT or (deadline is not None and deadline <= now):
                 return page("gone", lang, s, 410, message=s["gone"])
             s = {**s, "_babel": lang.replace("-", "_").replace("zh_CN", "zh_Hans_CN").replace("zh_TW", "zh_Hant_TW")}
             rows = evidence_rows(alert, s, acct.timezone if acct else None, headline(alert, acct, lang))
@@ -132,17 +138,29 @@ def create_app(app: App) -> FastAPI:
                 return page("gone", lang, s, 404, message=s["gone"])
             if answer_ not in ("confirm", "deny") or not csrf_ok(secret, token, csrf):
                 return page("gone", lang, s, 400, message=s["bad"])
+            # a link answers once -- except that "not me" may follow its own "it was me"
             used = session.execute(
                 update(ConfirmToken)
-                .where(ConfirmToken.token_hash == tok.token_hash, ConfirmToken.used_at.is_(None),
-                       ConfirmToken.expires_at > now)
+                .where(ConfirmToken.token_hash == tok.token_hash,
+                       ConfirmToken.used_at.is_(None) | (ConfirmToken.used_action == "confirm"))
                 .values(used_at=now, used_action=answer_)
                 .execution_options(synchronize_session=False)
             )
             if used.rowcount != 1:  # type: ignore[attr-defined]
+                if answer_ == "deny" and alert.status == "denied":  # already frozen by another answer
+                    return page("done", lang, s, message=s["done_no"])
                 return page("gone", lang, s, 410, message=s["gone"])
-            answer(session, alert.id, answer_, channel=f"link:{tok.channel}", now=now)
-            return page("done", lang, s, message=s["done_no" if answer_ == "deny" else "done_yes"])
+            res = answer(session, alert.id, answer_, channel=f"link:{tok.channel}", now=now,
+                         token_expiry=tok.expires_at)
+            if answer_ == "deny":
+                if res.outcome in ("deny", "repeat"):
+                    return page("done", lang, s, message=s["done_no"])
+                return page("gone", lang, s, 410, message=s["gone"])
+            # "it was me": the same link can still say "not me" while the deny deadline lasts
+            message = {"confirm": s["done_yes"], "repeat": s["done_yes"], "unverified": s["noted"],
+                       "late": s["late"]}.get(res.outcome, s["gone"])
+            return page("done", lang, s, message=message, csrf=csrf_for(secret, token), action=f"/c/{token}",
+                        deny_form=res.outcome in ("confirm", "repeat", "unverified", "late"))
 
     @api.get("/healthz", response_class=PlainTextResponse)
     def health() -> str:
@@ -150,14 +168,10 @@ def create_app(app: App) -> FastAPI:
             session.execute(select(1))
         return "ok"
 
-    from vigil.web.metrics import exposition, registry_for
-
-    registry = registry_for(app)
-
-    @api.get("/metrics")
-    def metrics() -> Response:
-        body, content_type = exposition(registry)
-        return Response(body, media_type=content_type)
+    if not internal:
+        @api.get("/metrics")
+        def metrics() -> Response:
+            return metrics_response(app)
 
     from vigil.web import push_actions, suppressions, twilio_hooks
     from vigil.web.staff import staff_router
@@ -166,4 +180,57 @@ def create_app(app: App) -> FastAPI:
     api.include_router(twilio_hooks.router(app))
     api.include_router(push_actions.router(app))
     api.include_router(suppressions.router(app))
+    guard(api, app, metrics_open=internal)
     return api
+
+
+def guard(api: FastAPI, app: App, *, metrics_open: bool = False) -> None:
+    """Request limits and early credential checks (:mod:`vigil.web.limits`) for this application."""
+    from vigil.web.credentials import Credentials
+    from vigil.web.limits import FORM, JSON, RequestGuard, Route
+    from vigil.web.staff import staff_credentials
+    from vigil.web.suppressions import suppression_credentials
+
+    web = app.settings.web
+    routes = [
+        Route("/c/", FORM),
+        Route("/twilio/", FORM, header="x-twilio-signature"),
+        Route("/push/action", JSON),
+        Route("/staff/api", JSON, auth=staff_credentials(app)),
+        Route("/api/suppressions", JSON, auth=suppression_credentials(app)),
+    ]
+    metrics = Credentials({"metrics": web.metrics_token}, what="metrics", setting="web.metrics_token")
+    if metrics.enabled and not metrics_open:
+        routes += [Route("/metrics", JSON, auth=metrics), Route("/openapi.json", JSON, auth=metrics)]
+    api.add_middleware(RequestGuard, max_body=web.max_body_bytes, routes=routes)  # type: ignore[arg-type]
+
+
+def create_internal_app(app: App, public: FastAPI) -> FastAPI:
+    """The internal listener (``web.internal_host:internal_port``): metrics, the OpenAPI document of
+    the public application, and health -- for scrapers on the private network only."""
+    api = FastAPI(title="Vigil (internal)", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.get("/metrics")
+    def metrics() -> Response:
+        return metrics_response(app)
+
+    @api.get("/openapi.json")
+    def openapi() -> dict[str, Any]:
+        return public.openapi()
+
+    @api.get("/healthz", response_class=PlainTextResponse)
+    def health() -> str:
+        with app.sessions() as session:
+            session.execute(select(1))
+        return "ok"
+
+    guard(api, app, metrics_open=True)
+    return api
+
+
+def metrics_response(app: App) -> Response:
+    """Prometheus exposition of what the store records (so ``vigil serve`` reports what ``vigil run`` did)."""
+    from vigil.web.metrics import exposition, registry_for
+
+    body, content_type = exposition(registry_for(app))
+    return Response(body, media_type=content_type)

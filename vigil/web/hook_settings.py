@@ -18,5 +18,3 @@ class TwilioHookSettings(BaseModel):
     bad_code_window_seconds: int = Field(default=3600, ge=60)
     receipt_wait_seconds: float = Field(default=5.0, ge=0, le=30, description="how long a receipt for a "
                                         "message id not yet recorded waits for it")
-    deny_grace_seconds: int = Field(default=6 * 3600, ge=0, description="'N <code>' still freezes this long "
-                                                                        "after the alert expired")

@@ -14,6 +14,8 @@ PAGE_KEYS = (
     N_("page.amount"), N_("page.address"), N_("page.symbol"), N_("page.leverage"), N_("page.margin_ratio"),
     N_("page.what"), N_("page.yes"), N_("page.no"), N_("page.anti_phishing"), N_("page.guidance"),
     N_("page.done_yes"), N_("page.done_no"), N_("page.gone"), N_("page.bad"),
+    # answers that do not close the alert (the answer policy): an unverified or late "it was me"
+    N_("page.noted"), N_("page.late"), N_("page.changed_mind"),
 )
 
 

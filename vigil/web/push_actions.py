@@ -8,13 +8,15 @@ alert and account).  The app posts it back::
 
 No cookie is involved, so there is nothing for a cross-site request to ride on; the token is the
 authentication.  The answer goes through ``alerts.answers.answer``, so "not me" freezes once and
-opens one ticket however many times and by whichever channels it arrives.  The app may retry a
-request it never saw answered: the same token with the same action gets the same 200 again.
+opens one ticket however many times and by whichever channels it arrives, and wins over an
+earlier "it was me" (from this token or any other) until its deadline.  "It was me" closes the
+alert only if the rule lets push confirm and the device was not changed lately; otherwise it is
+recorded (``outcome: unverified``).  The app may retry a request it never saw answered: the same
+token with the same action gets the same 200 again.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 
-from alerts.answers import answer
+from alerts.answers import answer, deny_deadline
 from alerts.store.models import AlertRow, ConfirmToken
 from alerts.tokens import hash_token
 from vigil.bootstrap import App
@@ -39,10 +41,6 @@ class PushAction(BaseModel):
     alert_id: str | None = Field(default=None, max_length=64)
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
-
-
 def _json(code: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=code, headers=HEADERS)
 
@@ -55,20 +53,26 @@ def act(app: App, req: PushAction) -> tuple[int, dict[str, Any]]:
         alert = s.get(AlertRow, tok.alert_id) if tok is not None else None
         if tok is None or alert is None or (req.alert_id is not None and req.alert_id != tok.alert_id):
             return 404, {"error": "unknown token"}
-        if tok.used_at is not None:
+        if tok.used_action in ("deny", "superseded") or (tok.used_action == "confirm" and req.action == "confirm"):
             repeat = tok.used_action == req.action or (req.action == "deny" and alert.status == "denied")
             if repeat:
                 return 200, {"applied": False, "status": alert.status, "message": "already answered"}
             return 410, {"error": "token already used", "status": alert.status}
-        if (_aware(tok.expires_at) or now) <= now:
+        deadline = deny_deadline(s, alert, tok.expires_at)
+        if deadline is not None and deadline <= now:
             return 410, {"error": "token expired", "status": alert.status}
+        # a token answers once -- except that "not me" may follow its own "it was me"
         used = s.execute(update(ConfirmToken)
-                         .where(ConfirmToken.token_hash == tok.token_hash, ConfirmToken.used_at.is_(None))
+                         .where(ConfirmToken.token_hash == tok.token_hash,
+                                ConfirmToken.used_at.is_(None) | (ConfirmToken.used_action == "confirm"))
                          .values(used_at=now, used_action=req.action))
         if used.rowcount != 1:  # type: ignore[attr-defined]  # a concurrent request won the race
             return 409, {"error": "answered concurrently; retry to see the result"}
-        res = answer(s, alert.id, req.action, channel=f"push:{tok.channel}", now=now, actor="push")
-        return 200, {"applied": res.applied, "status": res.status, "message": res.message}
+        res = answer(s, alert.id, req.action, channel=f"push:{tok.channel}", now=now, actor="push",
+                     token_expiry=tok.expires_at)
+        if res.outcome == "late" and req.action == "deny":
+            return 410, {"error": "token expired", "status": alert.status}
+        return 200, {"applied": res.applied, "status": res.status, "message": res.message, "outcome": res.outcome}
 
 
 def router(app: App) -> APIRouter:

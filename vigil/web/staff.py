@@ -1,26 +1,27 @@
 """The staff JSON API for tickets: list (paginated, filterable), show (with timeline), assign, resolve.
 
-Protected by one bearer token from settings (``web.staff_token``; compared in constant time).  With
-no token configured the API answers 503 rather than being open.  Staff name themselves in the
-request body (``actor``) so the timeline says who acted; the token says they may.
+Protected by named bearer tokens from settings (``web.staff_tokens: {name: token}``, each at least
+32 characters; :mod:`vigil.web.credentials`).  With no token configured the API answers 503 rather
+than being open.  The timeline records the acting token's *name* (``staff:alice``) -- a request
+body cannot claim to be someone else.
 
 The lead mounts it: ``api.include_router(staff_router(app))``.
 """
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.bootstrap import App
+from vigil.web.credentials import Credentials
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    actor: str | None = Field(None, max_length=100, description="who is acting; recorded on the timeline")
 
 
 class AssignBody(_Body):
@@ -38,33 +39,26 @@ class MoveBody(_Body):
     note: str = Field("", max_length=2000)
 
 
-def _staff_token(app: App) -> str | None:
-    tok = getattr(app.settings.web, "staff_token", None)
-    if tok is None:
-        return None
-    value = tok.get_secret_value() if hasattr(tok, "get_secret_value") else str(tok)
-    return value or None
+def staff_credentials(app: App, tokens: Mapping[str, Any] | None = None) -> Credentials:
+    return Credentials(tokens if tokens is not None else app.settings.web.staff_tokens, what="staff API",
+                       setting="web.staff_tokens")
 
 
-def staff_router(app: App, *, token: str | None = None, prefix: str = "/staff/api") -> APIRouter:
-    """The router; ``token`` overrides the settings (tests, or a token from a secret store).
+def staff_router(app: App, *, token: str | None = None, tokens: Mapping[str, Any] | None = None,
+                 prefix: str = "/staff/api") -> APIRouter:
+    """The router; ``tokens`` (or one ``token``, named ``staff``) override the settings (tests, a secret store).
 
     The ticket policy comes with ``app.sessions`` (wired by ``vigil.bootstrap``), as everywhere.
     """
-    secret = token or _staff_token(app)
+    creds = staff_credentials(app, {"staff": token} if token else tokens)
 
-    def who(authorization: str | None = Header(None)) -> None:
-        if not secret:
-            raise HTTPException(503, "staff API disabled: set web.staff_token (VIGIL_WEB__STAFF_TOKEN)")
-        scheme, _, value = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), secret.encode()):
-            raise HTTPException(401, "a valid bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+    def who(authorization: str | None = Header(None)) -> str:
+        return creds.who(authorization)
 
     router = APIRouter(prefix=prefix, tags=["staff"], dependencies=[Depends(who)])
 
-    def actor(body: _Body) -> str:
-        return f"staff:{body.actor}" if body.actor else "staff:api"
+    def actor(name: str) -> str:
+        return f"staff:{name}"
 
     def act(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
         from tickets.core import TicketError, TicketNotFound
@@ -109,21 +103,21 @@ def staff_router(app: App, *, token: str | None = None, prefix: str = "/staff/ap
         return data
 
     @router.post("/tickets/{ticket_id}/assign")
-    def assign_(ticket_id: str, body: AssignBody) -> dict[str, Any]:
+    def assign_(ticket_id: str, body: AssignBody, name: str = Depends(who)) -> dict[str, Any]:
         from tickets.core import assign
 
-        return act(assign, ticket_id, body.assignee, actor=actor(body), queue=body.queue)
+        return act(assign, ticket_id, body.assignee, actor=actor(name), queue=body.queue)
 
     @router.post("/tickets/{ticket_id}/resolve")
-    def resolve_(ticket_id: str, body: ResolveBody) -> dict[str, Any]:
+    def resolve_(ticket_id: str, body: ResolveBody, name: str = Depends(who)) -> dict[str, Any]:
         from tickets.core import resolve
 
-        return act(resolve, ticket_id, body.code, actor=actor(body), note=body.note)
+        return act(resolve, ticket_id, body.code, actor=actor(name), note=body.note)
 
     @router.post("/tickets/{ticket_id}/move")
-    def move_(ticket_id: str, body: MoveBody) -> dict[str, Any]:
+    def move_(ticket_id: str, body: MoveBody, name: str = Depends(who)) -> dict[str, Any]:
         from tickets.core import transition
 
-        return act(transition, ticket_id, body.event, actor=actor(body), note=body.note)
+        return act(transition, ticket_id, body.event, actor=actor(name), note=body.note)
 
     return router

@@ -1,31 +1,37 @@
 """``/api/suppressions``: the exchange's backend declares an account holder's travel notice or
-allow-listed address.  Protected by the staff bearer token (``web.staff_token``)."""
+allow-listed address.  Protected by its own named bearer tokens (``web.suppression_tokens``), not
+the staff API's: the feed can declare suppressions and nothing else.  ``created_by`` is the acting
+token's name (``api:<name>``); a body that names someone is refused."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException
 
 from alerts.suppressions import SuppressionIn, add_suppression, as_dict, end_suppression, list_suppressions
 from vigil.bootstrap import App
+from vigil.web.credentials import Credentials
+
+
+def suppression_credentials(app: App) -> Credentials:
+    return Credentials(app.settings.web.suppression_tokens, what="suppressions API",
+                       setting="web.suppression_tokens")
 
 
 def router(app: App) -> APIRouter:
-    secret = app.settings.web.staff_token.get_secret_value()
+    creds = suppression_credentials(app)
 
-    def authorised(authorization: str | None = Header(None)) -> None:
-        if not secret:
-            raise HTTPException(503, "suppressions API disabled: set web.staff_token (VIGIL_WEB__STAFF_TOKEN)")
-        scheme, _, value = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), secret.encode()):
-            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    def authorised(authorization: str | None = Header(None)) -> str:
+        return creds.who(authorization)
 
     api = APIRouter(prefix="/api/suppressions", tags=["suppressions"], dependencies=[Depends(authorised)])
 
     @api.post("", status_code=201)
-    def create(body: SuppressionIn) -> dict[str, Any]:
+    def create(body: SuppressionIn, name: str = Depends(authorised)) -> dict[str, Any]:
+        if "created_by" in body.model_fields_set:
+            raise HTTPException(422, "created_by is taken from the bearer token's name, not the request")
+        body = body.model_copy(update={"created_by": f"api:{name}"})
         with app.sessions.begin() as s:
             return as_dict(add_suppression(s, body, now=app.clock()))
 

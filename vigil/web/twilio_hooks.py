@@ -9,13 +9,17 @@ changes nothing.  Twilio signatures carry no timestamp, so a replayed request is
 idempotency: receipts by status rank on the message id, answers by the inbound ``MessageSid``.
 
 SMS replies are weak evidence (spoofed sender ids, SIM swaps), so an answer counts only when
-    * it comes from the phone number registered on the account,
+    * it comes from the phone number registered on the account (or, for "not me", from the number
+      it had before a change within ``answers.previous_contact_days``: that number got a copy),
     * it names the alert's code (``Y 4821`` / ``N 4821``; a bare ``YES`` is Twilio's opt-in
       keyword and never a confirmation), and
-    * the number has not sent too many wrong codes lately (``max_bad_codes`` per window).
-``Y`` only records "it was me" and only until the alert expires; ``N`` (freeze) is accepted for
-``deny_grace_seconds`` longer.  STOP / START (and Twilio's other opt keywords) are mirrored onto
-the account's SMS opt-out flag; Twilio itself answers them, so we reply with an empty TwiML.
+    * for ``Y``: the number has not sent too many wrong codes lately (``max_bad_codes`` per
+      window).  A correct ``N <code>`` is never locked out -- freezing is the safe direction.
+What the answer then does is :mod:`alerts.answer_policy`'s: ``Y`` closes the alert only if the
+rule lets SMS confirm and the number was registered before the alert, and only until it
+expires; ``N`` freezes until ``answers.deny_grace_seconds`` after the expiry.  STOP / START (and
+Twilio's other opt keywords) are mirrored onto the account's SMS opt-out flag; Twilio itself
+answers them, so we reply with an empty TwiML.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,10 +41,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from alerts.answers import answer
-from alerts.lifecycle import ANSWERABLE
 from alerts.store.models import AccountRow, AlertEvent, AlertRow
 from delivery.deliver import policy_of
 from delivery.receipts import Receipt, apply_receipt
+from notifiers.console import mask
 from vigil.bootstrap import App
 from vigil.web.hook_settings import TwilioHookSettings
 
@@ -66,6 +70,8 @@ REPLIES: dict[str, dict[str, str]] = {
                    "open the app and freeze your account.",
         "locked": "Vigil: too many wrong codes. Open the app to check your account and freeze it if needed.",
         "already": "Vigil: this alert was already answered.",
+        "noted": "Vigil: we recorded your answer; our team may still check this activity. "
+                 "If it was not you, reply N and the code.",
     },
     "zh-CN": {
         "ticket": "Vigil：已收到您的消息并创建支持工单，团队会在 App 中回复您。",
@@ -75,6 +81,7 @@ REPLIES: dict[str, dict[str, str]] = {
         "unknown": "Vigil：验证码无效或已过期。如不认识该活动，请打开 App 冻结账户。",
         "locked": "Vigil：错误次数过多。请打开 App 检查账户，可在安全设置中冻结。",
         "already": "Vigil：此提醒已处理。",
+        "noted": "Vigil：已记录您的回答，团队可能仍会核查该活动。如不是您本人，请回复 N 加验证码。",
     },
     "zh-TW": {
         "ticket": "Vigil：已收到您的訊息並建立支援單，團隊會在 App 中回覆您。",
@@ -84,6 +91,7 @@ REPLIES: dict[str, dict[str, str]] = {
         "unknown": "Vigil：驗證碼無效或已過期。如不認得此活動，請開啟 App 凍結帳戶。",
         "locked": "Vigil：錯誤次數過多。請開啟 App 檢查帳戶，可在安全設定中凍結。",
         "already": "Vigil：此提醒已處理。",
+        "noted": "Vigil：已記錄您的回答，團隊可能仍會查核該活動。如不是您本人，請回覆 N 加驗證碼。",
     },
     "ko": {
         "ticket": "Vigil: 메시지를 받아 지원 요청을 접수했습니다. 앱에서 답변드리겠습니다.",
@@ -93,6 +101,8 @@ REPLIES: dict[str, dict[str, str]] = {
         "unknown": "Vigil: 코드가 유효하지 않거나 만료되었습니다. 모르는 활동이면 앱에서 계정을 동결하세요.",
         "locked": "Vigil: 잘못된 코드가 너무 많습니다. 앱에서 계정을 확인하고 동결하세요.",
         "already": "Vigil: 이미 응답한 알림입니다.",
+        "noted": "Vigil: 답변을 기록했습니다. 보안팀이 활동을 다시 확인할 수 있습니다. "
+                 "본인이 아니라면 N과 코드를 답장하세요.",
     },
     "ja": {
         "ticket": "Vigil：メッセージを受け付け、サポート依頼を作成しました。アプリでご回答します。",
@@ -104,6 +114,8 @@ REPLIES: dict[str, dict[str, str]] = {
                    "心当たりがなければアプリでアカウントを凍結してください。",
         "locked": "Vigil：誤ったコードが多すぎます。アプリでアカウントを確認し凍結してください。",
         "already": "Vigil：このアラートには回答済みです。",
+        "noted": "Vigil：ご回答を記録しました。担当チームが確認する場合があります。"
+                 "ご本人でない場合は N とコードを返信してください。",
     },
 }
 
@@ -248,13 +260,18 @@ def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg:
                                channel="sms", ref_id=sid or None)
             return reply_text("ticket", locale)
         return reply_text("help", locale) if accounts and (body in BARE or body[:1] in ("Y", "N")) else None
-    if not accounts:
-        return reply_text("unknown", locale)
     action = "deny" if m.group(1) in ("N", "NO") else "confirm"
     code = m.group(2)
+    # the number the account had before a recent change got a copy of the alert: it may say "not me"
+    previous = _previous_holders(s, sender, now) if sender else []
+    if not accounts and not previous:
+        return reply_text("unknown", locale)
+    if not accounts:
+        holder = s.get(AccountRow, previous[0])
+        locale = (holder.locale if holder else None) or locale
+    owners = [a.account_id for a in accounts] + previous
     alerts = list(s.scalars(
-        select(AlertRow).where(AlertRow.account_id.in_([a.account_id for a in accounts]),
-                               AlertRow.sms_code.is_not(None))
+        select(AlertRow).where(AlertRow.account_id.in_(owners), AlertRow.sms_code.is_not(None))
         .order_by(AlertRow.created_at.desc(), AlertRow.id)
     ))
     if not alerts:
@@ -268,33 +285,32 @@ def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg:
     since = now - timedelta(seconds=cfg.bad_code_window_seconds)
     bad = s.scalar(select(func.count()).select_from(AlertEvent).where(
         AlertEvent.alert_id.in_(ids), AlertEvent.event == "sms_bad_code", AlertEvent.at > since)) or 0
-    if bad >= cfg.max_bad_codes:
-        s.add(AlertEvent(alert_id=alerts[0].id, at=now, event="sms_refused", actor=actor,
-                         detail={"reason": "too many wrong codes"}))
-        return reply_text("locked", locale)
     alert = next((a for a in alerts if a.sms_code == code), None)
-    if alert is None or not _valid(alert, action, now, cfg):
-        s.add(AlertEvent(alert_id=(alert or alerts[0]).id, at=now, event="sms_bad_code", actor=actor,
-                         detail={"action": action, "expired": alert is not None}))
+    # after too many wrong codes only "Y" is locked: a correct "N <code>" still freezes (the safe way)
+    if bad >= cfg.max_bad_codes and (action == "confirm" or alert is None):
+        s.add(AlertEvent(alert_id=alerts[0].id, at=now, event="sms_refused", actor=actor,
+                         detail={"reason": "too many wrong codes", "action": action}))
+        return reply_text("locked", locale)
+    if alert is None:
+        s.add(AlertEvent(alert_id=alerts[0].id, at=now, event="sms_bad_code", actor=actor,
+                         detail={"action": action}))
         return reply_text("unknown", locale)
-    s.add(AlertEvent(alert_id=alert.id, at=now, event="sms_reply", actor=actor, detail={"action": action}))
-    res = answer(s, alert.id, action, channel="sms", now=now, actor=f"sms:{sender}")
-    if action == "deny" and res.status == "denied":
-        return reply_text("denied", locale)
-    if res.applied:
-        return reply_text("confirmed", locale)
-    return reply_text("already", locale)
+    from_previous = alert.account_id not in {a.account_id for a in accounts}
+    s.add(AlertEvent(alert_id=alert.id, at=now, event="sms_reply", actor=actor,
+                     detail={"action": action, "previous_number": from_previous}))
+    res = answer(s, alert.id, action, channel="sms:previous" if from_previous else "sms", now=now,
+                 actor=f"sms:{mask(sender)}")
+    if action == "deny":
+        return reply_text("denied", locale) if res.status == "denied" else reply_text("unknown", locale)
+    return reply_text({"confirm": "confirmed", "unverified": "noted", "repeat": "already"}.get(res.outcome, "unknown"),
+                      locale)
 
 
-def _valid(alert: AlertRow, action: str, now: datetime, cfg: TwilioHookSettings) -> bool:
-    """Is the code still good for this answer?  An answered alert stays answerable (idempotent)."""
-    if alert.status not in ANSWERABLE and alert.status != "denied":
-        return False
-    expires = alert.expires_at
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
-    if expires is None:
-        return True
-    if action == "confirm":
-        return now <= expires
-    return now <= expires + timedelta(seconds=cfg.deny_grace_seconds)
+def _previous_holders(s: Session, sender: str, now: datetime) -> list[str]:
+    """Accounts whose phone number was ``sender`` until a change within the window."""
+    from alerts.contacts import window
+    from alerts.store.models import ContactChange
+
+    return sorted(set(s.scalars(select(ContactChange.account_id).where(
+        ContactChange.kind == "phone", ContactChange.previous == sender,
+        ContactChange.changed_at > now - window(s)))))

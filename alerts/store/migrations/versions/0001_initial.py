@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 16:01:24.484951
+Create Date: 2026-12-02 01:26:16.936360
 """
 from __future__ import annotations
 
@@ -148,6 +148,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_vigil_alerts_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_vigil_alerts_throttle_key'), ['throttle_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_vigil_alerts_ts'), ['ts'], unique=False)
+
+    op.create_table('vigil_contact_changes',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.String(length=128), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('previous', sa.String(length=512), nullable=True),
+    sa.Column('current', sa.String(length=512), nullable=True),
+    sa.Column('source', sa.String(length=32), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vigil_contact_changes'))
+    )
+    with op.batch_alter_table('vigil_contact_changes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vigil_contact_changes_account_id'), ['account_id'], unique=False)
 
     op.create_table('vigil_cursors',
     sa.Column('source', sa.String(length=200), nullable=False),
@@ -410,6 +425,10 @@ def downgrade() -> None:
 
     op.drop_table('vigil_findings')
     op.drop_table('vigil_cursors')
+    with op.batch_alter_table('vigil_contact_changes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vigil_contact_changes_account_id'))
+
+    op.drop_table('vigil_contact_changes')
     with op.batch_alter_table('vigil_alerts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vigil_alerts_ts'))
         batch_op.drop_index(batch_op.f('ix_vigil_alerts_throttle_key'))
