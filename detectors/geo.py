@@ -20,6 +20,7 @@ construction); :func:`enrich_logins` itself is a pure function of the frame and 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -261,16 +262,29 @@ def _resolve_all(ips: Iterable[str], resolver: Resolver) -> tuple[dict[str, GeoR
     return table, why
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4 = re.compile(rf"^\s*{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\s*$")
+
+
 def subnet_of(ip: pd.Series) -> pd.Series:
-    """The /24 (IPv4) or /48 (IPv6) network of each address; None where the address is invalid."""
+    """The /24 (IPv4) or /48 (IPv6) network of each address; None where the address is invalid.
+
+    Dotted-quad IPv4 (the octets ``ipaddress`` accepts: no leading zeros, at most 255) is cut with
+    one regular expression over the distinct addresses; anything else goes through ``ipaddress``.
+    """
     s = ip.astype("object")
     uniq = pd.unique(s[s.notna()].astype(str))
-    table = {}
-    for raw in uniq:
-        try:
-            addr = ipaddress.ip_address(raw.strip())
-        except ValueError:
-            continue
-        plen = 24 if addr.version == 4 else 48
-        table[raw] = str(ipaddress.ip_network(f"{addr}/{plen}", strict=False))
+    table: dict[str, str] = {}
+    if len(uniq):
+        parts = pd.Series(uniq, dtype=object).str.extract(_IPV4)
+        v4 = parts[0].notna().to_numpy()
+        nets = (parts[0] + "." + parts[1] + "." + parts[2] + ".0/24").to_numpy(dtype=object)
+        table.update(zip(uniq[v4].tolist(), nets[v4].tolist(), strict=True))
+        for raw in uniq[~v4].tolist():
+            try:
+                addr = ipaddress.ip_address(raw.strip())
+            except ValueError:
+                continue
+            plen = 24 if addr.version == 4 else 48
+            table[raw] = str(ipaddress.ip_network(f"{addr}/{plen}", strict=False))
     return s.map(table)
