@@ -43,11 +43,19 @@ def isoformat_utc(ns: np.ndarray) -> list[str]:
         return []
     sec = arr // _NS
     frac = arr - sec * _NS
-    base = np.datetime_as_string(sec.astype("datetime64[s]"), unit="s").tolist()
-    out = [b + "+00:00" for b in base]
-    for i in np.flatnonzero(frac).tolist():
-        f = int(frac[i])
-        out[i] = base[i] + (f".{f // 1000:06d}" if f % 1000 == 0 else f".{f:09d}") + "+00:00"
+    whole = frac == 0
+    micro = ~whole & (frac % 1000 == 0)
+    if micro.all():
+        text = np.datetime_as_string((arr // 1000).astype("datetime64[us]"), unit="us").tolist()
+        return [t + "+00:00" for t in text]
+    out = [t + "+00:00" for t in np.datetime_as_string(sec.astype("datetime64[s]"), unit="s").tolist()]
+    us = np.flatnonzero(micro)
+    if len(us):
+        text = np.datetime_as_string((arr[us] // 1000).astype("datetime64[us]"), unit="us").tolist()
+        for i, v in zip(us.tolist(), text, strict=True):
+            out[i] = v + "+00:00"
+    for i in np.flatnonzero(~whole & ~micro).tolist():
+        out[i] = out[i][:19] + f".{int(frac[i]):09d}+00:00"
     return out
 
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 # (family, pattern with the major version in group 1); order matters: Edge and Opera carry "Chrome"
@@ -96,13 +97,12 @@ def parse(ua: str) -> UserAgent:
 
 
 def parse_series(ua: pd.Series) -> pd.DataFrame:
-    """Parse a column of user-agent strings (once per distinct value) into the four levels."""
-    s = ua.astype("object")
-    known = s.notna() & (s.astype(str).str.strip() != "")
-    uniq = pd.unique(s[known].astype(str))
-    table = {u: parse(u) for u in uniq}
-    out = pd.DataFrame(index=s.index)
-    keys = s.where(known).astype("object")
+    """Parse a column of user-agent strings (once per distinct value) into the five levels;
+    None where the string is missing or blank."""
+    codes, uniq = pd.factorize(ua.astype("object"))
+    parsed = [parse(u) if isinstance(u, str) and u.strip() else None for u in (str(v) for v in uniq)]
+    out = pd.DataFrame(index=ua.index)
     for field in ("browser", "browser_version", "os", "os_version", "device_type"):
-        out[field] = keys.map({u: getattr(p, field) for u, p in table.items()})
+        table = np.array([getattr(p, field) if p else None for p in parsed] + [None], dtype=object)
+        out[field] = table[codes]  # code -1 (missing) picks the trailing None
     return out
