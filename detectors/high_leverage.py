@@ -115,10 +115,17 @@ class HighLeverage(Detector):
         has_mr = batch.has_column(self.table, "margin_ratio")
         if not has_mr:
             result.skips.append(Skip(self.name, "column 'margin_ratio' absent: tiers not checked", len(df)))
-        accounts = df["account_id"].astype(str)
-        symbols = df["symbol"].astype(str)
-        keyed = df.assign(account_id=accounts + SEP + symbols)
-        states = {a: state_of(profiles, a) for a in accounts.unique()}
+        a_code, a_uniq = pd.factorize(df["account_id"])
+        s_code, s_uniq = pd.factorize(df["symbol"], use_na_sentinel=False)
+        p_code, p_uniq = pd.factorize(a_code.astype(np.int64) * max(len(s_uniq), 1) + s_code)
+        a_str = [str(a) for a in a_uniq]
+        # "account<SEP>symbol" built once per position, not once per snapshot
+        pair = np.array(
+            [a_str[p // max(len(s_uniq), 1)] + SEP + str(s_uniq[p % max(len(s_uniq), 1)]) for p in p_uniq.tolist()],
+            dtype=object,
+        )
+        keyed = df.assign(account_id=pair[p_code])
+        states = {a: state_of(profiles, a) for a in a_str}
         k = self.p["max_snapshots"]
         hist = (
             (a + SEP + sym, it[0], "", (float(it[1]), np.nan))

@@ -181,8 +181,12 @@ def build_seq(
     row = np.concatenate(row_parts)
     new = row >= 0
     codes, _ = pd.factorize(account)
-    eid_rank, _ = pd.factorize(eid, sort=True)
-    order = np.lexsort((eid_rank, t, codes))
+    order = np.lexsort((t, codes))
+    sc, st = codes[order], t[order]
+    if len(order) > 1 and bool(np.any((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))):
+        # equal (account, ts): only then does the event id decide, and ranking ids costs a sort
+        eid_rank, _ = pd.factorize(eid, sort=True)
+        order = np.lexsort((eid_rank, t, codes))
     out_cols = {n: np.concatenate(col_parts[n])[order] for n in names}
     return Seq(account[order], codes[order].astype(np.int64), t[order], eid[order], new[order], row[order], out_cols)
 
