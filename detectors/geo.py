@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,15 +41,18 @@ from detectors.geoip import (
 
 __all__ = [
     "ChainResolver",
+    "Enriched",
     "GeoResult",
     "MaxMindResolver",
     "OfflineResolver",
     "Places",
     "Resolver",
     "default_resolver",
+    "enrich",
     "enrich_logins",
     "haversine_km",
     "places",
+    "still_absent",
     "subnet_of",
 ]
 
@@ -94,6 +98,43 @@ def enrich_logins(
         out["geo_source"] = np.where(out["geo_precision"] == "given", "given", "none")
         failed = int((out["geo_source"] == "none").sum())
         return out, {f"unknown:enrichment_failed:{type(e).__name__}": failed}
+
+
+ENRICHED_COLUMNS = ("country", "city", "lat", "lon", "asn")
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """What :func:`enrich` did: the frame, row counts by outcome, and the contract columns it filled.
+
+    ``filled`` names the columns the source did not provide (``absent``) that enrichment gave a
+    value in at least one row: a scan must take them off the batch's absent set, or the detectors
+    would still say "column 'country' absent" for a login whose IP placed it in Brazil.
+    """
+
+    frame: pd.DataFrame
+    counts: dict[str, int]
+    filled: frozenset[str]
+
+
+def enrich(
+    df: pd.DataFrame,
+    resolver: Resolver | None,
+    absent: Iterable[str] = (),
+    place_db: Places | None = None,
+) -> Enriched:
+    """:func:`enrich_logins`, plus which of the ``absent`` columns now hold values."""
+    out, counts = enrich_logins(df, resolver, place_db)
+    gone = frozenset(absent)
+    filled = frozenset(
+        c for c in ENRICHED_COLUMNS if c in gone and c in out.columns and bool(out[c].notna().any())
+    )
+    return Enriched(out, counts, filled)
+
+
+def still_absent(absent: Iterable[str], enriched: Enriched) -> frozenset[str]:
+    """The batch's absent set for logins after enrichment."""
+    return frozenset(absent) - enriched.filled
 
 
 def _blank(s: pd.Series) -> pd.Series:
