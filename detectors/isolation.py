@@ -235,7 +235,7 @@ def _last_change(batch: Batch, states: Mapping[str, Mapping[str, Any]]) -> dict[
     old_ns = np.full(len(accts), np.iinfo(np.int64).min, dtype=np.int64)
     has = [i for i, o in enumerate(olds) if o]
     if has:
-        old_ns[has] = iso_to_ns([olds[i] for i in has])
+        old_ns[has] = iso_to_ns([str(olds[i]) for i in has])
     best = np.maximum(latest.to_numpy(dtype=np.int64), old_ns)
     return dict(zip(accts, ns_to_iso(best), strict=True))
 
