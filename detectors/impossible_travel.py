@@ -32,6 +32,7 @@ from detectors.batch import Batch
 from detectors.columns import isoformat_utc, to_ns
 from detectors.geo import haversine_km, places
 from detectors.login_history import successful
+from detectors.useragent import describe
 
 # Cloud, hosting and commercial-VPN networks whose addresses say nothing about where a person is.
 # Operators extend the list in the rule pack (``detectors.impossible_travel.hosting_asns``).
@@ -265,6 +266,7 @@ class ImpossibleTravel(Detector):
                 "country": cur_geo["country"],
                 "city": cur_geo["city"],
                 "device_id": _str(cur.get("device_id")),
+                "device": describe(cur.get("user_agent")),
                 "text": text,
             },
         )

@@ -40,7 +40,7 @@ from detectors.batch import Batch
 from detectors.columns import as_str, cumcount, distinct_map, known_mask
 from detectors.login_counts import Counts
 from detectors.login_history import successful
-from detectors.useragent import parse_series
+from detectors.useragent import describe, parse_series
 
 # feature -> ordered levels (most to least specific) with Freeman / rba-algorithm weights
 HIERARCHY: dict[str, tuple[tuple[str, float], ...]] = {
@@ -53,7 +53,7 @@ HIERARCHY: dict[str, tuple[tuple[str, float], ...]] = {
     ),
     "device": (("device", 1.0),),
 }
-_EVIDENCE_COLUMNS = ("account_id", "ts", "event_id", "ip", "country", "city", "device_id")
+_EVIDENCE_COLUMNS = ("account_id", "ts", "event_id", "ip", "country", "city", "device_id", "user_agent")
 _LABEL = {
     "ip": "IP",
     "asn": "network",
@@ -296,6 +296,7 @@ class LoginRisk(Detector):
                 "country": _plain(row.get("country")),
                 "city": _plain(row.get("city")),
                 "device_id": _plain(row.get("device_id")),
+                "device": describe(row.get("user_agent")),
             },
         )
 

@@ -27,7 +27,7 @@ from detectors.columns import as_str, distinct_map, known_mask
 from detectors.geo import subnet_of
 from detectors.impossible_travel import HOSTING_ASNS
 from detectors.login_history import History, Level, successful
-from detectors.useragent import parse, parse_series
+from detectors.useragent import describe, parse, parse_series
 
 _COMMON: dict[str, Param] = {
     "window_days": Param(90, "A value used within this many days is familiar.", kind=int, ge=1, le=3650),
@@ -89,6 +89,7 @@ class _NewValue(Detector):
             "device_id": row.get("device_id"),
             "country": row.get("country"),
             "city": row.get("city"),
+            "device": describe(row.get("user_agent")),  # "Chrome 131 on Windows", for people
         }
 
     def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:

@@ -25,6 +25,7 @@ from detectors.batch import Batch
 from detectors.columns import as_str, distinct_map, known_mask
 from detectors.geo import haversine_km
 from detectors.login_history import History, KnownBefore, Level, successful
+from detectors.useragent import describe
 
 _LEVEL_SCORE = {"country": 0.7, "city": 0.3}
 
@@ -126,6 +127,7 @@ class NewLocation(Detector):
             "city": row.get("city"),
             "ip": row.get("ip"),
             "device_id": row.get("device_id"),
+            "device": describe(row.get("user_agent")),
             "known": known,
             "window_days": self.p["window_days"],
             "history_logins": self.p["history_logins"],
@@ -176,7 +178,7 @@ def _nearest_known(
     return names[i], float(d[i])
 
 
-_EVIDENCE_COLUMNS = ("account_id", "ts", "event_id", "country", "city", "ip", "device_id", "lat", "lon")
+_EVIDENCE_COLUMNS = ("account_id", "ts", "event_id", "country", "city", "ip", "device_id", "lat", "lon", "user_agent")
 
 
 def _records(ok: pd.DataFrame, positions: np.ndarray) -> list[dict[str, Any]]:
