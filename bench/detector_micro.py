@@ -4,7 +4,11 @@
 
 ``DATA_DIR`` holds canonical ``*.parquet`` (``vigil eval --out`` writes CSV: convert, or use
 ``vigil.synth.big``).  The chunked run carries JSON round-tripped profiles between chunks, as the
-scan cycle does, so profile reading and writing are in the figure.  Run by hand, never as a test.
+scan cycle does, so profile reading and writing are in the figure (the JSON round trip between
+chunks is not timed).  CPU seconds are printed beside wall seconds: on a shared machine they move
+less.  Run by hand, never as a test.  To compare with an earlier revision, extract it
+(``git archive REV | tar -x -C /tmp/old``) and run this script from there with
+``PYTHONPATH=/tmp/old``.
 """
 
 from __future__ import annotations
@@ -68,24 +72,31 @@ def main() -> None:
     batch = Batch.from_frames(frames)
     parts = [Batch.from_frames(p) for p in chunks(frames, args.chunks)]
     prof = cProfile.Profile() if args.profile else None
-    print(f"{'detector':22s} {'one batch':>10s} {'chunks':>10s} {'findings':>9s} {'profiles':>9s}")
+    print(f"{'detector':22s} {'one s':>7s} {'one cpu':>8s} {'chunks s':>9s} {'chunks cpu':>10s} "
+          f"{'findings':>9s} {'profiles':>9s}")
     for name in args.detectors.split(","):
         det = DETECTORS[name]()
         if prof:
             prof.enable()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = det.scan(batch, {}, now=now)
-        one = time.perf_counter() - t0
+        one, one_cpu = time.perf_counter() - t0, time.process_time() - c0
         if prof:
             prof.disable()
         profiles: dict = {}
-        t0 = time.perf_counter()
+        split = split_cpu = 0.0
         for b in parts:
             keys = b.accounts() | det.profile_keys(b)
-            r = det.scan(b, {k: v for k, v in profiles.items() if k in keys}, now=now)
+            mine = {k: v for k, v in profiles.items() if k in keys}
+            t0, c0 = time.perf_counter(), time.process_time()
+            r = det.scan(b, mine, now=now)
+            split, split_cpu = split + time.perf_counter() - t0, split_cpu + time.process_time() - c0
             profiles.update(json.loads(json.dumps(r.profiles)))
-        split = time.perf_counter() - t0
-        print(f"{name:22s} {one:10.2f} {split:10.2f} {len(res.findings):9d} {len(res.profiles):9d}", flush=True)
+        print(
+            f"{name:22s} {one:7.2f} {one_cpu:8.2f} {split:9.2f} {split_cpu:10.2f} "
+            f"{len(res.findings):9d} {len(res.profiles):9d}",
+            flush=True,
+        )
     if prof:
         prof.dump_stats(args.profile)
 
