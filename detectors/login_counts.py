@@ -60,6 +60,14 @@ class Counts:
         self.e_first_iso = first
         self.e_first = iso_to_ns(first)
 
+    def known(self, vals: np.ndarray) -> np.ndarray:
+        """Where a level has a value (computed once per level array: object ``isna`` is not free)."""
+        memo = self.__dict__.setdefault("_known", {})
+        hit = memo.get(id(vals))
+        if hit is None or hit[0] is not vals:
+            hit = memo[id(vals)] = (vals, ~pd.isna(vals))
+        return hit[1]  # type: ignore[no-any-return]
+
     def n_prior(self, feat: str, known: np.ndarray) -> np.ndarray:
         """Earlier logins of the account where the feature was known (profile + batch)."""
         base = np.array([int((p.get("n") or {}).get(feat, 0)) for p in self.prof], dtype=np.int64)
@@ -77,7 +85,7 @@ class Counts:
 
     def _compute_keys(self, vals: np.ndarray, lvl: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sel = np.flatnonzero(self.e_level == lvl) if len(self.e_level) else np.zeros(0, dtype=np.int64)
-        filled = np.where(pd.isna(vals), "\x00", vals).astype(object)
+        filled = np.where(self.known(vals), vals, "\x00").astype(object)
         vcode, vuniq = pd.factorize(np.concatenate([filled, self.e_val[sel]]).astype(object))
         nv = max(len(vuniq), 1)
         m = len(vals)
@@ -97,7 +105,7 @@ class Counts:
     def prior_count(self, vals: np.ndarray, lvl: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Earlier logins of the account with the same value, distinct values seen before, and
         when the value was first used (ns)."""
-        has = ~pd.isna(vals)
+        has = self.known(vals)
         key, pkey, sel = self._keys(vals, lvl)
         in_batch = cumcount(key)
         kcode, kuniq = pd.factorize(key)
@@ -130,7 +138,7 @@ class Counts:
                 "c": {lvl: {} for lvl in (p.get("c") or {})},
             }
         for feat, top in tops.items():
-            known = np.bincount(self.code, weights=(~pd.isna(levels[top])).astype(np.float64), minlength=n_acc)
+            known = np.bincount(self.code, weights=self.known(levels[top]).astype(np.float64), minlength=n_acc)
             for i, a in enumerate(self.accounts):
                 out[a]["n"][feat] = out[a]["n"].get(feat, 0) + int(known[i])
         entries: list[list[Any]] = [[c, f] for c, f in zip(self.e_count.tolist(), self.e_first_iso, strict=True)]
@@ -139,7 +147,7 @@ class Counts:
         lvls = [self.e_level]
         vals_all = [self.e_val]
         for lvl, vals in levels.items():
-            has = np.flatnonzero(~pd.isna(vals))
+            has = np.flatnonzero(self.known(vals))
             if len(has) == 0:
                 continue
             key, pkey, sel = self._keys(vals, lvl)

@@ -136,7 +136,7 @@ class LoginRisk(Detector):
         for feat, lvls in HIERARCHY.items():
             if feat not in self.p["features"] or lvls[0][0] not in levels:
                 continue
-            f_known = ~pd.isna(levels[lvls[0][0]])
+            f_known = counts.known(levels[lvls[0][0]])
             n = counts.n_prior(feat, f_known)
             local = np.zeros(n_rows)
             wsum = np.zeros(n_rows)
@@ -148,7 +148,7 @@ class LoginRisk(Detector):
                 vals = levels[lvl]
                 count, distinct, first = counts.prior_count(vals, lvl)
                 detail[feat][lvl] = count
-                has = ~pd.isna(vals)
+                has = counts.known(vals)
                 share = count / np.maximum(n, 1)
                 if self.p["trust_after_hours"] > 0 or self.p["trust_after_uses"] > 0:
                     # an established value is at least as likely as any other of the account's values
