@@ -2,7 +2,7 @@
 
 Used two ways:
 
-* ``tests/detectors/test_golden.py`` compares the detectors with outputs stored from an earlier
+* ``tests/detectors/test_detector_golden.py`` compares the detectors with outputs stored from an earlier
   implementation (``tests/detectors/golden/*.json.gz``), so a rewrite for speed cannot change an
   answer silently;
 * ``python -m tests.detectors.golden --compare REF`` runs the detectors of git revision ``REF``
