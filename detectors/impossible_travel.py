@@ -123,7 +123,7 @@ class ImpossibleTravel(Detector):
         if chain.empty:
             return result
         prec = chain["geo_precision"] if "geo_precision" in chain.columns else pd.Series("given", index=chain.index)
-        g = chain.groupby("account_id", sort=False)
+        g = chain.groupby("account_id", sort=False, observed=True)
         prev = pd.DataFrame(
             {
                 "ts": g["ts"].shift(1),
@@ -132,7 +132,7 @@ class ImpossibleTravel(Detector):
                 "event_id": g["event_id"].shift(1),
                 "country": _shift(chain, g, "country"),
                 "city": _shift(chain, g, "city"),
-                "precision": prec.groupby(chain["account_id"], sort=False).shift(1),
+                "precision": prec.groupby(chain["account_id"], sort=False, observed=True).shift(1),
             },
             index=chain.index,
         )
@@ -188,8 +188,8 @@ class ImpossibleTravel(Detector):
                     str(prec[idx]),
                 )
             )
-        last = chain.assign(precision=prec).groupby("account_id", sort=False).tail(1)
-        counts = chain.groupby("account_id", sort=False).size()
+        last = chain.assign(precision=prec).groupby("account_id", sort=False, observed=True).tail(1)
+        counts = chain.groupby("account_id", sort=False, observed=True).size()
         accts = [str(a) for a in last["account_id"].tolist()]
         n_new = counts.reindex(last["account_id"]).to_numpy(dtype=np.int64)
         isos = isoformat_utc(to_ns(last["ts"]))

@@ -122,13 +122,15 @@ def _model(frames: Mapping[str, pd.DataFrame], tmp: Path) -> str:
     return str(path)
 
 
-def run_all(names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def run_all(names: list[str] | None = None, sets: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """``{dataset: {detector: {"one": ..., "split": ...}}}`` for every registered detector."""
     from detectors import DETECTORS, Batch
 
     out: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for ds, frames in datasets().items():
+            if sets is not None and ds not in sets:
+                continue
             model = _model(frames, Path(tmp)) if (names is None or "isolation" in names) else ""
             now = _now(frames)
             out[ds] = {}
