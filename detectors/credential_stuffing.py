@@ -25,6 +25,7 @@ import pandas as pd
 
 from detectors.base import Detector, DetectorResult, Param, Skip
 from detectors.batch import Batch
+from detectors.columns import as_str, distinct_map, iso_to_ns, isoformat_utc, to_ns
 from detectors.login_history import value_is_known
 
 _MAX_EVENT_IDS = 20
@@ -72,48 +73,67 @@ class CredentialStuffing(Detector):
         rows = df[known]
         if rows.empty:
             return result
-        cur = pd.DataFrame(
-            {
-                "ip": rows["ip"].astype(str).str.strip(),
-                "ts": rows["ts"],
-                "account_id": rows["account_id"].astype(str),
-                "event_id": rows["event_id"].astype(str),
-                "ok": rows["success"].astype(bool),
-                "hist": False,
-            }
-        )
-        hist_rows = [
-            (ip, ts, a, eid, bool(ok), True)
-            for ip in cur["ip"].unique()
-            for ts, a, eid, ok in profiles.get(ip_key(ip), {}).get("attempts", [])
+        ip = distinct_map(rows["ip"], lambda u: u.astype(str).str.strip())
+        cur_acct = as_str(rows["account_id"])
+        cur_eid = as_str(rows["event_id"])
+        ips = pd.unique(ip)
+        hist = [
+            (h_ip, ts, a, eid, bool(ok))
+            for h_ip in ips.tolist()
+            for ts, a, eid, ok in profiles.get(ip_key(h_ip), {}).get("attempts", [])
         ]
-        allrows = cur
-        if hist_rows:
-            hist = pd.DataFrame(hist_rows, columns=["ip", "ts", "account_id", "event_id", "ok", "hist"])
-            hist["ts"] = pd.to_datetime(hist["ts"], utc=True, format="ISO8601")
-            allrows = pd.concat([hist, cur], ignore_index=True)
-        allrows = allrows.sort_values(["ip", "ts", "event_id"], kind="mergesort").reset_index(drop=True)
+        n_hist = len(hist)
+        all_ip = np.concatenate([np.array([h[0] for h in hist], dtype=object), ip])
+        all_t = np.concatenate([iso_to_ns([h[1] for h in hist]), to_ns(rows["ts"])])
+        all_acct = np.concatenate([np.array([str(h[2]) for h in hist], dtype=object), cur_acct])
+        all_eid = np.concatenate([np.array([str(h[3]) for h in hist], dtype=object), cur_eid])
+        all_ok = np.concatenate([np.array([h[4] for h in hist], dtype=bool), rows["success"].astype(bool).to_numpy()])
+        all_hist = np.arange(len(all_ip)) < n_hist
+        # order (ip, ts, event_id); event ids are ranked only where (ip, ts) ties exist
+        ip_code, ip_uniq = pd.factorize(all_ip, sort=True)
+        order = np.lexsort((all_t, ip_code))
+        sc, st = ip_code[order], all_t[order]
+        if len(order) > 1 and bool(np.any((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))):
+            eid_rank, _ = pd.factorize(all_eid, sort=True)
+            order = np.lexsort((eid_rank, all_t, ip_code))
+        ip_code, all_ip, all_t = ip_code[order], all_ip[order], all_t[order]
+        all_acct, all_eid, all_ok, all_hist = all_acct[order], all_eid[order], all_ok[order], all_hist[order]
         window = pd.Timedelta(minutes=self.p["window_minutes"])
         k = self.p["min_accounts"]
 
         # only IPs where enough distinct accounts failed at all can be hot: a cheap vectorised filter
-        fails = allrows[~allrows["ok"]]
-        n_fail_accts = fails.groupby("ip")["account_id"].nunique()
-        hot_ips = n_fail_accts.index[n_fail_accts >= k]
-        for ip in hot_ips:
-            grp = allrows[allrows["ip"] == ip]
+        fail = ~all_ok
+        acct_code, _ = pd.factorize(all_acct)
+        pairs = np.unique(ip_code[fail] * (int(acct_code.max(initial=0)) + 1) + acct_code[fail])
+        n_fail_accts = np.bincount(pairs // (int(acct_code.max(initial=0)) + 1), minlength=len(ip_uniq))
+        starts = np.searchsorted(ip_code, np.arange(len(ip_uniq) + 1))
+        for c in np.flatnonzero(n_fail_accts >= k).tolist():
+            lo, hi = starts[c], starts[c + 1]
+            grp = pd.DataFrame(
+                {
+                    "ip": all_ip[lo:hi],
+                    "ts": pd.to_datetime(all_t[lo:hi], utc=True),
+                    "account_id": all_acct[lo:hi],
+                    "event_id": all_eid[lo:hi],
+                    "ok": all_ok[lo:hi],
+                    "hist": all_hist[lo:hi],
+                }
+            )
             self._scan_ip(grp, window, k, result)
 
         # profile per IP: attempts within the window of its latest one, only for IPs with failures
-        latest = allrows.groupby("ip")["ts"].transform("max")
-        recent = allrows[allrows["ts"] > latest - window]
-        with_fail = recent.groupby("ip")["ok"].transform("min") == False  # noqa: E712
-        for ip in allrows["ip"].unique():
-            result.profiles[ip_key(ip)] = {"attempts": []}
-        r: Any
-        for r in recent[with_fail].itertuples(index=False):
-            result.profiles[ip_key(r.ip)]["attempts"].append(
-                [pd.Timestamp(r.ts).isoformat(), r.account_id, r.event_id, bool(r.ok)]
+        latest = np.full(len(ip_uniq), np.iinfo(np.int64).min, dtype=np.int64)
+        np.maximum.at(latest, ip_code, all_t)
+        recent = all_t > latest[ip_code] - window.value
+        failed_ips = np.zeros(len(ip_uniq), dtype=bool)
+        failed_ips[ip_code[recent & fail]] = True
+        for ip_ in ips.tolist():
+            result.profiles[ip_key(ip_)] = {"attempts": []}
+        keep = np.flatnonzero(recent & failed_ips[ip_code])
+        isos = isoformat_utc(all_t[keep])
+        for j, iso in zip(keep.tolist(), isos, strict=True):
+            result.profiles[ip_key(all_ip[j])]["attempts"].append(
+                [iso, all_acct[j], all_eid[j], bool(all_ok[j])]
             )
         return result
 

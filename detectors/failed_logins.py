@@ -14,13 +14,17 @@ batches is found once, exactly as in one scan.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from detectors.base import Detector, DetectorResult, Param, Skip
 from detectors.batch import Batch
+from detectors.columns import as_str, iso_to_ns, isoformat_utc, to_ns
+from detectors.sequence import window_start
 
 _MAX_EVENT_IDS = 50
 
@@ -52,89 +56,99 @@ class FailedLogins(Detector):
         if rows.empty:
             return result
         has_ip = batch.has_column(self.table, "ip")
-        cur = pd.DataFrame(
-            {
-                "account_id": rows["account_id"],
-                "ts": rows["ts"],
-                "event_id": rows["event_id"],
-                "fail": ~rows["success"].astype(bool),
-                "ip": rows["ip"].astype("object") if has_ip else None,
-                "hist": False,
-            }
-        )
-        hist_rows = [
-            (a, pd.Timestamp(ts), eid, True, ip, True)
-            for a in cur["account_id"].unique()
-            for ts, eid, ip in profiles.get(a, {}).get("fails", [])
-        ]
-        allrows = cur
-        if hist_rows:
-            hist = pd.DataFrame(hist_rows, columns=["account_id", "ts", "event_id", "fail", "ip", "hist"])
-            hist["ts"] = pd.to_datetime(hist["ts"], utc=True)
-            allrows = pd.concat([hist, cur], ignore_index=True)
-        allrows = allrows.sort_values(["account_id", "ts", "event_id"], kind="mergesort").reset_index(drop=True)
+        accounts = pd.unique(as_str(rows["account_id"]))
+        hist = [(a, ts, eid, ip) for a in accounts.tolist() for ts, eid, ip in profiles.get(a, {}).get("fails", [])]
+        n_hist = len(hist)
+        cur_ip = rows["ip"].to_numpy(dtype=object) if has_ip else np.full(len(rows), None, dtype=object)
+        acct = np.concatenate([np.array([h[0] for h in hist], dtype=object), as_str(rows["account_id"])])
+        t = np.concatenate([iso_to_ns([h[1] for h in hist]), to_ns(rows["ts"])])
+        eid = np.concatenate([np.array([h[2] for h in hist], dtype=object), as_str(rows["event_id"])])
+        ip = np.concatenate([np.array([h[3] for h in hist], dtype=object), cur_ip])
+        fail = np.concatenate([np.ones(n_hist, dtype=bool), ~rows["success"].astype(bool).to_numpy()])
+        is_hist = np.arange(len(acct)) < n_hist
+        # order (account, ts, event_id); event ids are ranked only where (account, ts) ties exist
+        code, _ = pd.factorize(acct, sort=True)
+        order = np.lexsort((t, code))
+        sc, st = code[order], t[order]
+        if len(order) > 1 and bool(np.any((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))):
+            eid_rank, _ = pd.factorize(eid, sort=True)
+            order = np.lexsort((eid_rank, t, code))
+        code, t, fail, is_hist = code[order], t[order], fail[order], is_hist[order]
+        acct, eid, ip = acct[order], eid[order], ip[order]
         window = pd.Timedelta(minutes=self.p["window_minutes"])
-        allrows["_f"] = allrows["fail"].astype("float64")
-        # rows are sorted by account then time, and groupby(sort=False) keeps that order
-        counts = allrows.groupby("account_id", sort=False).rolling(window, on="ts", closed="right")["_f"].sum()
-        allrows["_count"] = counts.to_numpy()
+        # failures within (ts - window, ts] of the same account, up to this row
+        start = window_start(code, t, window.value)
+        cf = np.concatenate(([0], np.cumsum(fail)))
+        count = cf[np.arange(len(t)) + 1] - cf[start]
         k = self.p["max_failures"]
-        fails = allrows[allrows["fail"]]
-        prev_count = fails.groupby("account_id", sort=False)["_count"].shift(1).fillna(0)
-        burst = (fails["_count"] >= k) & (prev_count < k) & ~fails["hist"]
-        flagged = [(i, "burst") for i in fails.index[burst.to_numpy()]]
+        f_idx = np.flatnonzero(fail)
+        prev_count = np.zeros(len(f_idx), dtype=np.int64)
+        same = np.zeros(len(f_idx), dtype=bool)
+        same[1:] = code[f_idx[1:]] == code[f_idx[:-1]]
+        prev_count[1:] = count[f_idx[:-1]]
+        prev_count[~same] = 0
+        burst = (count[f_idx] >= k) & (prev_count < k) & ~is_hist[f_idx]
+        flagged = [(int(i), "burst") for i in f_idx[burst]]
         if self.p["flag_success"]:
-            succ = (~allrows["fail"]) & (allrows["_count"] >= k) & ~allrows["hist"]
-            flagged += [(i, "success_after_burst") for i in allrows.index[succ.to_numpy()]]
+            succ = ~fail & (count >= k) & ~is_hist
+            flagged += [(int(i), "success_after_burst") for i in np.flatnonzero(succ)]
+        cols = _Cols(acct, t, eid, ip, fail, start)
         for i, kind in sorted(flagged):
-            result.findings.append(self._finding(allrows, i, kind, window))
+            result.findings.append(self._finding(cols, i, kind))
         # profile: failures within the window of the account's latest attempt
-        latest = allrows.groupby("account_id", sort=False)["ts"].transform("max")
-        keep = allrows[allrows["fail"] & (allrows["ts"] > latest - window)]
-        for a in allrows["account_id"].unique():
+        last = np.ones(len(code), dtype=bool)
+        last[:-1] = code[:-1] != code[1:]
+        ends = np.flatnonzero(last)
+        group_latest = np.repeat(t[ends], np.diff(np.concatenate(([-1], ends))))
+        keep = np.flatnonzero(fail & (t > group_latest - window.value))
+        for a in acct[np.flatnonzero(np.r_[True, code[1:] != code[:-1]])].tolist():
             result.profiles[str(a)] = {"fails": []}
-        r: Any
-        for r in keep.itertuples(index=False):
-            result.profiles[str(r.account_id)]["fails"].append(
-                [
-                    pd.Timestamp(r.ts).isoformat(),
-                    str(r.event_id),
-                    None if r.ip is None or pd.isna(r.ip) else r.ip,
-                ]
+        for j, iso in zip(keep.tolist(), isoformat_utc(t[keep]), strict=True):
+            v = ip[j]
+            result.profiles[str(acct[j])]["fails"].append(
+                [iso, str(eid[j]), None if v is None or pd.isna(v) else v]
             )
         return result
 
-    def _finding(self, allrows: pd.DataFrame, i: int, kind: str, window: pd.Timedelta) -> Any:
-        row = allrows.loc[i]
-        acct = str(row["account_id"])
-        mine = allrows[
-            (allrows["account_id"] == acct)
-            & allrows["fail"]
-            & (allrows["ts"] > row["ts"] - window)
-            & (allrows.index <= i)
-        ]
-        ips = sorted({str(x) for x in mine["ip"] if x is not None and not pd.isna(x)})
-        fail_ids = [str(e) for e in mine["event_id"]][-_MAX_EVENT_IDS:]
-        ids = [*fail_ids, str(row["event_id"])] if kind == "success_after_burst" else fail_ids
+    def _finding(self, c: _Cols, i: int, kind: str) -> Any:
+        window = self.p["window_minutes"]
+        span = np.arange(c.start[i], i + 1)
+        mine = span[c.fail[span]]
+        ips = sorted({str(x) for x in c.ip[mine].tolist() if x is not None and not pd.isna(x)})
+        fail_ids = [str(e) for e in c.eid[mine].tolist()][-_MAX_EVENT_IDS:]
+        ids = [*fail_ids, str(c.eid[i])] if kind == "success_after_burst" else fail_ids
         n = len(mine)
         score = min(1.0, 0.4 + 0.1 * n / self.p["max_failures"]) if kind == "burst" else 0.9
+        first, last = isoformat_utc(np.array([c.t[mine].min(), c.t[mine].max()]))
         return self.finding(
-            acct,
-            row["ts"],
-            key=f"{row['event_id']}:{kind}",
+            str(c.acct[i]),
+            pd.Timestamp(int(c.t[i]), tz="UTC"),
+            key=f"{c.eid[i]}:{kind}",
             kind=kind,
             score=score,
             event_ids=ids,
             evidence={
                 "failures": n,
                 "max_failures": self.p["max_failures"],
-                "window_minutes": self.p["window_minutes"],
-                "first_failure_at": mine["ts"].min().isoformat(),
-                "last_failure_at": mine["ts"].max().isoformat(),
+                "window_minutes": window,
+                "first_failure_at": first,
+                "last_failure_at": last,
                 "distinct_ips": len(ips),
                 "ips": ips[:10],
-                "success_event_id": str(row["event_id"]) if kind == "success_after_burst" else None,
-                "text": f"{n} failed logins in {self.p['window_minutes']} min from {len(ips)} IP address(es)"
+                "success_event_id": str(c.eid[i]) if kind == "success_after_burst" else None,
+                "text": f"{n} failed logins in {window} min from {len(ips)} IP address(es)"
                 + (", then a successful login" if kind == "success_after_burst" else ""),
             },
         )
+
+
+@dataclass(frozen=True)
+class _Cols:
+    """The merged attempts (profile + batch) sorted by account, time and event id."""
+
+    acct: np.ndarray
+    t: np.ndarray
+    eid: np.ndarray
+    ip: np.ndarray
+    fail: np.ndarray
+    start: np.ndarray  # first row of the same account within the window

@@ -20,7 +20,9 @@ construction); :func:`enrich_logins` itself is a pure function of the frame and 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,15 +41,18 @@ from detectors.geoip import (
 
 __all__ = [
     "ChainResolver",
+    "Enriched",
     "GeoResult",
     "MaxMindResolver",
     "OfflineResolver",
     "Places",
     "Resolver",
     "default_resolver",
+    "enrich",
     "enrich_logins",
     "haversine_km",
     "places",
+    "still_absent",
     "subnet_of",
 ]
 
@@ -93,6 +98,43 @@ def enrich_logins(
         out["geo_source"] = np.where(out["geo_precision"] == "given", "given", "none")
         failed = int((out["geo_source"] == "none").sum())
         return out, {f"unknown:enrichment_failed:{type(e).__name__}": failed}
+
+
+ENRICHED_COLUMNS = ("country", "city", "lat", "lon", "asn")
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """What :func:`enrich` did: the frame, row counts by outcome, and the contract columns it filled.
+
+    ``filled`` names the columns the source did not provide (``absent``) that enrichment gave a
+    value in at least one row: a scan must take them off the batch's absent set, or the detectors
+    would still say "column 'country' absent" for a login whose IP placed it in Brazil.
+    """
+
+    frame: pd.DataFrame
+    counts: dict[str, int]
+    filled: frozenset[str]
+
+
+def enrich(
+    df: pd.DataFrame,
+    resolver: Resolver | None,
+    absent: Iterable[str] = (),
+    place_db: Places | None = None,
+) -> Enriched:
+    """:func:`enrich_logins`, plus which of the ``absent`` columns now hold values."""
+    out, counts = enrich_logins(df, resolver, place_db)
+    gone = frozenset(absent)
+    filled = frozenset(
+        c for c in ENRICHED_COLUMNS if c in gone and c in out.columns and bool(out[c].notna().any())
+    )
+    return Enriched(out, counts, filled)
+
+
+def still_absent(absent: Iterable[str], enriched: Enriched) -> frozenset[str]:
+    """The batch's absent set for logins after enrichment."""
+    return frozenset(absent) - enriched.filled
 
 
 def _blank(s: pd.Series) -> pd.Series:
@@ -261,16 +303,29 @@ def _resolve_all(ips: Iterable[str], resolver: Resolver) -> tuple[dict[str, GeoR
     return table, why
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4 = re.compile(rf"^\s*{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\s*$")
+
+
 def subnet_of(ip: pd.Series) -> pd.Series:
-    """The /24 (IPv4) or /48 (IPv6) network of each address; None where the address is invalid."""
+    """The /24 (IPv4) or /48 (IPv6) network of each address; None where the address is invalid.
+
+    Dotted-quad IPv4 (the octets ``ipaddress`` accepts: no leading zeros, at most 255) is cut with
+    one regular expression over the distinct addresses; anything else goes through ``ipaddress``.
+    """
     s = ip.astype("object")
     uniq = pd.unique(s[s.notna()].astype(str))
-    table = {}
-    for raw in uniq:
-        try:
-            addr = ipaddress.ip_address(raw.strip())
-        except ValueError:
-            continue
-        plen = 24 if addr.version == 4 else 48
-        table[raw] = str(ipaddress.ip_network(f"{addr}/{plen}", strict=False))
+    table: dict[str, str] = {}
+    if len(uniq):
+        parts = pd.Series(uniq, dtype=object).str.extract(_IPV4)
+        v4 = parts[0].notna().to_numpy()
+        nets = (parts[0] + "." + parts[1] + "." + parts[2] + ".0/24").to_numpy(dtype=object)
+        table.update(zip(uniq[v4].tolist(), nets[v4].tolist(), strict=True))
+        for raw in uniq[~v4].tolist():
+            try:
+                addr = ipaddress.ip_address(raw.strip())
+            except ValueError:
+                continue
+            plen = 24 if addr.version == 4 else 48
+            table[raw] = str(ipaddress.ip_network(f"{addr}/{plen}", strict=False))
     return s.map(table)

@@ -16,6 +16,13 @@ falls below ``max_leverage x (1 - leverage_hysteresis)``, so a position oscillat
 does not re-fire.  Each tier is a set/reset latch (set at or above the tier, reset below tier minus
 hysteresis, hold in between), computed vectorised by forward-filling the last set/reset event.
 
+Warnings are never skipped (issue 13): a position first seen at or above a tier, or jumping over
+several tiers between two snapshots, warns once at the highest tier reached (``margin_tier_N``
+with ``previous_tier`` in the evidence); a tier re-arms only below the tier minus the hysteresis.
+A position ends with a snapshot that shows it liquidated (margin ratio >= 1) or closed (notional
+0): the next snapshot of the same symbol is a new position and is judged from tier 0, so a latch
+left over from the last position can never swallow the next one's warning.
+
 Profile (bounded): ``{"v": 1, "s": {symbol: {"tier", "high", "rise", "t", "r": [[ts, leverage],
 ...]}}}`` -- at most ``max_snapshots`` snapshots per symbol and the ``max_symbols`` most recently
 updated symbols (defaults 32 and 50: at most ~80 KB, typically well under 2 KB).
@@ -115,13 +122,20 @@ class HighLeverage(Detector):
         has_mr = batch.has_column(self.table, "margin_ratio")
         if not has_mr:
             result.skips.append(Skip(self.name, "column 'margin_ratio' absent: tiers not checked", len(df)))
-        accounts = df["account_id"].astype(str)
-        symbols = df["symbol"].astype(str)
-        keyed = df.assign(account_id=accounts + SEP + symbols)
-        states = {a: state_of(profiles, a) for a in accounts.unique()}
+        a_code, a_uniq = pd.factorize(df["account_id"])
+        s_code, s_uniq = pd.factorize(df["symbol"], use_na_sentinel=False)
+        p_code, p_uniq = pd.factorize(a_code.astype(np.int64) * max(len(s_uniq), 1) + s_code)
+        a_str = [str(a) for a in a_uniq]
+        # "account<SEP>symbol" built once per position, not once per snapshot
+        pair = np.array(
+            [a_str[p // max(len(s_uniq), 1)] + SEP + str(s_uniq[p % max(len(s_uniq), 1)]) for p in p_uniq.tolist()],
+            dtype=object,
+        )
+        keyed = df.assign(account_id=pair[p_code])
+        states = {a: state_of(profiles, a) for a in a_str}
         k = self.p["max_snapshots"]
         hist = (
-            (a + SEP + sym, it[0], "", (float(it[1]), np.nan))
+            (a + SEP + sym, it[0], "", (float(it[1]), np.nan, False))
             for a, st in states.items()
             for sym, s in st.get("s", {}).items()
             for it in s.get("r", [])
@@ -129,9 +143,13 @@ class HighLeverage(Detector):
         mr = df["margin_ratio"].astype("float64") if has_mr else pd.Series(np.nan, index=df.index)
         seq = build_seq(
             keyed,
-            {"lev": df["leverage"].astype("float64").to_numpy(), "mr": mr.to_numpy()},
+            {
+                "lev": df["leverage"].astype("float64").to_numpy(),
+                "mr": mr.to_numpy(),
+                "end": self._ended(df, batch),
+            },
             hist,
-            ("lev", "mr"),
+            ("lev", "mr", "end"),
         )
         first = seq.first_of_group()
         group = np.cumsum(first) - 1
@@ -144,13 +162,18 @@ class HighLeverage(Detector):
         mrv = seq.cols["mr"]
 
         tiers = np.asarray(self.p["margin_tiers"])
-        init_tier = initial("tier")
+        # a liquidated (margin ratio >= 1) or closed (notional 0) position ends: the next snapshot
+        # of the symbol is a new position, judged from tier 0 (first seen), whatever was latched
+        after_end = seq.prev(seq.cols["end"].astype(bool), False)
+        life = np.cumsum(seq.first_of_group() | after_end) - 1
+        first_life = (pd.Series(after_end.astype(np.int64)).groupby(seq.code).cumsum() == 0).to_numpy()
+        init_tier = initial("tier") * first_life
         tier = np.zeros(len(seq), dtype=np.int64)
         for n, thr in enumerate(tiers, start=1):
-            tier += _latch(seq, mrv >= thr, (mrv < thr - self.p["tier_hysteresis"]), init_tier >= n)
+            tier += _latch(seq, life, mrv >= thr, (mrv < thr - self.p["tier_hysteresis"]), init_tier >= n)
         hi_thr = self.p["max_leverage"]
-        init_high = initial("high").astype(bool)
-        high = _latch(seq, lev >= hi_thr, lev < hi_thr * (1 - self.p["leverage_hysteresis"]), init_high)
+        init_high = initial("high").astype(bool) & first_life
+        high = _latch(seq, life, lev >= hi_thr, lev < hi_thr * (1 - self.p["leverage_hysteresis"]), init_high)
 
         r_ns = int(self.p["rise_hours"] * NS_PER_HOUR)
         idx = np.arange(len(seq))
@@ -164,6 +187,8 @@ class HighLeverage(Detector):
         from_prof = seq.new & ~prev_new
         prev_tier = np.where(from_prof, init_tier, seq.prev(tier, 0))
         prev_high = np.where(from_prof, init_high, seq.prev(high, False))
+        prev_tier[after_end] = 0
+        prev_high[after_end] = False
         prev_rise = np.where(from_prof, init_rise, seq.prev(rising, False))
         fires = {
             "tier": seq.new & (tier > prev_tier),
@@ -178,6 +203,17 @@ class HighLeverage(Detector):
         result.findings.sort(key=lambda f: (f.ts, f.key))
         self._profiles(result, seq, states, tier, high, rising)
         return result
+
+    @staticmethod
+    def _ended(df: pd.DataFrame, batch: Batch) -> np.ndarray:
+        """Snapshots after which the position is gone: liquidated (margin ratio >= 1) or closed
+        (notional 0), where those columns are given."""
+        end = np.zeros(len(df), dtype=bool)
+        if batch.has_column("positions", "margin_ratio"):
+            end |= (df["margin_ratio"].astype("float64") >= 1.0).to_numpy()
+        if batch.has_column("positions", "notional_usd"):
+            end |= (df["notional_usd"].astype("float64") == 0).to_numpy()
+        return end
 
     @staticmethod
     def _sym_state(states: Mapping[str, Mapping[str, Any]], key: str) -> Mapping[str, Any]:
@@ -255,9 +291,10 @@ class HighLeverage(Detector):
             acct, sym = str(seq.account[i]).split(SEP, 1)
             old = self._sym_state(states, str(seq.account[i]))
             newest_new = seq.new[i]
+            ended = bool(seq.cols["end"][i])
             fresh.setdefault(acct, {})[sym] = {
-                "tier": int(tier[i]) if newest_new else int(old.get("tier", 0)),
-                "high": int(high[i]) if newest_new else int(old.get("high", 0)),
+                "tier": (0 if ended else int(tier[i])) if newest_new else int(old.get("tier", 0)),
+                "high": (0 if ended else int(high[i])) if newest_new else int(old.get("high", 0)),
                 "rise": int(rising[i]) if newest_new else int(old.get("rise", 0)),
                 "t": last_iso[int(i)],
                 "r": snaps.get(str(seq.account[i]), []),
@@ -270,10 +307,10 @@ class HighLeverage(Detector):
             result.profiles[acct] = {"v": PROFILE_VERSION, "s": merged}
 
 
-def _latch(seq: Seq, set_: np.ndarray, reset: np.ndarray, initial: np.ndarray) -> np.ndarray:
+def _latch(seq: Seq, life: np.ndarray, set_: np.ndarray, reset: np.ndarray, initial: np.ndarray) -> np.ndarray:
     """A set/reset latch per group: on where set, off where reset, else the previous state."""
     ev = np.where(set_, 1.0, np.where(reset, 0.0, np.nan))
     ev[~seq.new] = np.nan  # history rows carry no margin information: hold the profile's state
-    filled = pd.Series(ev).groupby(seq.code).ffill().to_numpy()
+    filled = pd.Series(ev).groupby(life).ffill().to_numpy()
     out = np.where(np.isnan(filled), initial.astype(np.float64), filled)
     return out.astype(bool)

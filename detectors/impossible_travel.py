@@ -29,8 +29,10 @@ import pandas as pd
 
 from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
+from detectors.columns import isoformat_utc, to_ns
 from detectors.geo import haversine_km, places
 from detectors.login_history import successful
+from detectors.useragent import describe
 
 # Cloud, hosting and commercial-VPN networks whose addresses say nothing about where a person is.
 # Operators extend the list in the rule pack (``detectors.impossible_travel.hosting_asns``).
@@ -121,7 +123,7 @@ class ImpossibleTravel(Detector):
         if chain.empty:
             return result
         prec = chain["geo_precision"] if "geo_precision" in chain.columns else pd.Series("given", index=chain.index)
-        g = chain.groupby("account_id", sort=False)
+        g = chain.groupby("account_id", sort=False, observed=True)
         prev = pd.DataFrame(
             {
                 "ts": g["ts"].shift(1),
@@ -130,7 +132,7 @@ class ImpossibleTravel(Detector):
                 "event_id": g["event_id"].shift(1),
                 "country": _shift(chain, g, "country"),
                 "city": _shift(chain, g, "city"),
-                "precision": prec.groupby(chain["account_id"], sort=False).shift(1),
+                "precision": prec.groupby(chain["account_id"], sort=False, observed=True).shift(1),
             },
             index=chain.index,
         )
@@ -160,7 +162,7 @@ class ImpossibleTravel(Detector):
         # one point known only as "somewhere in country X" and the other in X: no evidence of travel
         coarse = (prev["precision"].astype(str) == "country") | (prec.astype(str) == "country")
         same_cc = (
-            prev["country"].astype(str).str.upper() == chain["country"].astype(str).str.upper()
+            upper_str(prev["country"]) == upper_str(chain["country"])
             if "country" in chain.columns
             else pd.Series(False, index=chain.index)
         )
@@ -186,21 +188,28 @@ class ImpossibleTravel(Detector):
                     str(prec[idx]),
                 )
             )
-        last = chain.assign(precision=prec).groupby("account_id", sort=False).tail(1)
-        counts = chain.groupby("account_id", sort=False).size()
-        r: Any
-        for r in last.itertuples(index=False):
-            a = str(r.account_id)
+        last = chain.assign(precision=prec).groupby("account_id", sort=False, observed=True).tail(1)
+        counts = chain.groupby("account_id", sort=False, observed=True).size()
+        accts = [str(a) for a in last["account_id"].tolist()]
+        n_new = counts.reindex(last["account_id"]).to_numpy(dtype=np.int64)
+        isos = isoformat_utc(to_ns(last["ts"]))
+        lat = last["lat"].astype("float64").tolist()
+        lon = last["lon"].astype("float64").tolist()
+        eids = last["event_id"].astype(str).tolist()
+        cc = [_str(v) for v in last["country"].tolist()] if "country" in last else [None] * len(last)
+        city = [_str(v) for v in last["city"].tolist()] if "city" in last else [None] * len(last)
+        precs = [str(v) for v in last["precision"].tolist()]
+        for i, a in enumerate(accts):
             result.profiles[a] = {
-                "n": int(profiles.get(a, {}).get("n", 0)) + int(counts[r.account_id]),
+                "n": int(profiles.get(a, {}).get("n", 0)) + int(n_new[i]),
                 "last": {
-                    "ts": pd.Timestamp(r.ts).isoformat(),
-                    "lat": float(r.lat),
-                    "lon": float(r.lon),
-                    "event_id": str(r.event_id),
-                    "country": _str(getattr(r, "country", None)),
-                    "city": _str(getattr(r, "city", None)),
-                    "precision": str(r.precision),
+                    "ts": isos[i],
+                    "lat": lat[i],
+                    "lon": lon[i],
+                    "event_id": eids[i],
+                    "country": cc[i],
+                    "city": city[i],
+                    "precision": precs[i],
                 },
             }
         return result
@@ -257,6 +266,7 @@ class ImpossibleTravel(Detector):
                 "country": cur_geo["country"],
                 "city": cur_geo["city"],
                 "device_id": _str(cur.get("device_id")),
+                "device": describe(cur.get("user_agent")),
                 "text": text,
             },
         )
@@ -266,6 +276,20 @@ def _shift(chain: pd.DataFrame, g: Any, col: str) -> pd.Series:
     if col not in chain.columns:
         return pd.Series(None, index=chain.index, dtype="object")
     return g[col].shift(1)
+
+
+def upper_str(s: pd.Series) -> np.ndarray:
+    """``s.astype(str).str.upper()`` computed once per distinct value."""
+    arr = s.to_numpy(dtype=object)
+    codes, uniq = pd.factorize(arr)
+    out = np.empty(len(arr), dtype=object)
+    if len(uniq):
+        table = np.array([str(u).upper() for u in uniq], dtype=object)
+        out[codes >= 0] = table[codes[codes >= 0]]
+    miss = codes < 0
+    if miss.any():
+        out[miss] = pd.Series(arr[miss], dtype=object).astype(str).str.upper().to_numpy(dtype=object)
+    return out
 
 
 def _radius(precision: pd.Series, country: pd.Series) -> pd.Series:

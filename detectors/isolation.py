@@ -201,9 +201,10 @@ def _hours_since_change(
     batch: Batch, states: Mapping[str, Mapping[str, Any]], accts: np.ndarray, t: np.ndarray
 ) -> np.ndarray:
     ch = _changes(batch)
-    prof = [(a, iso_to_ns([st["c"]])[0]) for a, st in states.items() if st.get("c")]
-    if prof:
-        ch = pd.concat([ch, pd.DataFrame(prof, columns=["acct", "t"])], ignore_index=True)
+    with_c = [a for a, st in states.items() if st.get("c")]
+    if with_c:
+        prof = pd.DataFrame({"acct": with_c, "t": iso_to_ns([states[a]["c"] for a in with_c])})
+        ch = pd.concat([ch, prof], ignore_index=True)
     out = np.full(len(t), CAP_HOURS)
     if ch.empty or len(t) == 0:
         return out
@@ -222,12 +223,14 @@ def _last_change(batch: Batch, states: Mapping[str, Mapping[str, Any]]) -> dict[
     if ch.empty:
         return {}
     latest = ch.groupby("acct")["t"].max()
-    out = {}
-    for a, tv in latest.items():
-        old = states.get(str(a), {}).get("c")
-        best = max(int(tv), int(iso_to_ns([old])[0])) if old else int(tv)
-        out[str(a)] = ns_to_iso(np.array([best]))[0]
-    return out
+    accts = [str(a) for a in latest.index]
+    olds = [states.get(a, {}).get("c") for a in accts]
+    old_ns = np.full(len(accts), np.iinfo(np.int64).min, dtype=np.int64)
+    has = [i for i, o in enumerate(olds) if o]
+    if has:
+        old_ns[has] = iso_to_ns([str(olds[i]) for i in has])
+    best = np.maximum(latest.to_numpy(dtype=np.int64), old_ns)
+    return dict(zip(accts, ns_to_iso(best), strict=True))
 
 
 def fit_model(

@@ -37,8 +37,10 @@ import pandas as pd
 
 from detectors.base import Detector, DetectorResult, Param, Skip
 from detectors.batch import Batch
-from detectors.login_history import successful, value_is_known
-from detectors.useragent import parse_series
+from detectors.columns import as_str, cumcount, distinct_map, known_mask
+from detectors.login_counts import Counts
+from detectors.login_history import successful
+from detectors.useragent import describe, parse_series
 
 # feature -> ordered levels (most to least specific) with Freeman / rba-algorithm weights
 HIERARCHY: dict[str, tuple[tuple[str, float], ...]] = {
@@ -51,6 +53,7 @@ HIERARCHY: dict[str, tuple[tuple[str, float], ...]] = {
     ),
     "device": (("device", 1.0),),
 }
+_EVIDENCE_COLUMNS = ("account_id", "ts", "event_id", "ip", "country", "city", "device_id", "user_agent")
 _LABEL = {
     "ip": "IP",
     "asn": "network",
@@ -123,77 +126,84 @@ class LoginRisk(Detector):
         levels = self._levels(ok, batch, result)
         if not levels:
             return result
-        acct = ok["account_id"]
-        total_prior = acct.map({a: int(profiles.get(a, {}).get("total", 0)) for a in acct.unique()}).astype("int64")
-        total_prior = total_prior + ok.groupby("account_id", sort=False).cumcount()
-        log10 = pd.Series(0.0, index=ok.index)
-        factors: dict[str, pd.Series] = {}
-        detail: dict[str, dict[str, pd.Series]] = {}
+        counts = Counts(ok, profiles)
+        total_prior = counts.total_prior[counts.code] + cumcount(counts.code)
+        n_rows = len(ok)
+        log10 = np.zeros(n_rows)
+        factors: dict[str, np.ndarray] = {}
+        detail: dict[str, dict[str, np.ndarray]] = {}
+        trust_ns = int(pd.Timedelta(hours=self.p["trust_after_hours"]).value)
         for feat, lvls in HIERARCHY.items():
             if feat not in self.p["features"] or lvls[0][0] not in levels:
                 continue
-            f_known = levels[lvls[0][0]].notna()
-            n = self._prior_n(ok, f_known, feat, profiles)
-            local = pd.Series(0.0, index=ok.index)
-            wsum = pd.Series(0.0, index=ok.index)
-            unseen = pd.Series(1.0, index=ok.index)
+            f_known = counts.known(levels[lvls[0][0]])
+            n = counts.n_prior(feat, f_known)
+            local = np.zeros(n_rows)
+            wsum = np.zeros(n_rows)
+            unseen = np.ones(n_rows)
             detail[feat] = {}
             for i, (lvl, w) in enumerate(lvls):
                 if lvl not in levels:
                     continue
                 vals = levels[lvl]
-                count, distinct, first = self._prior_count(ok, vals, lvl, profiles)
+                count, distinct, first = counts.prior_count(vals, lvl)
                 detail[feat][lvl] = count
-                has = vals.notna()
-                share = count / n.clip(lower=1)
+                has = counts.known(vals)
+                share = count / np.maximum(n, 1)
                 if self.p["trust_after_hours"] > 0 or self.p["trust_after_uses"] > 0:
                     # an established value is at least as likely as any other of the account's values
-                    trusted = pd.Series(False, index=ok.index)
+                    trusted = np.zeros(n_rows, dtype=bool)
                     if self.p["trust_after_hours"] > 0:
-                        age = ok["ts"] - first
-                        trusted |= (count > 0) & (age >= pd.Timedelta(hours=self.p["trust_after_hours"]))
+                        trusted |= (count > 0) & ((counts.t - first) >= trust_ns)
                     if self.p["trust_after_uses"] > 0:
                         trusted |= count >= self.p["trust_after_uses"]
-                    floor = pd.Series(np.maximum(share, 1.0 / distinct.clip(lower=1)), index=ok.index)
-                    share = share.where(~trusted, floor)
+                    floor = np.maximum(share, 1.0 / np.maximum(distinct, 1))
+                    share = np.where(trusted, floor, share)
                 local += np.where(has & (n > 0), w * share, 0.0)
                 wsum += np.where(has, w, 0.0)
                 if i > 0:
                     unseen += distinct
-            local = local / wsum.where(wsum > 0, 1.0)
+            local = local / np.where(wsum > 0, wsum, 1.0)
             w0 = lvls[0][1] / sum(w for _, w in lvls)
             floor = w0 / (n + unseen)
             like = np.maximum(local, floor)
-            factor = pd.Series(np.where(f_known & (n > 0), 1.0 / like, 1.0), index=ok.index)
+            with np.errstate(divide="ignore"):
+                factor = np.where(f_known & (n > 0), 1.0 / like, 1.0)
             factors[feat] = factor
             log10 += np.log10(factor)
         eligible = total_prior >= self.p["min_history_logins"]
-        flag = eligible & (log10 >= self.p["min_log10_score"])
-        flagged = ok.index[flag.to_numpy()]
-        for idx, row in zip(flagged, ok.loc[flagged].to_dict("records"), strict=True):
+        flagged = np.flatnonzero(eligible & (log10 >= self.p["min_log10_score"]))
+        cols = [c for c in _EVIDENCE_COLUMNS if c in ok.columns]
+        rows: list[dict[str, Any]] = [
+            {str(c): v for c, v in r.items()} for r in ok.iloc[flagged][cols].to_dict("records")
+        ]
+        for k, row in zip(flagged.tolist(), rows, strict=True):
             result.findings.append(
                 self._finding(
                     row,
-                    float(log10[idx]),
-                    int(total_prior[idx]),
-                    {f: float(s[idx]) for f, s in factors.items()},
-                    {f: {lvl: int(c[idx]) for lvl, c in d.items()} for f, d in detail.items()},
-                    {lvl: levels[lvl][idx] for lvl in levels},
+                    float(log10[k]),
+                    int(total_prior[k]),
+                    {f: float(s[k]) for f, s in factors.items()},
+                    {f: {lvl: int(c[k]) for lvl, c in d.items()} for f, d in detail.items()},
+                    {lvl: levels[lvl][k] for lvl in levels},
                 )
             )
-        self._update(result, profiles, ok, levels)
+        tops = {feat: lvls[0][0] for feat, lvls in HIERARCHY.items() if lvls[0][0] in levels}
+        result.profiles = counts.update(levels, tops, self.p["max_values"])
         return result
 
     # -- inputs ---------------------------------------------------------------------------------------
-    def _levels(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> dict[str, pd.Series]:
-        """The value of every level per login (NaN where unknown)."""
-        out: dict[str, pd.Series] = {}
+    def _levels(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> dict[str, np.ndarray]:
+        """The value of every level per login as str (None where unknown)."""
+        out: dict[str, np.ndarray] = {}
 
-        def col(name: str) -> pd.Series | None:
+        def col(name: str) -> np.ndarray | None:
             if not batch.has_column(self.table, name) and name not in ok.columns:
                 return None
-            s = ok[name].astype("object")
-            return s.where(value_is_known(s)).astype("object")
+            s = ok[name]
+            vals = as_str(s)
+            vals[~known_mask(s)] = None
+            return vals
 
         feats = self.p["features"]
         if "ip" in feats:
@@ -202,34 +212,38 @@ class LoginRisk(Detector):
                 result.skips.append(Skip(self.name, "column 'ip' absent: IP not scored", len(ok)))
             else:
                 out["ip"] = ip
-                asn = col("asn") if batch.has_column(self.table, "asn") else None
-                if asn is None:
+                if not batch.has_column(self.table, "asn"):
                     result.skips.append(Skip(self.name, "column 'asn' absent: IP scored without its network", len(ok)))
-                if asn is not None:
-                    num = pd.to_numeric(asn, errors="coerce")
-                    out["asn"] = ("AS" + num.astype("Int64").astype(str)).where(num.notna()).astype("object")
-                elif "asn_org" in ok.columns:
-                    org = col("asn_org")
-                    if org is not None:
-                        out["asn"] = org
-                cc = col("country") if batch.has_column(self.table, "country") else None
-                if cc is None:
+                    if "asn_org" in ok.columns:
+                        org = col("asn_org")
+                        if org is not None:
+                            out["asn"] = org
+                else:
+                    raw = ok["asn"].astype("object")
+                    num = pd.to_numeric(raw.where(known_mask(raw)), errors="coerce")
+                    asn = np.full(len(ok), None, dtype=object)
+                    has = num.notna().to_numpy()
+                    asn[has] = distinct_map(num[has], lambda u: "AS" + u.astype("Int64").astype(str))
+                    out["asn"] = asn
+                if not batch.has_column(self.table, "country"):
                     result.skips.append(
                         Skip(self.name, "column 'country' absent: IP scored without its country", len(ok))
                     )
                 else:
-                    out["country"] = cc.astype("object").str.upper()
+                    cc = ok["country"].astype("object")
+                    cc = cc.where(known_mask(cc))
+                    out["country"] = distinct_map(cc, lambda u: u.str.upper())
         if "ua" in feats:
             if not batch.has_column(self.table, "user_agent"):
                 result.skips.append(Skip(self.name, "column 'user_agent' absent: user agent not scored", len(ok)))
             else:
                 ua = col("user_agent")
                 assert ua is not None
-                parsed = parse_series(ua)
+                parsed = parse_series(pd.Series(ua, index=ok.index, dtype=object))
                 out["ua"] = ua
-                out["browser"] = parsed["browser_version"].astype("object")
-                out["os"] = parsed["os_version"].astype("object")
-                out["device_type"] = parsed["device_type"].astype("object")
+                out["browser"] = parsed["browser_version"].to_numpy(dtype=object)
+                out["os"] = parsed["os_version"].to_numpy(dtype=object)
+                out["device_type"] = parsed["device_type"].to_numpy(dtype=object)
         if "device" in feats:
             if not batch.has_column(self.table, "device_id"):
                 result.skips.append(Skip(self.name, "column 'device_id' absent: device not scored", len(ok)))
@@ -238,49 +252,9 @@ class LoginRisk(Detector):
                 assert dev is not None
                 out["device"] = dev
         for name in ("ip", "ua", "device"):
-            if name in out and out[name].isna().any():
-                result.skips.append(Skip(self.name, f"{name} unknown: not scored", int(out[name].isna().sum())))
+            if name in out and pd.isna(out[name]).any():
+                result.skips.append(Skip(self.name, f"{name} unknown: not scored", int(pd.isna(out[name]).sum())))
         return out
-
-    def _prior_n(
-        self, ok: pd.DataFrame, known: pd.Series, feat: str, profiles: Mapping[str, Mapping[str, Any]]
-    ) -> pd.Series:
-        acct = ok["account_id"]
-        base = acct.map({a: int(profiles.get(a, {}).get("n", {}).get(feat, 0)) for a in acct.unique()})
-        k = known.astype("int64")
-        return (base.astype("int64") + k.groupby(acct, sort=False).cumsum() - k).astype("float64")
-
-    def _prior_count(
-        self, ok: pd.DataFrame, vals: pd.Series, lvl: str, profiles: Mapping[str, Mapping[str, Any]]
-    ) -> tuple[pd.Series, pd.Series, pd.Series]:
-        """Earlier logins of the account with the same value, distinct values seen before, and when
-        the value was first used (NaT for a value never seen)."""
-        acct = ok["account_id"]
-        has = vals.notna()
-        frame = pd.DataFrame({"a": acct, "v": vals.fillna("\x00"), "ts": ok["ts"]}, index=ok.index)
-        grp = frame.groupby(["a", "v"], sort=False)
-        in_batch = grp.cumcount()
-        batch_first = grp["ts"].transform("min")
-        rows = [
-            (a, v, int(e[0]), e[1])
-            for a in acct.unique()
-            for v, e in profiles.get(a, {}).get("c", {}).get(lvl, {}).items()
-        ]
-        if rows:
-            prof = pd.DataFrame(rows, columns=["a", "v", "c", "f"])
-            prof["f"] = pd.to_datetime(prof["f"], utc=True, format="ISO8601")
-            j = frame[["a", "v"]].reset_index().merge(prof, on=["a", "v"], how="left").set_index("index")
-            j = j.reindex(ok.index)
-            prior = j["c"].fillna(0).astype("int64")
-            first = j["f"].where(j["f"].notna(), batch_first)
-        else:
-            prior = pd.Series(0, index=ok.index, dtype="int64")
-            first = batch_first
-        count = (prior + in_batch).where(has, 0).astype("float64")
-        new = (has & (count == 0)).astype("int64")
-        base = acct.map({a: len(profiles.get(a, {}).get("c", {}).get(lvl, {})) for a in acct.unique()})
-        distinct = base.astype("int64") + new.groupby(acct, sort=False).cumsum() - new
-        return count, distinct.astype("float64"), pd.to_datetime(first, utc=True)
 
     # -- output ---------------------------------------------------------------------------------------
     def _finding(
@@ -322,57 +296,9 @@ class LoginRisk(Detector):
                 "country": _plain(row.get("country")),
                 "city": _plain(row.get("city")),
                 "device_id": _plain(row.get("device_id")),
+                "device": describe(row.get("user_agent")),
             },
         )
-
-    def _update(
-        self,
-        result: DetectorResult,
-        profiles: Mapping[str, Mapping[str, Any]],
-        ok: pd.DataFrame,
-        levels: Mapping[str, pd.Series],
-    ) -> None:
-        acct = ok["account_id"]
-        out: dict[str, dict[str, Any]] = {}
-        for a in acct.unique():
-            p = profiles.get(a, {})
-            out[a] = {
-                "total": int(p.get("total", 0)),
-                "n": dict(p.get("n", {})),
-                "c": {lvl: {k: list(e) for k, e in v.items()} for lvl, v in p.get("c", {}).items()},
-            }
-        for a, k in acct.value_counts().items():
-            out[str(a)]["total"] += int(k)
-        for feat, lvls in HIERARCHY.items():
-            top = lvls[0][0]
-            if top not in levels:
-                continue
-            known = levels[top].notna()
-            for a, k in known.groupby(acct, sort=False).sum().items():
-                out[str(a)]["n"][feat] = out[str(a)]["n"].get(feat, 0) + int(k)
-        for lvl, vals in levels.items():
-            has = vals.notna()
-            if not has.any():
-                continue
-            grouped = (
-                pd.DataFrame({"a": acct[has], "v": vals[has].astype(str), "ts": ok.loc[has, "ts"]})
-                .groupby(["a", "v"], sort=False)["ts"]
-                .agg(["size", "min"])
-            )
-            for (a, v), k, first in zip(grouped.index, grouped["size"], grouped["min"], strict=True):
-                bucket = out[str(a)]["c"].setdefault(lvl, {})
-                cur = bucket.get(v)
-                if cur is None:
-                    bucket[v] = [int(k), first.isoformat()]
-                else:
-                    bucket[v] = [cur[0] + int(k), min(pd.Timestamp(cur[1]), first).isoformat()]
-        cap = self.p["max_values"]
-        for st in out.values():
-            for lvl, bucket in st["c"].items():
-                if len(bucket) > cap:
-                    keep = sorted(bucket.items(), key=lambda kv: (-kv[1][0], kv[0]))[:cap]
-                    st["c"][lvl] = dict(keep)
-        result.profiles = out
 
 
 def _plain(v: Any) -> Any:

@@ -41,11 +41,21 @@ from detectors.sequence import (
 
 
 def normalise_addresses(s: pd.Series) -> pd.Series:
-    """Stripped addresses; EVM hex addresses lower-cased; blanks become NA."""
-    text = s.astype("string").str.strip()
-    evm = text.str.match(r"^0[xX][0-9a-fA-F]+$").fillna(False).astype(bool)
-    text = text.where(~evm, text.str.lower())
-    return text.where(text.str.len() > 0)
+    """Stripped addresses; EVM hex addresses lower-cased; blanks become NA (once per distinct value)."""
+
+    def norm(u: pd.Series) -> pd.Series:
+        text = u.astype("string").str.strip()
+        evm = text.str.match(r"^0[xX][0-9a-fA-F]+$").fillna(False).astype(bool)
+        text = text.where(~evm, text.str.lower())
+        return text.where(text.str.len() > 0)
+
+    codes, uniq = pd.factorize(s)
+    out = pd.array([pd.NA] * len(s), dtype="string")
+    if len(uniq):
+        table = norm(pd.Series(uniq)).array
+        has = codes >= 0
+        out[has] = table[codes[has]]
+    return pd.Series(out, index=s.index)
 
 
 class NewAddress(Detector):
@@ -118,17 +128,19 @@ class NewAddress(Detector):
         big_enough = (usd >= self.p["min_usd"]) | usd.isna()
         flag = ~known & big_enough
 
-        flagged = wd.index[flag.to_numpy()]
-        rows = records(wd, flagged.to_numpy(), ("event_id", "_addr", "network", "asset", "amount"))
-        t_flag = t[flagged].to_numpy()
-        for idx, row, tv in zip(flagged, rows, t_flag, strict=True):
-            acct = accts[idx]
-            warm = int(n_prior[idx]) >= self.p["min_history"]
-            value = usd[idx]
+        pos = np.flatnonzero(flag.to_numpy())
+        rows = records(wd, wd.index[pos].to_numpy(), ("event_id", "_addr", "network", "asset", "amount"))
+        t_arr, acct_arr, n_arr = t.to_numpy(), accts.to_numpy(), n_prior.to_numpy()
+        usd_arr, prev_arr = usd.to_numpy(dtype=np.float64), prev_t.to_numpy(dtype=np.float64)
+        for k, row in zip(pos.tolist(), rows, strict=True):
+            tv = t_arr[k]
+            acct = acct_arr[k]
+            warm = int(n_arr[k]) >= self.p["min_history"]
+            value = usd_arr[k]
             score = (0.5 if warm else 0.3) + (
                 0.0 if pd.isna(value) else min(0.3, 0.3 * float(value) / 10_000)
             )
-            last = prev_t[idx]
+            last = prev_arr[k]
             result.findings.append(
                 self.finding(
                     acct,
@@ -143,7 +155,7 @@ class NewAddress(Detector):
                         "asset": row["asset"],
                         "amount": row["amount"],
                         "amount_usd": None if pd.isna(value) else round(float(value), 2),
-                        "prior_withdrawals": int(n_prior[idx]),
+                        "prior_withdrawals": int(n_arr[k]),
                         "window_days": self.p["window_days"],
                         "last_used": None if pd.isna(last) else ns_to_iso(np.array([int(last)]))[0],
                     },

@@ -18,22 +18,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from detectors.base import Detector, DetectorResult, Finding, Param, Skip
 from detectors.batch import Batch
+from detectors.columns import as_str, distinct_map, known_mask
 from detectors.geo import subnet_of
 from detectors.impossible_travel import HOSTING_ASNS
-from detectors.login_history import (
-    KnownValues,
-    familiar,
-    last_use,
-    learned,
-    successful,
-    update_profiles,
-    value_is_known,
-)
-from detectors.useragent import parse, parse_series
+from detectors.login_history import History, Level, successful
+from detectors.useragent import describe, parse, parse_series
 
 _COMMON: dict[str, Param] = {
     "window_days": Param(90, "A value used within this many days is familiar.", kind=int, ge=1, le=3650),
@@ -45,6 +39,19 @@ _COMMON: dict[str, Param] = {
     ),
     "min_history_days": Param(0.0, "Learning period: days since the first successful login.", ge=0, le=365),
 }
+_EVIDENCE_COLUMNS = (
+    "account_id",
+    "ts",
+    "event_id",
+    "ip",
+    "device_id",
+    "country",
+    "city",
+    "user_agent",
+    "asn",
+    "asn_org",
+    "is_anonymous_ip",
+)
 
 
 class _NewValue(Detector):
@@ -57,18 +64,19 @@ class _NewValue(Detector):
     source_column: ClassVar[str]
     score: ClassVar[float] = 0.4
 
-    def values(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> pd.Series | None:
-        """The value per successful login (None where unknown); None when the column is absent."""
+    def values(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> np.ndarray | None:
+        """The value per successful login as str (None where unknown); None when the column is absent."""
         if not batch.has_column(self.table, self.source_column):
             result.skips.append(
                 Skip(self.name, f"column '{self.source_column}' absent: {self.level} not checked", len(ok))
             )
             return None
-        return ok[self.source_column].astype("object").where(value_is_known(ok[self.source_column]))
+        col = ok[self.source_column]
+        out = as_str(col)
+        out[~known_mask(col)] = None
+        return out
 
-    def context(
-        self, ok: pd.DataFrame, batch: Batch, result: DetectorResult | None = None
-    ) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
+    def context(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult | None = None) -> dict[str, Level]:
         """Other levels to remember alongside (used by evidence)."""
         return {}
 
@@ -81,6 +89,7 @@ class _NewValue(Detector):
             "device_id": row.get("device_id"),
             "country": row.get("country"),
             "city": row.get("city"),
+            "device": describe(row.get("user_agent")),  # "Chrome 131 on Windows", for people
         }
 
     def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
@@ -94,48 +103,40 @@ class _NewValue(Detector):
         vals_all = self.values(ok, batch, result)
         if vals_all is None:
             return result
-        known = vals_all.notna()
+        known = ~pd.isna(vals_all)
         if (~known).any():
             result.skips.append(Skip(self.name, f"{self.level} unknown", int((~known).sum())))
-        eligible, ords = learned(ok, profiles, self.p["min_history_logins"], self.p["min_history_days"])
-        sub = ok[known]
-        vals = vals_all[known].astype(str)
-        seen: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
-        if not sub.empty:
-            prev_ts, prev_o = last_use(sub, vals, ords[sub.index], self.level, profiles)
-            fam = familiar(sub["ts"], ords[sub.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"])
-            flag = ~fam & eligible[sub.index]
+        hist = History(ok, profiles)
+        eligible = hist.learned(self.p["min_history_logins"], self.p["min_history_days"])
+        rows = np.flatnonzero(known)
+        lvl = Level(rows, vals_all[rows])
+        window, last_n = self.p["window_days"], self.p["history_logins"]
+        seen: dict[str, Level] = {}
+        if len(rows):
+            fam = hist.familiar(lvl, self.level, window, last_n)
+            flag = np.flatnonzero(~fam & eligible[rows])
             ctx = self.context(ok, batch, result)
-            partial = self._partial(sub, ords, profiles, ctx, flag)
-            before = KnownValues(profiles, self.level, sub, vals, self.p["window_days"]) if flag.any() else None
-            flagged = sub.index[flag.to_numpy()]
-            for idx, row in zip(flagged, _records(sub.loc[flagged]), strict=True):
-                acct = str(row["account_id"])
-                assert before is not None
-                known_vals = before.before(acct, idx)
-                is_partial = bool(partial.get(idx, False))
-                result.findings.append(self._make(row, vals[idx], known_vals, is_partial))
-            seen[self.level] = (sub, vals)
+            partial = self._partial(hist, ctx, rows[flag]) if len(flag) else {}
+            if len(flag):
+                before = hist.known_before(lvl, self.level, window)
+                for k, row in zip(flag.tolist(), _records(ok, rows[flag]), strict=True):
+                    pos = int(rows[k])
+                    result.findings.append(self._make(row, lvl.vals[k], before(k), partial.get(pos, False)))
+            seen[self.level] = lvl
             seen.update(ctx)
         else:
             seen.update(self.context(ok, batch, result))
-        update_profiles(result.profiles, profiles, ok, ords, seen, self.p["window_days"], self.p["history_logins"])
+        result.profiles = hist.update(seen, window, last_n)
         return result
 
-    def _partial(
-        self,
-        sub: pd.DataFrame,
-        ords: pd.Series,
-        profiles: Mapping[str, Mapping[str, Any]],
-        ctx: Mapping[str, tuple[pd.DataFrame, pd.Series]],
-        flag: pd.Series,
-    ) -> dict[Any, bool]:
-        if not ctx or not flag.any():
+    def _partial(self, hist: History, ctx: Mapping[str, Level], flagged: np.ndarray) -> dict[int, bool]:
+        """Whether the first context level (the browser) was familiar, for each flagged position."""
+        if not ctx:
             return {}
-        level, (rows, vals) = next(iter(ctx.items()))
-        prev_ts, prev_o = last_use(rows, vals, ords[rows.index], level, profiles)
-        fam = familiar(rows["ts"], ords[rows.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"])
-        return {i: bool(fam[i]) for i in sub.index[flag.to_numpy()] if i in fam.index}
+        level, lvl = next(iter(ctx.items()))
+        fam = hist.familiar(lvl, level, self.p["window_days"], self.p["history_logins"])
+        at = np.isin(lvl.rows, flagged)
+        return dict(zip(lvl.rows[at].tolist(), fam[at].tolist(), strict=True))
 
     def _make(self, row: Mapping[str, Any], value: str, known: list[str], partial: bool) -> Finding:
         score = self.score - (0.2 if partial else 0.0)
@@ -159,16 +160,14 @@ class NewDevice(_NewValue):
     params: ClassVar[Mapping[str, Param]] = dict(_COMMON)
     score = 0.5
 
-    def context(
-        self, ok: pd.DataFrame, batch: Batch, result: DetectorResult | None = None
-    ) -> dict[str, tuple[pd.DataFrame, pd.Series]]:
+    def context(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult | None = None) -> dict[str, Level]:
         if not batch.has_column(self.table, "user_agent"):
             if result is not None:
                 result.skips.append(Skip(self.name, "column 'user_agent' absent: partial match not judged", len(ok)))
             return {}
-        fam = parse_series(ok["user_agent"])["browser"]
-        known = fam.notna()
-        return {"browser": (ok[known], fam[known].astype(str))}
+        fam = parse_series(ok["user_agent"])["browser"].to_numpy(dtype=object)
+        rows = np.flatnonzero(~pd.isna(fam))
+        return {"browser": Level(rows, as_str(fam[rows]))}
 
     def evidence(self, row: Mapping[str, Any], value: str, known: list[str], partial: bool) -> dict[str, Any]:
         ev = super().evidence(row, value, known, partial)
@@ -188,9 +187,9 @@ class NewSubnet(_NewValue):
     params: ClassVar[Mapping[str, Param]] = dict(_COMMON)
     score = 0.3
 
-    def values(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> pd.Series | None:
+    def values(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> np.ndarray | None:
         raw = super().values(ok, batch, result)
-        return None if raw is None else subnet_of(raw)
+        return None if raw is None else subnet_of(pd.Series(raw, index=ok.index)).to_numpy(dtype=object)
 
     def evidence(self, row: Mapping[str, Any], value: str, known: list[str], partial: bool) -> dict[str, Any]:
         ev = super().evidence(row, value, known, partial)
@@ -210,19 +209,21 @@ class NewAsn(_NewValue):
     }
     score = 0.4
 
-    def values(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> pd.Series | None:
+    def values(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> np.ndarray | None:
         has_num = batch.has_column(self.table, "asn")
         has_org = "asn_org" in ok.columns  # added by geo enrichment from an offline database
         if not has_num and not has_org:
             result.skips.append(Skip(self.name, "column 'asn' absent: asn not checked", len(ok)))
             return None
-        out = pd.Series(None, index=ok.index, dtype="object")
+        out = np.full(len(ok), None, dtype=object)
         if has_org:
             org = ok["asn_org"].astype("object")
-            out = out.where(~value_is_known(org), "org:" + org.astype(str).str.strip().str.upper())
+            known = known_mask(org)
+            out[known] = distinct_map(org[known], lambda u: "org:" + u.astype(str).str.strip().str.upper())
         if has_num:
             num = pd.to_numeric(ok["asn"], errors="coerce")
-            out = out.where(num.isna(), "AS" + num.astype("Int64").astype(str))
+            has = num.notna().to_numpy()
+            out[has] = distinct_map(num[has], lambda u: "AS" + u.astype("Int64").astype(str))
         return out
 
     def evidence(self, row: Mapping[str, Any], value: str, known: list[str], partial: bool) -> dict[str, Any]:
@@ -238,5 +239,7 @@ class NewAsn(_NewValue):
         return ev
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in r.items()} for r in df.to_dict("records")]
+def _records(ok: pd.DataFrame, positions: np.ndarray) -> list[dict[str, Any]]:
+    """Plain rows for the flagged positions only (evidence), as ``DataFrame.to_dict`` gives them."""
+    cols = [c for c in _EVIDENCE_COLUMNS if c in ok.columns]
+    return [{str(k): v for k, v in r.items()} for r in ok.iloc[positions][cols].to_dict("records")]

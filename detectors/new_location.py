@@ -22,16 +22,10 @@ import pandas as pd
 
 from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
+from detectors.columns import as_str, distinct_map, known_mask
 from detectors.geo import haversine_km
-from detectors.login_history import (
-    KnownValues,
-    familiar,
-    last_use,
-    learned,
-    successful,
-    update_profiles,
-    value_is_known,
-)
+from detectors.login_history import History, KnownBefore, Level, successful
+from detectors.useragent import describe
 
 _LEVEL_SCORE = {"country": 0.7, "city": 0.3}
 
@@ -71,10 +65,12 @@ class NewLocation(Detector):
         ok = successful(df)
         if ok.empty:
             return result
-        eligible, ords = learned(ok, profiles, self.p["min_history_logins"], self.p["min_history_days"])
-        seen: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
-        extra: dict[str, pd.DataFrame] = {}
+        hist = History(ok, profiles)
+        eligible = hist.learned(self.p["min_history_logins"], self.p["min_history_days"])
+        window, last_n = self.p["window_days"], self.p["history_logins"]
+        seen: dict[str, Level] = {}
         has_pt = batch.has_column(self.table, "lat") and batch.has_column(self.table, "lon")
+        country: np.ndarray | None = None
         for level in self.p["levels"]:
             if not batch.has_column(self.table, level):
                 result.skips.append(Skip(self.name, f"column '{level}' absent: {level} not checked", len(ok)))
@@ -82,60 +78,63 @@ class NewLocation(Detector):
             if level == "city" and not batch.has_column(self.table, "country"):
                 result.skips.append(Skip(self.name, "column 'country' absent: city not checked", len(ok)))
                 continue
-            known = value_is_known(ok[level])
+            known = known_mask(ok[level])
             if level == "city":
-                known &= value_is_known(ok["country"])
+                known &= known_mask(ok["country"])
             if (~known).any():
                 result.skips.append(Skip(self.name, f"{level} unknown", int((~known).sum())))
-            sub = ok[known]
-            if sub.empty:
+            rows = np.flatnonzero(known)
+            if len(rows) == 0:
                 continue
-            vals = sub["country"].astype(str).str.upper()
+            if country is None:
+                country = distinct_map(ok["country"], lambda u: u.astype(str).str.upper())
+            vals = country[rows]
             if level == "city":
-                vals = vals + "/" + sub["city"].astype(str).str.strip()
-            prev_ts, prev_o = last_use(sub, vals, ords[sub.index], level, profiles)
-            fam = familiar(sub["ts"], ords[sub.index], prev_ts, prev_o, self.p["window_days"], self.p["history_logins"])
-            flag = ~fam & eligible[sub.index]
-            seen[level] = (sub, vals)
+                city = distinct_map(ok["city"].iloc[rows], lambda u: u.astype(str).str.strip())
+                vals = (pd.Series(vals, dtype=object) + "/" + pd.Series(city, dtype=object)).to_numpy(dtype=object)
+            extra = None
             if level == "city" and has_pt:
-                extra[level] = sub[["lat", "lon"]].astype("float64").rename(columns={"lat": "lat_", "lon": "lon_"})
-            if flag.any():
-                before = KnownValues(profiles, level, sub, vals, self.p["window_days"])
-                flagged = sub.index[flag.to_numpy()]
-                for idx, row in zip(flagged, _records(sub.loc[flagged]), strict=True):
-                    result.findings.append(self._finding(sub, vals, idx, row, level, profiles, has_pt, before))
-        update_profiles(
-            result.profiles, profiles, ok, ords, seen, self.p["window_days"], self.p["history_logins"], extra
-        )
+                extra = {
+                    "lat_": ok["lat"].astype("float64").to_numpy()[rows],
+                    "lon_": ok["lon"].astype("float64").to_numpy()[rows],
+                }
+            lvl = Level(rows, as_str(vals), extra)
+            fam = hist.familiar(lvl, level, window, last_n)
+            flag = np.flatnonzero(~fam & eligible[rows])
+            seen[level] = lvl
+            if len(flag):
+                before = hist.known_before(lvl, level, window)
+                for k, row in zip(flag.tolist(), _records(ok, rows[flag]), strict=True):
+                    result.findings.append(self._finding(hist, lvl, k, row, level, has_pt, before))
+        result.profiles = hist.update(seen, window, last_n)
         return result
 
     def _finding(
         self,
-        sub: pd.DataFrame,
-        vals: pd.Series,
-        idx: Any,
+        hist: History,
+        lvl: Level,
+        k: int,
         row: Mapping[str, Any],
         level: str,
-        profiles: Mapping[str, Mapping[str, Any]],
         has_pt: bool,
-        before: KnownValues,
+        before: KnownBefore,
     ) -> Any:
         acct = str(row["account_id"])
-        prof = profiles.get(acct, {})
-        known = before.before(acct, idx)
+        known = before(k)
         evidence: dict[str, Any] = {
             "level": level,
             "country": row.get("country"),
             "city": row.get("city"),
             "ip": row.get("ip"),
             "device_id": row.get("device_id"),
+            "device": describe(row.get("user_agent")),
             "known": known,
             "window_days": self.p["window_days"],
             "history_logins": self.p["history_logins"],
         }
         score = _LEVEL_SCORE[level]
         if level == "city":
-            near = _nearest_known(prof, sub, vals, before, acct, idx, row) if has_pt else None
+            near = _nearest_known(hist, lvl, before, k, row) if has_pt else None
             evidence["nearest_known"] = near[0] if near else None
             evidence["nearest_known_km"] = round(near[1]) if near else None
             if near:
@@ -152,30 +151,26 @@ class NewLocation(Detector):
 
 
 def _nearest_known(
-    prof: Mapping[str, Any],
-    sub: pd.DataFrame,
-    vals: pd.Series,
-    before: KnownValues,
-    acct: str,
-    idx: Any,
-    row: Mapping[str, Any],
+    hist: History, lvl: Level, before: KnownBefore, k: int, row: Mapping[str, Any]
 ) -> tuple[str, float] | None:
     """The closest city the account used before this login, and its distance in km."""
     lat, lon = row.get("lat"), row.get("lon")
     if lat is None or lon is None or pd.isna(lat) or pd.isna(lon):
         return None
     names, lats, lons = [], [], []
-    for v, e in prof.get("seen", {}).get("city", {}).items():
+    for j in hist.stored(int(hist.code[lvl.rows[k]]), "city").tolist():
+        e = hist.e_entry[j]
         if len(e) >= 4 and e[2] is not None and e[3] is not None:
-            names.append(v)
+            names.append(str(hist.e_val[j]))
             lats.append(float(e[2]))
             lons.append(float(e[3]))
-    mine = before.pos.get(acct, np.array([], dtype=np.int64))
-    earlier = sub.iloc[mine[mine < before.index[idx]]]
-    earlier = earlier[earlier["lat"].notna() & earlier["lon"].notna()]
-    names += [str(v) for v in vals[earlier.index]]
-    lats += list(earlier["lat"].astype(float))
-    lons += list(earlier["lon"].astype(float))
+    assert lvl.extra is not None
+    earlier = before.earlier(k)
+    e_lat, e_lon = lvl.extra["lat_"][earlier], lvl.extra["lon_"][earlier]
+    pt = ~np.isnan(e_lat) & ~np.isnan(e_lon)
+    names += [str(v) for v in lvl.vals[earlier[pt]].tolist()]
+    lats += e_lat[pt].tolist()
+    lons += e_lon[pt].tolist()
     if not names:
         return None
     d = haversine_km(np.array(lats), np.array(lons), float(lat), float(lon))
@@ -183,5 +178,9 @@ def _nearest_known(
     return names[i], float(d[i])
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in r.items()} for r in df.to_dict("records")]
+_EVIDENCE_COLUMNS = ("account_id", "ts", "event_id", "country", "city", "ip", "device_id", "lat", "lon", "user_agent")
+
+
+def _records(ok: pd.DataFrame, positions: np.ndarray) -> list[dict[str, Any]]:
+    cols = [c for c in _EVIDENCE_COLUMNS if c in ok.columns]
+    return [{str(k): v for k, v in r.items()} for r in ok.iloc[positions][cols].to_dict("records")]

@@ -68,8 +68,22 @@ def iso_at(t: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def iso_to_ns(values: Sequence[str]) -> np.ndarray:
+    """ISO 8601 strings -> int64 nanoseconds (UTC).  The UTC forms this package writes ("...Z",
+    "...+00:00") parse in numpy's C parser; anything else goes through pandas."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
+    vals = list(values)
+    try:
+        if all(v.endswith("Z") for v in vals):
+            bare = [v[:-1] for v in vals]
+        elif all(v.endswith("+00:00") for v in vals):
+            bare = [v[:-6] for v in vals]
+        else:
+            bare = []
+        if bare and all("T" in v for v in bare):
+            return np.array(bare, dtype="datetime64[ns]").view(np.int64)
+    except (ValueError, TypeError, AttributeError):
+        pass
     idx = pd.to_datetime(pd.Index(list(values)), utc=True, format="ISO8601")
     return np.asarray(idx.as_unit("ns").tz_localize(None).to_numpy().view("int64"), dtype=np.int64)
 
@@ -181,8 +195,12 @@ def build_seq(
     row = np.concatenate(row_parts)
     new = row >= 0
     codes, _ = pd.factorize(account)
-    eid_rank, _ = pd.factorize(eid, sort=True)
-    order = np.lexsort((eid_rank, t, codes))
+    order = np.lexsort((t, codes))
+    sc, st = codes[order], t[order]
+    if len(order) > 1 and bool(np.any((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))):
+        # equal (account, ts): only then does the event id decide, and ranking ids costs a sort
+        eid_rank, _ = pd.factorize(eid, sort=True)
+        order = np.lexsort((eid_rank, t, codes))
     out_cols = {n: np.concatenate(col_parts[n])[order] for n in names}
     return Seq(account[order], codes[order].astype(np.int64), t[order], eid[order], new[order], row[order], out_cols)
 

@@ -101,9 +101,13 @@ class TradingSpike(Detector):
 
         # the account's first trade: from the profile, else its first row here
         first_t = seq.t[gstart].copy()
-        prof_first = {a: iso_to_ns([st["first"]])[0] for a, st in states.items() if st.get("first")}
-        if prof_first:
-            pf = np.array([prof_first.get(str(a), np.iinfo(np.int64).max) for a in seq.account[gstart]])
+        with_first = [a for a, st in states.items() if st.get("first")]
+        if with_first:  # one parse for all accounts, not one per account
+            parsed = iso_to_ns([states[a]["first"] for a in with_first]).tolist()
+            prof_first = dict(zip(with_first, parsed, strict=True))
+            starts = np.flatnonzero(seq.first_of_group())
+            pf_acct = np.array([prof_first.get(str(a), np.iinfo(np.int64).max) for a in seq.account[starts]])
+            pf = np.repeat(pf_acct, np.diff(np.append(starts, len(seq))))
             first_t = np.minimum(first_t, pf)
         truncated = raw_bs < lb
         span = np.where(truncated, seq.t - w_ns - seq.t[lb], np.minimum(b_ns, seq.t - w_ns - first_t))
@@ -115,8 +119,8 @@ class TradingSpike(Detector):
 
         prev = seq.prev(spike, False)
         first_new = seq.new & ~seq.prev(seq.new, False)
-        for i in np.flatnonzero(first_new):
-            prev[i] = bool(states[str(seq.account[i])].get("s", False))
+        at = np.flatnonzero(first_new)
+        prev[at] = [bool(states[a].get("s", False)) for a in seq.account[at].tolist()]
         fire = spike & ~prev & seq.new
         fired = np.flatnonzero(fire)
         for i, row in zip(fired, records(trades, seq.row[fired], ("symbol", "side")), strict=True):

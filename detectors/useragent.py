@@ -3,8 +3,14 @@
 Freeman et al. back off from the full user-agent string to the browser, the OS and the device
 type (research b12), and Auth0's "partial match" (unknown device, known browser) needs the browser
 family.  Full parsers (ua-parser, user-agents) know thousands of patterns; the login detectors
-need only the common families, so this ordered table keeps the dependency list short.  Unknown
-strings come out as ``Other``.  Parsing runs once per distinct string.
+need only the common families, so this ordered table keeps the scores independent of a regex
+database that changes every month.  Unknown strings come out as ``Other``.  Parsing runs once per
+distinct string.
+
+Evidence a person reads is another matter (issue 13): :func:`describe` names the device with
+``ua-parser`` (the uap-core regexes, shipped offline in ``ua-parser-builtins``) -- "Chrome 131 on
+Windows", "Mobile Safari 17 on iOS (iPhone)" -- and falls back to this table for what it does not
+know (a native app: "ExApp 3 on iOS").  It runs only for findings, once per distinct string.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 # (family, pattern with the major version in group 1); order matters: Edge and Opera carry "Chrome"
@@ -95,14 +102,48 @@ def parse(ua: str) -> UserAgent:
     return UserAgent(browser, bver, os_, over, device)
 
 
+_GENERIC = {"Other", "Generic Smartphone", "Generic Feature Phone", "Spider"}
+_FAMILIES = {name for name, _ in _BROWSERS if name != "App"}
+
+
+@lru_cache(maxsize=16384)
+def describe(ua: str | None) -> str | None:
+    """A short description of the device behind a user-agent string, for messages and tickets."""
+    if not isinstance(ua, str) or not ua.strip():
+        return None
+    own = parse(ua)
+    try:
+        from ua_parser import parse as uap_parse
+
+        got = uap_parse(ua.strip())
+    except Exception:  # the parser is optional at run time: never block a finding on it
+        got = None
+    browser = got.user_agent if got is not None else None
+    native_app = own.browser not in _FAMILIES and own.browser != "Other"  # "ExApp/3.4 (iPhone; ...)"
+    if native_app or browser is None or browser.family == "Other" or "WebView" in browser.family:
+        name = own.browser_version if own.browser != "Other" else None
+    else:
+        name = f"{browser.family} {browser.major}" if browser.major else browser.family
+    os_ = got.os if got is not None else None
+    system = os_.family if os_ is not None and os_.family != "Other" else (own.os if own.os != "Other" else None)
+    device = got.device if got is not None else None
+    generic = device is None or device.family in _GENERIC or str(device.brand or "").startswith("Generic")
+    model = None if generic or device is None else device.family  # not the reduced UA's "K"
+    if name is None and system is None:
+        return None
+    text = f"{name or 'Unknown browser'} on {system}" if system else str(name)
+    if model and model != system and (system is None or model not in text):
+        text += f" ({model})"
+    return text
+
+
 def parse_series(ua: pd.Series) -> pd.DataFrame:
-    """Parse a column of user-agent strings (once per distinct value) into the four levels."""
-    s = ua.astype("object")
-    known = s.notna() & (s.astype(str).str.strip() != "")
-    uniq = pd.unique(s[known].astype(str))
-    table = {u: parse(u) for u in uniq}
-    out = pd.DataFrame(index=s.index)
-    keys = s.where(known).astype("object")
+    """Parse a column of user-agent strings (once per distinct value) into the five levels;
+    None where the string is missing or blank."""
+    codes, uniq = pd.factorize(ua.astype("object"))
+    parsed = [parse(u) if isinstance(u, str) and u.strip() else None for u in (str(v) for v in uniq)]
+    out = pd.DataFrame(index=ua.index)
     for field in ("browser", "browser_version", "os", "os_version", "device_type"):
-        out[field] = keys.map({u: getattr(p, field) for u, p in table.items()})
+        table = np.array([getattr(p, field) if p else None for p in parsed] + [None], dtype=object)
+        out[field] = table[codes]  # code -1 (missing) picks the trailing None
     return out

@@ -115,7 +115,13 @@ class WithdrawalAfterChange(Detector):
         w_items = per_account(
             wseq,
             keep_w,
-            [iso_at(wseq.t, keep_w), wseq.eid, wseq.cols["asset"], wseq.cols["amount"], wseq.cols["usd"]],
+            [
+                iso_at(wseq.t, keep_w),
+                wseq.eid,
+                wseq.cols["asset"],
+                wseq.cols["amount"],
+                _cents(wseq.cols["usd"], keep_w),
+            ],
         )
         c_items = per_account(
             cseq, keep_c, [iso_at(cseq.t, keep_c), cseq.eid, cseq.cols["kind"], cseq.cols["ip"]]
@@ -145,7 +151,7 @@ class WithdrawalAfterChange(Detector):
         cols = {
             "asset": wd["asset"].astype(str).to_numpy(dtype=object),
             "amount": wd["amount"].astype("float64").to_numpy(dtype=object),
-            "usd": np.array([None if pd.isna(v) else round(float(v), 2) for v in usd], dtype=object),
+            "usd": usd.to_numpy(dtype=object),  # rounded to cents only where shown or kept
         }
         return build_seq(wd, cols, hist, ("asset", "amount", "usd"))
 
@@ -229,7 +235,20 @@ class WithdrawalAfterChange(Detector):
                         "withdrawal_event_id": str(wseq.eid[wi]),
                         "asset": wseq.cols["asset"][wi],
                         "amount": wseq.cols["amount"][wi],
-                        "amount_usd": wseq.cols["usd"][wi],
+                        "amount_usd": _round_usd(wseq.cols["usd"][wi]),
                     },
                 )
             )
+
+
+def _round_usd(v: Any) -> float | None:
+    """USD to the cent as the evidence and the profile show it (None where unknown)."""
+    return None if v is None or pd.isna(v) else round(float(v), 2)
+
+
+def _cents(usd: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``usd`` rounded to the cent at the kept rows only (the profile's items)."""
+    out = np.full(len(usd), None, dtype=object)
+    at = np.flatnonzero(keep)
+    out[at] = [_round_usd(v) for v in usd[at].tolist()]
+    return out

@@ -97,9 +97,11 @@ def scan_once(
         cursors[table] = (cur, rr.state)
 
     if geo is not None and "logins" in frames and len(frames["logins"]):
-        from detectors.geo import enrich_logins
+        from detectors.geo import enrich, still_absent
 
-        frames["logins"], counts = enrich_logins(frames["logins"], geo)
+        enriched = enrich(frames["logins"], geo, absent.get("logins", ()))
+        frames["logins"], counts = enriched.frame, enriched.counts
+        absent["logins"] = still_absent(absent.get("logins", ()), enriched)  # filled from the IP: present
         for reason, n in counts.items():
             if n and str(reason).startswith("unknown"):
                 report.skips[f"geo: {reason}"] = report.skips.get(f"geo: {reason}", 0) + int(n)

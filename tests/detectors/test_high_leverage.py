@@ -103,3 +103,52 @@ def test_profile_bounds() -> None:
 def test_margin_tiers_validated() -> None:
     with pytest.raises(ParameterError, match="strictly ascending numbers in \\(0, 1\\)"):
         HighLeverage(margin_tiers=[0.9, 0.8])
+
+
+# -- issue 13 point 4: margin warnings never missed -----------------------------------------------
+def test_first_seen_above_a_tier_warns_at_the_highest_tier() -> None:
+    assert kinds(run(snaps([(5, 0.95)]))) == [("p00", "margin_tier_3")]
+    assert kinds(run(snaps([(5, 0.83)]))) == [("p00", "margin_tier_2")]
+
+
+def test_first_seen_in_a_later_batch_for_a_new_symbol_warns() -> None:
+    first = run(snaps([(5, 0.5)], symbol="ETHUSDT"))
+    profiles = json.loads(json.dumps(first.profiles))
+    assert kinds(run(snaps([(5, 0.91)], prefix="q"), profiles=profiles)) == [("q00", "margin_tier_3")]
+
+
+def test_jump_over_several_tiers_warns_once_at_the_highest_even_across_batches() -> None:
+    path = snaps([(5, 0.5), (5, 0.72), (5, 0.96)])
+    first = run(path[:2])
+    assert kinds(first) == [("p01", "margin_tier_1")]
+    second = run(path[2:], profiles=json.loads(json.dumps(first.profiles)))
+    assert kinds(second) == [("p02", "margin_tier_3")]
+    assert second.findings[0].evidence["previous_tier"] == 1
+
+
+def test_a_tier_rearms_only_below_the_tier_minus_the_hysteresis() -> None:
+    # 0.91 warns at tier 3; 0.86 stays inside the band (0.9 - 0.05): no second warning at 0.93;
+    # 0.84 falls below it: 0.92 warns again, at tier 3 only (tiers 1 and 2 never re-armed)
+    res = run(snaps([(5, 0.91), (5, 0.86), (5, 0.93), (5, 0.84), (5, 0.92)]))
+    assert kinds(res) == [("p00", "margin_tier_3"), ("p04", "margin_tier_3")]
+    assert [f.evidence["previous_tier"] for f in res.findings] == [0, 2]
+
+
+def test_a_liquidated_or_closed_position_rearms_for_the_next_one() -> None:
+    # 0.95 warns, 1.0 is the liquidation, the new position at 0.93 warns again without ever
+    # being seen below the hysteresis band
+    expected = [("p00", "margin_tier_3"), ("p02", "margin_tier_3")]
+    assert kinds(run(snaps([(5, 0.95), (5, 1.0), (5, 0.93)]))) == expected
+    rows = snaps([(5, 0.92), (5, 0.91), (5, 0.92)])
+    for r, notional in zip(rows, (5000.0, 0.0, 4000.0), strict=True):
+        r["notional_usd"] = notional
+    assert kinds(run(rows)) == expected
+
+
+def test_the_end_of_a_position_crosses_batches() -> None:
+    path = snaps([(5, 0.95), (5, 1.0), (5, 0.93)])
+    first = run(path[:2])
+    assert kinds(first) == [("p00", "margin_tier_3")]
+    assert first.profiles["a"]["s"]["BTCUSDT"]["tier"] == 0
+    second = run(path[2:], profiles=json.loads(json.dumps(first.profiles)))
+    assert kinds(second) == [("p02", "margin_tier_3")]

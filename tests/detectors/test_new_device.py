@@ -19,6 +19,9 @@ def test_new_device_full_and_partial_match() -> None:
     assert full.evidence["partial_match"] is False and full.evidence["browser"] == "Firefox"
     assert full.evidence["known"] == ["dev-1", "dev-2"] and full.evidence["value"] == "dev-3"
     assert res.profiles["alice"]["seen"]["browser"].keys() == {"Chrome", "Firefox"}
+    # what a message shows (notifiers/render.py reads evidence "device" before the raw string)
+    assert partial.evidence["device"].startswith("Chrome 121 on ")
+    assert full.evidence["device"].startswith("Firefox ")
 
 
 def test_learning_period_and_missing_user_agent() -> None:
@@ -82,3 +85,26 @@ def test_batches_equal_one_scan() -> None:
         one = scan(det, rows).findings
         assert one, det.name
         assert sorted(f.finding_id for f in scan_in_parts(det, rows, 6)) == sorted(f.finding_id for f in one)
+
+
+# -- issue 13 point 6: devices described for people ------------------------------------------------
+def test_devices_are_described_by_their_parsed_user_agent() -> None:
+    from detectors.useragent import describe
+
+    chrome = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36"
+    )
+    iphone = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.2 Mobile/15E148 Safari/604.1"
+    )
+    reduced = (
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 "
+        "Mobile Safari/537.36"
+    )
+    assert describe(chrome) == "Chrome 131 on Windows"
+    assert describe(iphone) == "Mobile Safari 17 on iOS (iPhone)"
+    assert describe(reduced) == "Chrome Mobile 121 on Android"  # Chrome's reduced UA names no model
+    assert describe("ExApp/3.4.1 (iPhone; iOS 17.2)") == "ExApp 3 on iOS (iPhone)"  # a native app
+    assert describe("") is None and describe(None) is None and describe("garbage") is None
