@@ -3,7 +3,7 @@
     python bench/detector_micro.py DATA_DIR [--detectors a,b] [--chunks 4] [--profile OUT.prof]
 
 ``DATA_DIR`` holds canonical ``*.parquet`` (``vigil eval --out`` writes CSV: convert, or use
-``vigil.synth.big``).  The chunked run carries JSON round-tripped profiles between chunks, as the
+``vigil_lab.synth_big.big``).  The chunked run carries JSON round-tripped profiles between chunks, as the
 scan cycle does, so profile reading and writing are in the figure (the JSON round trip between
 chunks is not timed).  CPU seconds are printed beside wall seconds: on a shared machine they move
 less.  Run by hand, never as a test.  To compare with an earlier revision, extract it

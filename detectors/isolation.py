@@ -218,6 +218,23 @@ def _hours_since_change(
     return out
 
 
+def _with_changes(
+    batch: Batch, profiles: Mapping[str, Mapping[str, Any]], updated: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The profile updates plus the batch's security changes of accounts that moved no funds in it:
+    a change in one batch must still count for a withdrawal in the next (ten batches = one)."""
+    changed = _changes(batch)["acct"].unique()
+    rest = [a for a in changed if a not in updated]
+    if not rest:
+        return updated
+    states = {a: state_of(profiles, a) for a in rest}
+    out = dict(updated)
+    for a, c in _last_change(batch, states).items():
+        if a in states:
+            out[a] = {"v": PROFILE_VERSION, "f": [], "a": {}, **states[a], "c": c}
+    return out
+
+
 def _last_change(batch: Batch, states: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     ch = _changes(batch)
     if ch.empty:
@@ -306,10 +323,8 @@ class Isolation(Detector):
     def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:
         result = DetectorResult()
         df = self.frame(batch)
-        if df is None:
-            return result
         if self.model_ is None:
-            n_out = int(df["kind"].isin(OUT_KINDS).sum())
+            n_out = 0 if df is None else int(df["kind"].isin(OUT_KINDS).sum())
             why = self.refused_ or (
                 f"no model '{self.p['model']}' in the settings (models.{self.p['model']}): "
                 "fit one with `vigil model fit`"
@@ -317,11 +332,9 @@ class Isolation(Detector):
             if n_out:
                 result.skips.append(Skip(self.name, why, n_out))
             return result
-        feats = compute_features(batch, profiles, result, self.name)
-        if feats is None:
-            return result
-        result.profiles = feats.profiles
-        if len(feats.x) == 0:
+        feats = None if df is None else compute_features(batch, profiles, result, self.name)
+        result.profiles = _with_changes(batch, profiles, feats.profiles if feats is not None else {})
+        if feats is None or len(feats.x) == 0 or df is None:
             return result
         est = self.model_.estimator
         anomaly = -est.score_samples(feats.x)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from vigil.escalate import escalate_once
+from delivery.escalate import escalate_once
 
 from alerts.answers import answer
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, ContactChange, OutboxRow, Ticket

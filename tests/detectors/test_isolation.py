@@ -167,6 +167,26 @@ def test_features_are_relative_to_the_account(fitted: tuple[Path, dict[str, pd.D
     assert set(np.unique(feats.x[:, col["new_address"]])) <= {0.0, 1.0}
 
 
+def test_a_security_change_alone_in_a_batch_still_counts_for_the_next_batch(
+    fitted: tuple[Path, dict[str, pd.DataFrame]],
+) -> None:
+    """Found by the conformance suite (ten batches = one): a batch holding only the password change
+    must carry it in the profile, so the withdrawal in the next batch is judged as 20 minutes after it."""
+    path, data = fitted
+    det = with_model(path)
+    prof = profiles_after(det, data)
+    attack = takeover("a3")
+    whole = det.scan(Batch.from_frames(attack), {"a3": prof["a3"]}, now=T0)
+    first = det.scan(Batch.from_frames({"security_events": attack["security_events"]}), {"a3": prof["a3"]}, now=T0)
+    carried = json.loads(json.dumps(first.profiles))
+    assert carried["a3"]["c"] and carried["a3"]["f"] == prof["a3"]["f"]
+    second = det.scan(Batch.from_frames({"transactions": attack["transactions"]}), carried, now=T0)
+    assert [(f.finding_id, round(f.score, 9)) for f in second.findings] == [
+        (f.finding_id, round(f.score, 9)) for f in whole.findings
+    ]
+    assert whole.findings  # the takeover is flagged at all, so the comparison is not vacuous
+
+
 def _resave(path: Path, out: Path, **meta: Any) -> Path:
     """The model at ``path`` saved again with some metadata changed (a foreign model)."""
     import skops.io as sio
