@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from delivery.escalate import escalate_once
 
 from alerts.answers import answer
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, ContactChange, OutboxRow, Ticket
+from delivery.escalate import escalate_once
 from tests.app.helpers import T0, Clock, iso, make_app, small_dir, write_csv
 from vigil.daemon import scan_until_caught_up
 from vigil.importer import import_dir

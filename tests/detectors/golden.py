@@ -47,9 +47,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 def datasets() -> dict[str, dict[str, pd.DataFrame]]:
     """Seeded data sets: the conformance generator (planted incidents) and the evaluation generator
     (realistic legitimate behaviour, three attacker models)."""
-    from vigil_lab.evalgen import EvalSpec, generate
-
     from tests.detectors.conformance_data import make_data
+    from vigil_lab.evalgen import EvalSpec, generate
 
     out = {f"conformance-{s}": make_data(s, n_accounts=16) for s in (1, 2, 3)}
     spec = EvalSpec(seed=5, accounts=120, days=20, warmup_days=10, attacks_per_model=6)
