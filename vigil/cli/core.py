@@ -149,11 +149,11 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
               help="Older rules to compare with: which alerts each rule adds or drops.")
 def backtest_cmd(data: str, rules_path: str | None, out: str, labels: str | None, compare_path: str | None) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
-    from vigil.backtest import run_backtest, write_alerts
+    from vigil.backtest import run_backtest, terminal, write_alerts
 
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
-    res = run_backtest(data, rules_path)
+    res = run_backtest(data, rules_path, progress=terminal())
     write_alerts(res.alerts, out)
     click.echo(res.summary())
     try:
