@@ -226,8 +226,11 @@ def apply_decisions(
     suppressor: Suppressor | None = None,
     deliver: bool = True,
     rules: RuleSet | None = None,
+    tickets: bool = True,
 ) -> StageReport:
-    """Create what the decisions call for.  ``deliver=False`` (backtests) writes no outbox rows."""
+    """Create what the decisions call for.  ``deliver=False`` (backtests) writes no outbox rows;
+    ``tickets=False`` (backtests) runs only the actions later rules can see (a freeze changes
+    ``account.status``), not tickets, webhooks or escalations, which a backtest never reports."""
     ordered = sorted(decisions, key=lambda d: (d.finding.ts, -SEVERITY_RANK[d.rule.severity], d.alert_id))
     if not ordered:
         return StageReport()
@@ -243,7 +246,7 @@ def apply_decisions(
     for wave in _waves(open_):
         for stage in WAVE_STAGES:
             wave = stage.run(ctx, wave)
-    flush(session, ctx.out, now=now)
+    flush(session, ctx.out, now=now, tickets=tickets)
     ctx.report.outbox = ctx.out.outbox_made
     rank = {d.alert_id: i for i, d in enumerate(ordered)}
     ctx.report.created.sort(key=rank.__getitem__)

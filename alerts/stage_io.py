@@ -170,7 +170,7 @@ class Writes:
         self.lives.append((row, actions, deliver, list(row["event_ids"])))
 
 
-def flush(session: Session, out: Writes, *, now: datetime) -> None:
+def flush(session: Session, out: Writes, *, now: datetime, tickets: bool = True) -> None:
     """Write the batch's alerts, coalescings and audit rows; then actions and outbox rows."""
     session.flush()  # rows the ORM holds (the run, cursors, accounts) go first
     targets = {t for t in (e[0] for e in out.log if isinstance(e, tuple)) if t not in out.alerts}
@@ -202,15 +202,16 @@ def flush(session: Session, out: Writes, *, now: datetime) -> None:
                                          "finding_ids": r["finding_ids"], "updated_at": now}
                                         for r in changed.values()])
     insert_rows(session, EVENTS, events)  # type: ignore[arg-type]
-    _actions_and_outbox(session, out, now)
+    _actions_and_outbox(session, out, now, tickets)
 
 
-def _actions_and_outbox(session: Session, out: Writes, now: datetime) -> None:
+def _actions_and_outbox(session: Session, out: Writes, now: datetime, all_actions: bool) -> None:
     from alerts.stage import outbox_rows
 
     tickets: list[dict[str, Any]] = []
     queued: list[dict[str, Any]] = []
-    for row, actions, deliver, created_events in out.lives:
+    for row, every, deliver, created_events in out.lives:
+        actions = every if all_actions else [a for a in every if a.get("type") == "freeze"]
         if actions:
             alert = AlertRow(**{**row, "event_ids": created_events})  # transient: what the actions read
             run_actions(session, alert, actions, trigger="match", now=now)

@@ -42,6 +42,7 @@ class BacktestResult:
     throttled: int = 0
     rule_set: str = ""
     chunks: int = 0
+    timings: Counter[str] = field(default_factory=Counter)  # seconds per phase (read, validate, detectors, ...)
 
     def summary(self) -> str:
         tables = ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))
@@ -110,15 +111,19 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
     from vigil.profiles import MemoryProfiles
     from vigil.scan import BatchOptions, ScanReport, process_batch
 
+    t0 = time.perf_counter()
     chunks = TimeChunks(data_dir, chunk_events)
+    result.timings["read"] += time.perf_counter() - t0
     engine = scratch_engine(f"sqlite:///{db}")
     sessions = session_factory(engine)
     profiles = MemoryProfiles()
-    options = BatchOptions(deliver=False, ledger=False, store_findings=False)
+    options = BatchOptions(deliver=False, ledger=False, store_findings=False, tickets=False)
     bar = _Progress(progress, chunks.total_events) if progress is not None else None
     try:
+        t = time.perf_counter()
         for chunk in chunks:
             report = ScanReport()
+            t = report.timed("read", t)
             frames: dict[str, pd.DataFrame] = {}
             absent: dict[str, frozenset[str]] = {}
             for table, raw in chunk.raw.items():
@@ -126,6 +131,7 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
                 frames[table], absent[table] = good, chunks.absent(table, raw)
                 report.rows[table] = len(raw)
                 report.quarantined.extend(bad)
+            t = report.timed("validate", t)
             with sessions.begin() as s:
                 process_batch(s, frames, absent, rules, now=now, report=report, geo=geo,
                               accounts=chunks.accounts, profiles=profiles, options=options)
@@ -135,8 +141,10 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
             result.findings += report.findings
             result.throttled += report.stage.throttled
             result.skips.update(report.skips)
+            result.timings.update(report.timings)
             if bar is not None:
                 bar.advance(chunk.events)
+            t = time.perf_counter()
         if bar is not None:
             bar.done()
         with sessions() as s:

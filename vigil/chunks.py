@@ -116,8 +116,8 @@ class _Table:
     def _frames(self) -> Iterator[pd.DataFrame]:
         offset = 0
         for b in self._batches():
-            df = b.to_pandas()
-            df["_ref"] = [f"{self.path.name}:row {i + 1}" for i in range(offset, offset + len(df))]
+            df = arrow_frame(b)
+            df["_ref"] = row_refs(f"{self.path.name}:row ", offset + 1, len(df))
             offset += len(df)
             yield df
 
@@ -148,6 +148,24 @@ class _Table:
                 break
             self._pending.pop(0)
         return _concat(parts)
+
+
+def arrow_frame(batch: Any) -> pd.DataFrame:
+    """A record batch as a frame whose text columns stay Arrow strings (no Python object per value)."""
+    import pyarrow as pa
+
+    mapping = {pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+    return batch.to_pandas(types_mapper=mapping.get)
+
+
+def row_refs(prefix: str, first: int, n: int) -> pd.Series:
+    """``prefix + row number`` for ``n`` rows from ``first``, built in Arrow (ingest shows the bad ones)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    numbers = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.string())
+    refs = pc.binary_join_element_wise(pa.scalar(prefix), numbers, "")
+    return pd.Series(pd.arrays.ArrowStringArray(refs))
 
 
 def _mask(ts: np.ndarray, lo: int | None, hi: int | None, first: bool) -> np.ndarray:

@@ -194,7 +194,7 @@ def _raw_dict(row: pd.Series) -> dict[str, Any]:
     for k, v in row.items():
         if str(k).startswith("_") and k != "_ref":
             continue
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
             out[str(k)] = None
         elif isinstance(v, str | int | float | bool):
             out[str(k)] = v.item() if hasattr(v, "item") else v

@@ -50,6 +50,13 @@ class ScanReport:
     exhausted: bool = True
     run_id: int | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, detectors by name
+
+    def timed(self, phase: str, since: float) -> float:
+        """Add the time since ``since`` to ``phase``; return now (the next phase's start)."""
+        t = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + (t - since)
+        return t
 
     @property
     def total_rows(self) -> int:
@@ -64,6 +71,7 @@ class BatchOptions:
     deliver: bool = True
     ledger: bool = True
     store_findings: bool = True
+    tickets: bool = True  # False: only actions later rules can see (freeze); see alerts.stage
 
 
 def scan_once(
@@ -101,7 +109,9 @@ def scan_once(
             cur = Cursor(source=name, state={}, version=0)
             session.add(cur)
         rr = source.read(table, cur.state or {}, batch_rows, now, conn=conn)
+        t = time.perf_counter()
         good, bad = validate(table, rr.raw)
+        report.timed("validate", t)
         frames[table] = good
         absent[table] = rr.absent
         report.rows[table] = len(rr.raw)
@@ -148,11 +158,13 @@ def process_batch(
 
     ``accounts(ids)`` returns the source's rows of those accounts (raw, validated here).
     """
+    t = time.perf_counter()
     if options.ledger and run_id is not None:
         from vigil.ledger import drop_seen
 
         frames, dropped = drop_seen(session, frames, run_id)
         report.replayed_events += sum(dropped.values())
+        t = report.timed("ledger", t)
     if geo is not None and "logins" in frames and len(frames["logins"]):
         from detectors.geo import enrich_logins
 
@@ -160,6 +172,7 @@ def process_batch(
         for reason, n in counts.items():
             if n and str(reason).startswith("unknown"):
                 report.skips[f"geo: {reason}"] = report.skips.get(f"geo: {reason}", 0) + int(n)
+        t = report.timed("enrich", t)
     batch = Batch(frames, dict(absent))
     ids = sorted(batch.accounts())
     mirror: dict[str, dict[str, Any]] = {}
@@ -168,12 +181,17 @@ def process_batch(
         report.quarantined.extend(acct_bad)
         batch.frames["accounts"] = acct_frame
         mirror = sync_accounts(session, acct_frame, ids, now)
-
+    t = report.timed("accounts", t)
     findings = run_detectors(profiles, rules, batch, mirror, now=now, report=report)
+    t = time.perf_counter()
     if options.store_findings:
         store_findings(session, findings, now, run_id)
+        t = report.timed("findings", t)
     decisions = evaluate(rules, findings, mirror, now=now)
-    report.stage = apply_decisions(session, decisions, now=now, deliver=options.deliver, rules=rules)
+    t = report.timed("rules", t)
+    report.stage = apply_decisions(session, decisions, now=now, deliver=options.deliver, rules=rules,
+                                   tickets=options.tickets)
+    report.timed("stage", t)
     report.findings += len(findings)
 
 
@@ -209,10 +227,12 @@ def run_detectors(
             if len(groups) > 1:
                 parts = [(det, batch.filter_accounts(accts)) for det, accts in groups if accts]
         work.append((name, parts))
+    t = time.perf_counter()
     prefetch = getattr(profiles, "prefetch", None)
     if prefetch is not None:  # the account-keyed detectors' profiles in one query per chunk
         keyed = [name for name, parts in work if all(type(d).profile_keys is Detector.profile_keys for d, _ in parts)]
         prefetch(keyed, batch.accounts())
+    report.timed("profiles", t)
     for name, parts in work:
         for det, part in parts:
             findings.extend(_run_one(profiles, name, det, part, now=now, report=report))
@@ -221,11 +241,16 @@ def run_detectors(
 
 def _run_one(profiles: ProfileStore, name: str, det: Detector, batch: Batch, *, now: datetime, report: ScanReport
              ) -> list[Finding]:
-    result = det.scan(batch, profiles.load(name, det.profile_keys(batch)), now=now)
+    t = time.perf_counter()
+    loaded = profiles.load(name, det.profile_keys(batch))
+    t = report.timed("profiles", t)
+    result = det.scan(batch, loaded, now=now)
+    t = report.timed(f"detector:{name}", t)
     for s in result.skips:
         key = f"{s.detector}: {s.reason}"
         report.skips[key] = report.skips.get(key, 0) + s.rows
     profiles.save(name, result.profiles, now)
+    report.timed("profiles", t)
     return result.findings
 
 
@@ -264,7 +289,9 @@ MIRROR_COLUMNS = ("account_id", *CONTACT_FIELDS, "created_at", "source_status", 
 def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: datetime) -> dict[str, dict[str, Any]]:
     """Refresh the account mirror for the batch's accounts (set-based: what changed is written);
     return plain dicts for the rules."""
-    by_id = {str(r["account_id"]): r for r in src.to_dict("records")}
+    names = [c for c in ("account_id", *CONTACT_FIELDS, "created_at", "status") if c in src.columns]
+    by_id = {str(vals[0]): dict(zip(names, vals, strict=True))
+             for vals in zip(*(src[c].tolist() for c in names), strict=True)} if len(src) else {}
     table = AccountRow.__table__
     cols = [table.c[c] for c in MIRROR_COLUMNS]
     mirror: dict[str, dict[str, Any]] = {}
