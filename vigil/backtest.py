@@ -87,7 +87,7 @@ def run_backtest(
     if geo == "default":  # the same enrichment the daemon applies with default settings
         from vigil.bootstrap import geo_resolver
 
-        geo = geo_resolver()
+        geo = LazyResolver(geo_resolver)
     result = BacktestResult(rule_set=rules.content_hash[:16])
     with tempfile.TemporaryDirectory(prefix="vigil-backtest-") as tmp:
         if isinstance(data, Mapping):
@@ -152,6 +152,19 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
             result.alerts = [alert_record(a) for a in rows]
     finally:
         engine.dispose()
+
+
+class LazyResolver:
+    """The IP resolver, opened on its first lookup: data that carries its own places never pays for
+    loading the IP database."""
+
+    def __init__(self, make: Any) -> None:
+        self._make, self._real = make, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None:
+            self._real = self._make()
+        return getattr(self._real, name)
 
 
 class _Progress:

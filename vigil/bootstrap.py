@@ -6,17 +6,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.store.db import make_engine, session_factory, upgrade
 from rules.loader import RuleLoadError, RuleSet, load_rules
-from rules.reload import RuleSetManager
 from vigil.errors import ConfigError, RuleSetError
-from vigil.settings import Settings
-from vigil.sources import FileSource, SqlSource
+
+if TYPE_CHECKING:  # imported where used: a backtest needs the rule loader, not the settings
+    from rules.reload import RuleSetManager
+    from vigil.settings import Settings
+    from vigil.sources import FileSource, SqlSource
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ def load_rule_set(path: str | None) -> RuleSet:
 
 
 def rule_manager(path: str | None, rules: RuleSet | None = None) -> RuleSetManager:
+    from rules.reload import RuleSetManager
+
     try:
         if rules is not None:
             return RuleSetManager(path, loader=_first_then_load(rules))
@@ -115,6 +119,8 @@ def ticket_session_info(settings: Settings) -> dict[str, Any]:
 
 
 def make_source(settings: Settings, engine: Engine) -> SqlSource | FileSource:
+    from vigil.sources import FileSource, SqlSource
+
     s = settings.source
     if s.kind == "engine":
         return SqlSource(engine, s, own=True)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import select, text
@@ -33,7 +33,9 @@ from rules.engine import evaluate
 from rules.loader import RuleSet
 from vigil.ingest import Quarantined, validate
 from vigil.profiles import ProfileStore, SqlProfiles
-from vigil.sources import FileSource, SqlSource
+
+if TYPE_CHECKING:
+    from vigil.sources import FileSource, SqlSource
 
 log = logging.getLogger(__name__)
 SCAN_LOCK_KEY = 0x5649_4749  # "VIGI": one scanner at a time across replicas (PostgreSQL)

@@ -17,14 +17,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, MetaData, Table, and_, inspect, select
 
 from detectors.contract import EVENT_TABLES, TABLES
 from vigil.errors import ConfigError, SourceError
-from vigil.settings import SourceSettings, TableMap
+
+if TYPE_CHECKING:
+    from vigil.settings import SourceSettings, TableMap
 
 log = logging.getLogger(__name__)
 MAX_TRACKED_GAPS = 10_000
@@ -53,6 +55,8 @@ class SqlSource:
     def _inspect(self) -> None:
         if self._inspected:
             return
+        from vigil.settings import TableMap
+
         insp = inspect(self.engine)
         names = set(insp.get_table_names())
         md = MetaData()
