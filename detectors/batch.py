@@ -44,8 +44,8 @@ class Batch:
         ids: set[str] = set()
         for name, df in self.frames.items():
             if name != "accounts" and df is not None and not df.empty:
-                col = df["account_id"]
-                ids.update(str(a) for a in pd.unique(col.to_numpy(dtype=object, na_value=None)) if a is not None)
+                values = df["account_id"].astype(object).to_numpy()
+                ids.update(str(a) for a in pd.unique(values) if a is not None and a is not pd.NA)
         self.__dict__["_accounts"] = (key, frozenset(ids))
         return ids
 

@@ -42,7 +42,7 @@ class BacktestResult:
     throttled: int = 0
     rule_set: str = ""
     chunks: int = 0
-    timings: Counter[str] = field(default_factory=Counter)  # seconds per phase (read, validate, detectors, ...)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (read, validate, detectors, ...)
 
     def summary(self) -> str:
         tables = ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))
@@ -113,7 +113,7 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
 
     t0 = time.perf_counter()
     chunks = TimeChunks(data_dir, chunk_events)
-    result.timings["read"] += time.perf_counter() - t0
+    result.timings["read"] = time.perf_counter() - t0
     engine = scratch_engine(f"sqlite:///{db}")
     sessions = session_factory(engine)
     profiles = MemoryProfiles()
@@ -141,7 +141,8 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
             result.findings += report.findings
             result.throttled += report.stage.throttled
             result.skips.update(report.skips)
-            result.timings.update(report.timings)
+            for phase, secs in report.timings.items():
+                result.timings[phase] = result.timings.get(phase, 0.0) + secs
             if bar is not None:
                 bar.advance(chunk.events)
             t = time.perf_counter()
