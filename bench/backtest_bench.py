@@ -153,11 +153,13 @@ def main() -> None:
     ap.add_argument("--skip-full", action="store_true", help="skip (c), the slowest")
     ap.add_argument("--memory-scaling", type=int, default=0, metavar="EVENTS",
                     help="instead: peak RSS of the full backtest on EVENTS and on 10x the history")
+    ap.add_argument("--chunk-events", type=int, default=0,
+                    help="events per backtest chunk for --memory-scaling (default: a quarter of EVENTS)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bt-bench-") as tmp_s:
         tmp = Path(tmp_s)
         if args.memory_scaling:
-            return memory_scaling(tmp, args.memory_scaling, args.repeat)
+            return memory_scaling(tmp, args.memory_scaling, args.repeat, args.chunk_events or args.memory_scaling // 4)
         data = args.data or tmp / "data"
         if args.data is None:
             t0 = time.perf_counter()
@@ -204,17 +206,18 @@ def report(results: dict[str, Any]) -> None:
     print(json.dumps(table))
 
 
-def memory_scaling(tmp: Path, events: int, repeat: int) -> None:
-    """The full backtest's peak RSS on a history of N days and on 10 N days (same accounts, same rate)."""
+def memory_scaling(tmp: Path, events: int, repeat: int, chunk: int) -> None:
+    """The full backtest's peak RSS on a history of N days and on 10 N days (same accounts, same rate),
+    with chunks smaller than the shorter history (memory may grow with the chunk, not the history)."""
     out = tmp / "alerts.csv"
     peaks = {}
     for label, factor in (("1x", 1), ("10x", 10)):
         data = tmp / label
         rows = generate(data, events * factor, days=30 * factor, accounts=max(100, events // 143))
-        runs = [run(backtest(data, out, None)) for _ in range(repeat)]
+        runs = [run([*backtest(data, out, None), "--chunk-events", str(chunk)]) for _ in range(repeat)]
         peaks[label] = max(r["rss_mib"] for r in runs)
         print(f"{label}: {sum(v for k, v in rows.items() if k != 'accounts'):,} events, "
-              f"wall {median(runs, 'wall'):.1f}s, peak RSS {peaks[label]:.0f} MiB")
+              f"chunks of {chunk:,}, wall {median(runs, 'wall'):.1f}s, peak RSS {peaks[label]:.0f} MiB")
     print(f"10x history / 1x: {peaks['10x'] / peaks['1x']:.2f}x peak memory (target <= 1.2)")
 
 

@@ -274,7 +274,7 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, pd.Timestamp | datetime):
         return to_datetime(value).isoformat()
-    if value is None or value is pd.NaT:
+    if value is None or value is pd.NaT or value is pd.NA:
         return None
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()

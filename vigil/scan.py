@@ -238,6 +238,9 @@ def run_detectors(
     for name, parts in work:
         for det, part in parts:
             findings.extend(_run_one(profiles, name, det, part, now=now, report=report))
+    t = time.perf_counter()
+    profiles.flush()
+    report.timed("profiles", t)
     return findings
 
 
@@ -293,7 +296,8 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
     return plain dicts for the rules."""
     names = [c for c in ("account_id", *CONTACT_FIELDS, "created_at", "status") if c in src.columns]
     by_id = {str(vals[0]): dict(zip(names, vals, strict=True))
-             for vals in zip(*(src[c].tolist() for c in names), strict=True)} if len(src) else {}
+             for vals in zip(*(src[c].astype(object).where(src[c].notna(), None).tolist() for c in names),
+                             strict=True)} if len(src) else {}
     table = AccountRow.__table__
     cols = [table.c[c] for c in MIRROR_COLUMNS]
     mirror: dict[str, dict[str, Any]] = {}
