@@ -224,7 +224,7 @@ def run_detectors(
             continue
         conf = rules.configs.get(name) if hasattr(rules, "configs") else None
         parts: list[tuple[Detector, Batch]] = [(base, batch)]
-        if conf is not None and not getattr(base, "cross_account", False):
+        if conf is not None and getattr(conf, "overrides", True) and not getattr(base, "cross_account", False):
             groups = conf.partition(ids, accounts, now)
             if len(groups) > 1:
                 parts = [(det, batch.filter_accounts(accts)) for det, accts in groups if accts]
