@@ -295,9 +295,8 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
     """Refresh the account mirror for the batch's accounts (set-based: what changed is written);
     return plain dicts for the rules."""
     names = [c for c in ("account_id", *CONTACT_FIELDS, "created_at", "status") if c in src.columns]
-    by_id = {str(vals[0]): dict(zip(names, vals, strict=True))
-             for vals in zip(*(src[c].astype(object).where(src[c].notna(), None).tolist() for c in names),
-                             strict=True)} if len(src) else {}
+    columns = [[None if pd.isna(v) else v for v in src[c].tolist()] for c in names]
+    by_id = {str(vals[0]): dict(zip(names, vals, strict=True)) for vals in zip(*columns, strict=True)}
     table = AccountRow.__table__
     cols = [table.c[c] for c in MIRROR_COLUMNS]
     mirror: dict[str, dict[str, Any]] = {}
