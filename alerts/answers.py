@@ -25,8 +25,8 @@ from alerts.actions import run_actions
 from alerts.answer_policy import PREVIOUS, AlertState, Answer, Verdict, confirm_channels_for, decide
 from alerts.contacts import answer_settings, settled
 from alerts.lifecycle import apply
+from alerts.outbox import enqueue_notifications
 from alerts.ports import ticket_desk
-from alerts.stage import enqueue_notifications
 from alerts.store.models import AlertEvent, AlertRow, ConfirmToken
 
 DEFAULT_ON_DENIED = [{"type": "freeze", "scope": "account"},

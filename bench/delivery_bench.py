@@ -223,7 +223,7 @@ def scan_worker(url: str, go: Any, stop: Any, interval: float, out: Any) -> None
 
 # -- part 1: throughput ---------------------------------------------------------------------------
 def seed_outbox(url: str, alerts: int) -> int:
-    from alerts.stage import enqueue_notifications
+    from alerts.outbox import enqueue_notifications
     from alerts.store.db import make_engine, session_factory
     from alerts.store.models import AccountRow, AlertRow
 

@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.actions import run_actions
 from alerts.lifecycle import apply, can
-from alerts.outbox import DEAD_LETTERS, OutboxStatus
-from alerts.stage import enqueue_notifications
+from alerts.outbox import DEAD_LETTERS, OutboxStatus, enqueue_notifications
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow
 
 log = logging.getLogger(__name__)

@@ -54,6 +54,11 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     family: str = ""
 
+    def __post_init__(self) -> None:
+        # an event named twice (a replayed row in a window) is still one event
+        if len(self.event_ids) > 1 and len(set(self.event_ids)) < len(self.event_ids):
+            object.__setattr__(self, "event_ids", tuple(dict.fromkeys(self.event_ids)))
+
     @property
     def finding_id(self) -> str:
         return stable_id("f", self.detector, self.account_id, self.key)
@@ -269,7 +274,7 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, pd.Timestamp | datetime):
         return to_datetime(value).isoformat()
-    if value is None or value is pd.NaT:
+    if value is None or value is pd.NaT or value is pd.NA:
         return None
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()

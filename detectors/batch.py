@@ -36,10 +36,17 @@ class Batch:
         return column not in self.absent.get(table, frozenset())
 
     def accounts(self) -> set[str]:
+        """The accounts with events in the batch (computed once: every detector asks)."""
+        key = tuple((name, id(df), len(df)) for name, df in self.frames.items() if name != "accounts")
+        cached = self.__dict__.get("_accounts")
+        if cached is not None and cached[0] == key:
+            return set(cached[1])
         ids: set[str] = set()
         for name, df in self.frames.items():
             if name != "accounts" and df is not None and not df.empty:
-                ids.update(df["account_id"].astype(str).unique())
+                values = df["account_id"].astype(object).to_numpy()
+                ids.update(str(a) for a in pd.unique(values) if a is not None and a is not pd.NA)
+        self.__dict__["_accounts"] = (key, frozenset(ids))
         return ids
 
     def __len__(self) -> int:

@@ -6,17 +6,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.store.db import make_engine, session_factory, upgrade
 from rules.loader import RuleLoadError, RuleSet, load_rules
-from rules.reload import RuleSetManager
 from vigil.errors import ConfigError, RuleSetError
-from vigil.settings import Settings
-from vigil.sources import FileSource, SqlSource
+
+if TYPE_CHECKING:  # imported where used: a backtest needs the rule loader, not the settings
+    from rules.reload import RuleSetManager
+    from vigil.settings import Settings
+    from vigil.sources import FileSource, SqlSource
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,8 @@ def load_rule_set(path: str | None) -> RuleSet:
 def rule_manager(path: str | None, rules: RuleSet | None = None, models: Any = None) -> RuleSetManager:
     """The manager of the running rule set; ``models`` (:class:`vigil.models.Models`) are attached to
     every set it loads, the first and each hot reload."""
+    from rules.reload import RuleSetManager
+
     try:
         return RuleSetManager(path, loader=_first_then_load(rules, models))
     except RuleLoadError as e:
@@ -133,6 +137,8 @@ def ticket_session_info(settings: Settings) -> dict[str, Any]:
 
 
 def make_source(settings: Settings, engine: Engine) -> SqlSource | FileSource:
+    from vigil.sources import FileSource, SqlSource
+
     s = settings.source
     if s.kind == "engine":
         return SqlSource(engine, s, own=True)

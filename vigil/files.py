@@ -91,6 +91,10 @@ class FileSource:
         out, self._messages = self._messages, []
         return out
 
+    def mapped(self, table: str) -> bool:
+        """Whether ``source.tables`` maps this table (its file uses the export's own names)."""
+        return table in self.maps
+
     def file_for(self, table: str) -> Path | None:
         return self._files.get(table)
 

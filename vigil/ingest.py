@@ -129,7 +129,7 @@ def validate(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[Qua
     good = df[~bad_mask]
     keep = [c for c in table.names] + [c for c in ("_ref", "_cursor") if c in good.columns]
     good = good[keep]
-    if table.is_event:
+    if table.is_event and not _in_order(good):
         good = good.sort_values(["ts", "event_id"], kind="mergesort")
     return good.reset_index(drop=True), quarantined
 
@@ -152,12 +152,15 @@ def check(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     reasons = pd.Series("", index=df.index, dtype=object)
     ts_rules = raw.attrs.get(TS_ATTR) or {}
     limits = text_limits()
+    flagged = np.zeros(len(df), dtype=bool)  # rows with a reason already (no text comparison per check)
 
     def flag(mask: pd.Series, why: str | Callable[[pd.Series], pd.Series]) -> None:
         """Record the first reason per row; ``why`` builds messages for the flagged rows only."""
-        mask = mask.fillna(False).astype(bool) & (reasons == "")
-        if mask.any():
-            reasons[mask] = why if isinstance(why, str) else why(mask)
+        new = mask.fillna(False).astype(bool).to_numpy() & ~flagged
+        if new.any():
+            m = pd.Series(new, index=df.index)
+            reasons[m] = why if isinstance(why, str) else why(m)
+            flagged[new] = True
 
     def shown(s: pd.Series, prefix: str, suffix: str = "") -> Callable[[pd.Series], pd.Series]:
         return lambda m: prefix + s[m].astype(str).str.slice(0, 60) + suffix
@@ -207,11 +210,10 @@ def check(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
                 if bad.any():
                     flag(bad, _choice_reasons(col.name, lowered, col.choices))
                 vals = lowered
-            out = vals.astype(object)
-            out[blank.to_numpy()] = None
-            df[col.name] = out
+            # Arrow strings all the way to the detectors: no Python object per value; blanks are NA
+            df[col.name] = vals.mask(blank, pd.NA)
     if table.is_event:
-        dup = df["event_id"].duplicated(keep="first") & (reasons == "") & df["event_id"].notna()
+        dup = df["event_id"].duplicated(keep="first") & ~flagged & df["event_id"].notna()
         flag(dup, shown(df["event_id"], "duplicate event_id within the batch: "))
     return df, reasons
 
@@ -237,6 +239,22 @@ def _numbers(name: str, kind: str, s: pd.Series, blank: pd.Series, flag: Callabl
         flag(outside, shown(s, f"'{name}' out of range: ", f" (expected {r.describe()})"))
     ok = num.where(np.isfinite(num) & (num.abs() < 2**53))
     return ok if kind == "float" else ok.round().astype("Int64")
+
+
+def _in_order(df: pd.DataFrame) -> bool:
+    """Already sorted by (ts, event_id) -- the usual export -- so the sort can be skipped."""
+    if len(df) < 2:
+        return True
+    ts = df["ts"].to_numpy(dtype="datetime64[ns]") if df["ts"].dt.tz is None else \
+        df["ts"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    step = np.diff(ts.view("int64"))
+    if (step < 0).any():
+        return False
+    ties = np.flatnonzero(step == 0)
+    if not len(ties):
+        return True
+    ids = df["event_id"].to_numpy(dtype=object)
+    return bool(all(str(ids[i]) <= str(ids[i + 1]) for i in ties))
 
 
 def absent_columns(table: Table, raw: pd.DataFrame) -> frozenset[str]:

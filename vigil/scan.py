@@ -1,17 +1,24 @@
 """The scan cycle: ingest -> detectors -> rules -> alerts, tickets, outbox, cursor advance.
 
 Everything one batch changes is written in ONE database transaction, so a crash replays the batch
-and deterministic ids make the replay produce the same alerts instead of doubling them.
+and deterministic ids make the replay produce the same alerts instead of doubling them.  Events
+the detectors were fed before (a rewound cursor, a file imported twice) are dropped before they
+reach the detectors (``vigil/ledger.py``).
+
+:func:`scan_once` reads a batch from a source's cursors; :func:`process_batch` is what happens to
+it -- the daemon and ``vigil backtest`` both go through it, the daemon with profiles in the
+database, a backtest with profiles in memory.  Writes are set-based: one statement per table
+(``alerts/store/bulk.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import select, text
@@ -20,17 +27,20 @@ from sqlalchemy.orm import Session
 from alerts.contacts import copy_to_previous_contacts
 from alerts.contacts import record_changes as record_contact_changes
 from alerts.stage import StageReport, apply_decisions
-from alerts.store.models import AccountRow, Cursor, FindingRow, Profile, QuarantineRow, Run
+from alerts.store.bulk import chunk_size, chunks, insert_rows, update_rows
+from alerts.store.models import AccountRow, Cursor, FindingRow, QuarantineRow, Run
 from detectors.base import Detector, Finding
 from detectors.batch import Batch
 from rules.engine import evaluate
 from rules.loader import RuleSet
 from vigil.ingest import Quarantined, validate
-from vigil.sources import FileSource, SqlSource
+from vigil.profiles import ProfileStore, SqlProfiles
+
+if TYPE_CHECKING:
+    from vigil.sources import FileSource, SqlSource
 
 log = logging.getLogger(__name__)
 SCAN_LOCK_KEY = 0x5649_4749  # "VIGI": one scanner at a time across replicas (PostgreSQL)
-CHUNK = 900
 
 
 @dataclass
@@ -38,19 +48,35 @@ class ScanReport:
     rows: dict[str, int] = field(default_factory=dict)
     quarantined: list[Quarantined] = field(default_factory=list)
     findings: int = 0
+    replayed_events: int = 0  # events fed to the detectors before (a rewound cursor, a second import)
     skips: dict[str, int] = field(default_factory=dict)
     stage: StageReport = field(default_factory=StageReport)
     exhausted: bool = True
     run_id: int | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, detectors by name
+
+    def timed(self, phase: str, since: float) -> float:
+        """Add the time since ``since`` to ``phase``; return now (the next phase's start)."""
+        t = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + (t - since)
+        return t
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
 
-def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+@dataclass(frozen=True)
+class BatchOptions:
+    """How :func:`process_batch` treats a batch: the daemon's defaults; a backtest turns the
+    delivery, the seen-events record and the findings table off (it keeps only its alerts)."""
+
+    deliver: bool = True
+    ledger: bool = True
+    store_findings: bool = True
+    tickets: bool = True  # False: only actions later rules can see (freeze); see alerts.stage
+    contacts: bool = True  # record contact changes (they matter only to what is delivered)
 
 
 def scan_once(
@@ -88,7 +114,9 @@ def scan_once(
             cur = Cursor(source=name, state={}, version=0)
             session.add(cur)
         rr = source.read(table, cur.state or {}, batch_rows, now, conn=conn)
+        t = time.perf_counter()
         good, bad = validate(table, rr.raw)
+        report.timed("validate", t)
         frames[table] = good
         absent[table] = rr.absent
         report.rows[table] = len(rr.raw)
@@ -96,37 +124,10 @@ def scan_once(
         report.exhausted = report.exhausted and rr.exhausted
         cursors[table] = (cur, rr.state)
 
-    if geo is not None and "logins" in frames and len(frames["logins"]):
-        from detectors.geo import enrich, still_absent
-
-        enriched = enrich(frames["logins"], geo, absent.get("logins", ()))
-        frames["logins"], counts = enriched.frame, enriched.counts
-        absent["logins"] = still_absent(absent.get("logins", ()), enriched)  # filled from the IP: present
-        for reason, n in counts.items():
-            if n and str(reason).startswith("unknown"):
-                report.skips[f"geo: {reason}"] = report.skips.get(f"geo: {reason}", 0) + int(n)
-    batch = Batch(frames, absent)
-    ids = sorted(batch.accounts())
-    accounts: dict[str, dict[str, Any]] = {}
-    contact_changes: list[tuple[str, str, Any, Any]] = []
-    if ids:  # the batch's accounts, read and validated once: for the mirror and for the detectors
-        acct_frame, acct_bad = validate("accounts", source.accounts(ids, conn=conn))
-        report.quarantined.extend(acct_bad)
-        batch.frames["accounts"] = acct_frame
-        accounts = _sync_accounts(session, acct_frame, ids, now, contact_changes)
-    record_contact_changes(session, contact_changes, batch.get("security_events"), now)
-
-    findings = run_detectors(session, rules, batch, accounts, now=now, report=report)
-    _store_findings(session, findings, now, run.id)
-    decisions = evaluate(rules, findings, accounts, now=now)
-    report.stage = apply_decisions(session, decisions, now=now, deliver=deliver, rules=rules)
-    if deliver:  # contacts changed lately get a copy of each new alert (alerts/contacts.py)
-        copy_to_previous_contacts(session, report.stage.created, now)
-    report.findings = len(findings)
-
-    for q in report.quarantined:
-        session.add(QuarantineRow(source=q.table, row_ref=q.ref, reason=q.reason, raw=q.raw,
-                                  run_id=run.id, created_at=now))
+    process_batch(session, frames, absent, rules, now=now, report=report, geo=geo, run_id=run.id,
+                  accounts=lambda ids: source.accounts(ids, conn=conn), profiles=SqlProfiles(session),
+                  options=BatchOptions(deliver=deliver))
+    store_quarantine(session, report.quarantined, run.id, now)
     for cur, state in cursors.values():
         cur.state = state
         cur.version = (cur.version or 0) + 1
@@ -137,14 +138,78 @@ def scan_once(
     run.detail = {
         "rows": report.rows, "quarantined": len(report.quarantined), "findings": report.findings,
         "alerts": len(report.stage.created), "shadow": len(report.stage.shadow),
-        "throttled": report.stage.throttled, "replayed": report.stage.replayed, "skips": report.skips,
+        "throttled": report.stage.throttled, "replayed": report.stage.replayed,
+        "replayed_events": report.replayed_events, "skips": report.skips,
         "rule_set": rules.content_hash[:16], "seconds": round(report.seconds, 3),
     }
     return report
 
 
-def run_detectors(
+def process_batch(
     session: Session,
+    frames: dict[str, pd.DataFrame],
+    absent: Mapping[str, frozenset[str]],
+    rules: RuleSet,
+    *,
+    now: datetime,
+    report: ScanReport,
+    accounts: Callable[[list[str]], pd.DataFrame],
+    profiles: ProfileStore,
+    geo: Any = None,
+    run_id: int | None = None,
+    options: BatchOptions = BatchOptions(),
+) -> None:
+    """Validated frames -> enrichment, account mirror, detectors, findings, rules, alert stage.
+
+    ``accounts(ids)`` returns the source's rows of those accounts (raw, validated here).
+    """
+    t = time.perf_counter()
+    if options.ledger and run_id is not None:
+        from vigil.ledger import drop_seen
+
+        frames, dropped = drop_seen(session, frames, run_id)
+        report.replayed_events += sum(dropped.values())
+        t = report.timed("ledger", t)
+    absent = dict(absent)
+    if geo is not None and "logins" in frames and len(frames["logins"]):
+        from detectors.geo import enrich, still_absent
+
+        enriched = enrich(frames["logins"], geo, absent.get("logins", frozenset()))
+        frames["logins"], counts = enriched.frame, enriched.counts
+        absent["logins"] = still_absent(absent.get("logins", frozenset()), enriched)  # filled from the IP
+        for reason, n in counts.items():
+            if n and str(reason).startswith("unknown"):
+                report.skips[f"geo: {reason}"] = report.skips.get(f"geo: {reason}", 0) + int(n)
+        t = report.timed("enrich", t)
+    batch = Batch(frames, absent)
+    ids = sorted(batch.accounts())
+    mirror: dict[str, dict[str, Any]] = {}
+    contact_changes: list[tuple[str, str, Any, Any]] = []
+    if ids:  # the batch's accounts, read and validated once: for the mirror and for the detectors
+        acct_frame, acct_bad = validate("accounts", accounts(ids))
+        report.quarantined.extend(acct_bad)
+        batch.frames["accounts"] = acct_frame
+        mirror = sync_accounts(session, acct_frame, ids, now, contact_changes)
+    if options.contacts:
+        record_contact_changes(session, contact_changes, batch.get("security_events"), now)
+    t = report.timed("accounts", t)
+    findings = run_detectors(profiles, rules, batch, mirror, now=now, report=report)
+    t = time.perf_counter()
+    if options.store_findings:
+        store_findings(session, findings, now, run_id)
+        t = report.timed("findings", t)
+    decisions = evaluate(rules, findings, mirror, now=now)
+    t = report.timed("rules", t)
+    report.stage = apply_decisions(session, decisions, now=now, deliver=options.deliver, rules=rules,
+                                   tickets=options.tickets)
+    if options.deliver:  # contacts changed lately get a copy of each new alert (alerts/contacts.py)
+        copy_to_previous_contacts(session, report.stage.created, now)
+    report.timed("stage", t)
+    report.findings += len(findings)
+
+
+def run_detectors(
+    profiles: ProfileStore,
     rules: RuleSet,
     batch: Batch,
     accounts: Mapping[str, Mapping[str, Any]],
@@ -161,6 +226,7 @@ def run_detectors(
     if len(batch) == 0:
         return findings
     ids = sorted(accounts)
+    work: list[tuple[str, list[tuple[Detector, Batch]]]] = []
     for name, base in rules.detectors.items():
         if not rules.for_detector(name):  # no enabled rule (live or shadow) reads it: skip the work
             continue
@@ -169,100 +235,127 @@ def run_detectors(
             continue
         conf = rules.configs.get(name) if hasattr(rules, "configs") else None
         parts: list[tuple[Detector, Batch]] = [(base, batch)]
-        if conf is not None and not getattr(base, "cross_account", False):
+        if conf is not None and getattr(conf, "overrides", True) and not getattr(base, "cross_account", False):
             groups = conf.partition(ids, accounts, now)
             if len(groups) > 1:
                 parts = [(det, batch.filter_accounts(accts)) for det, accts in groups if accts]
+        work.append((name, parts))
+    t = time.perf_counter()
+    prefetch = getattr(profiles, "prefetch", None)
+    if prefetch is not None:  # the account-keyed detectors' profiles in one query per chunk
+        keyed = [name for name, parts in work if all(type(d).profile_keys is Detector.profile_keys for d, _ in parts)]
+        prefetch(keyed, batch.accounts())
+    report.timed("profiles", t)
+    for name, parts in work:
         for det, part in parts:
-            findings.extend(_run_one(session, name, det, part, now=now, report=report))
+            findings.extend(_run_one(profiles, name, det, part, now=now, report=report))
+    t = time.perf_counter()
+    profiles.flush()
+    report.timed("profiles", t)
     return findings
 
 
-def _run_one(session: Session, name: str, det: Detector, batch: Batch, *, now: datetime, report: ScanReport
+def _run_one(profiles: ProfileStore, name: str, det: Detector, batch: Batch, *, now: datetime, report: ScanReport
              ) -> list[Finding]:
-    rows: dict[str, Profile] = {}
-    for chunk in _chunks(sorted(det.profile_keys(batch))):
-        for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
-            rows[p.account_id] = p
-    result = det.scan(batch, {a: p.state for a, p in rows.items()}, now=now)
+    t = time.perf_counter()
+    loaded = profiles.load(name, det.profile_keys(batch))
+    t = report.timed("profiles", t)
+    result = det.scan(batch, loaded, now=now)
+    t = report.timed(f"detector:{name}", t)
     for s in result.skips:
         key = f"{s.detector}: {s.reason}"
         report.skips[key] = report.skips.get(key, 0) + s.rows
-    unloaded = sorted(set(result.profiles) - set(rows))
-    for chunk in _chunks(unloaded):  # a detector returned keys it did not declare: never insert twice
-        for p in session.scalars(select(Profile).where(Profile.detector == name, Profile.account_id.in_(chunk))):
-            rows[p.account_id] = p
-    for acct, state in result.profiles.items():
-        prow = rows.get(acct)
-        if prow is None:
-            session.add(Profile(account_id=acct, detector=name, state=state, version=1, updated_at=now))
-        else:
-            prow.state = state
-            prow.version += 1
-            prow.updated_at = now
+    profiles.save(name, result.profiles, now)
+    report.timed("profiles", t)
     return result.findings
 
 
-def _store_findings(session: Session, findings: list[Finding], now: datetime, run_id: int | None) -> None:
+FINDINGS = FindingRow.__table__
+
+
+def store_findings(session: Session, findings: list[Finding], now: datetime, run_id: int | None) -> int:
+    """Insert the findings not stored before (deterministic ids: a replay stores nothing twice)."""
     if not findings:
-        return
-    ids = [f.finding_id for f in findings]
+        return 0
+    ids = sorted({f.finding_id for f in findings})
     existing: set[str] = set()
-    for chunk in _chunks(ids):
-        existing.update(session.scalars(select(FindingRow.id).where(FindingRow.id.in_(chunk))))
-    seen: set[str] = set()
+    for part in chunks(ids, chunk_size(session)):
+        existing.update(session.scalars(select(FindingRow.id).where(FindingRow.id.in_(part))))
+    rows: dict[str, dict[str, Any]] = {}
     for f in findings:
         fid = f.finding_id
-        if fid in existing or fid in seen:
+        if fid in existing or fid in rows:
             continue
-        seen.add(fid)
-        session.add(FindingRow(id=fid, detector=f.detector, account_id=f.account_id, ts=f.ts, kind=f.kind,
-                               score=f.score, event_ids=list(f.event_ids), evidence=dict(f.evidence),
-                               run_id=run_id, created_at=now))
+        rows[fid] = {"id": fid, "detector": f.detector, "account_id": f.account_id, "ts": f.ts, "kind": f.kind,
+                     "score": f.score, "event_ids": list(f.event_ids), "evidence": dict(f.evidence),
+                     "run_id": run_id, "created_at": now}
+    return insert_rows(session, FINDINGS, list(rows.values()))  # type: ignore[arg-type]
+
+
+def store_quarantine(session: Session, quarantined: list[Quarantined], run_id: int | None, now: datetime) -> int:
+    return insert_rows(session, QuarantineRow.__table__, [  # type: ignore[arg-type]
+        {"source": q.table, "row_ref": q.ref, "reason": q.reason, "raw": q.raw, "run_id": run_id, "created_at": now}
+        for q in quarantined])
 
 
 CONTACT_FIELDS = ("locale", "timezone", "phone", "email", "push_token", "tier", "anti_phishing_code")
+MIRROR_COLUMNS = ("account_id", *CONTACT_FIELDS, "created_at", "source_status", "status", "updated_at")
 
 
-def _sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: datetime,
-                   changes: list[tuple[str, str, Any, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """Refresh the account mirror for the batch's accounts; return plain dicts for the rules.
-    ``changes`` receives every (account, column, old, new) the refresh changed."""
-    by_id = {str(r["account_id"]): r for r in src.to_dict("records")}
-    mirror: dict[str, AccountRow] = {}
-    for chunk in _chunks(ids):
-        for a in session.scalars(select(AccountRow).where(AccountRow.account_id.in_(chunk))):
-            mirror[a.account_id] = a
+def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: datetime,
+                  changes: list[tuple[str, str, Any, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Refresh the account mirror for the batch's accounts (set-based: what changed is written);
+    return plain dicts for the rules.  ``changes`` receives every (account, column, old, new) the
+    refresh changed (contact history, :mod:`alerts.contacts`)."""
+    names = [c for c in ("account_id", *CONTACT_FIELDS, "created_at", "status") if c in src.columns]
+    columns = [[None if pd.isna(v) else v for v in src[c].tolist()] for c in names]
+    by_id = {str(vals[0]): dict(zip(names, vals, strict=True)) for vals in zip(*columns, strict=True)}
+    table = AccountRow.__table__
+    cols = [table.c[c] for c in MIRROR_COLUMNS]
+    mirror: dict[str, dict[str, Any]] = {}
+    for part in chunks(ids, chunk_size(session)):
+        for r in session.execute(select(*cols).where(table.c.account_id.in_(part))).mappings():
+            mirror[r["account_id"]] = dict(r)
+    fresh: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
     out: dict[str, dict[str, Any]] = {}
     for acct_id in ids:
         row = mirror.get(acct_id)
+        new = row is None
         if row is None:
-            row = AccountRow(account_id=acct_id, status="active", updated_at=now)
-            session.add(row)
+            row = {c: None for c in MIRROR_COLUMNS} | {"account_id": acct_id, "status": "active", "updated_at": now}
+        before = dict(row)
         s = by_id.get(acct_id)
         if s is not None:
             for f in CONTACT_FIELDS:
                 v = s.get(f)
-                if v is not None and not (isinstance(v, float) and pd.isna(v)) and getattr(row, f) != v:
-                    if changes is not None:
-                        changes.append((acct_id, f, getattr(row, f), v))
-                    setattr(row, f, v)
+                if v is not None and not (isinstance(v, float) and pd.isna(v)):
+                    if changes is not None and row.get(f) != v:
+                        changes.append((acct_id, f, row.get(f), v))
+                    row[f] = v
             created = s.get("created_at")
             if created is not None and not pd.isna(created):
-                row.created_at = pd.Timestamp(created).to_pydatetime()
+                row["created_at"] = pd.Timestamp(created).to_pydatetime()
             if s.get("status"):
-                row.source_status = s["status"]
-            row.updated_at = now
+                row["source_status"] = s["status"]
+        if new:
+            fresh.append(row)
+        elif row != before:
+            row["updated_at"] = now
+            changed.append(row)
         out[acct_id] = {
-            "account_id": acct_id, "tier": row.tier, "locale": row.locale, "timezone": row.timezone,
-            "status": row.status, "created_at": _aware(row.created_at),
+            "account_id": acct_id, "tier": row["tier"], "locale": row["locale"], "timezone": row["timezone"],
+            "status": row["status"], "created_at": _aware(row["created_at"]),
         }
+    insert_rows(session, table, fresh)  # type: ignore[arg-type]
+    # the mirror's own columns (status, freeze) are never overwritten from the source
+    update_rows(session, table, "account_id", [  # type: ignore[arg-type]
+        {k: r[k] for k in ("account_id", *CONTACT_FIELDS, "created_at", "source_status", "updated_at")}
+        for r in changed])
     return out
 
 
 def _aware(dt: datetime | None) -> datetime | None:
-    from datetime import UTC
-
     if dt is not None and dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
     return dt

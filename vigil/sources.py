@@ -48,6 +48,8 @@ class SqlSource:
     def _inspect(self) -> None:
         if self._inspected:
             return
+        from vigil.settings import TableMap
+
         insp = inspect(self.engine)
         names = set(insp.get_table_names())
         md = MetaData()

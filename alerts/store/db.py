@@ -36,6 +36,25 @@ def make_engine(url: str, **kw: Any) -> Engine:
     return engine
 
 
+def scratch_engine(url: str) -> Engine:
+    """A throw-away database (backtests): the schema built straight from the models -- no migration
+    replay -- and SQLite told not to wait for the disk (nothing here must survive a crash)."""
+    from alerts.store.models import Base
+
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _fast(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=MEMORY")
+            cur.execute("PRAGMA synchronous=OFF")
+            cur.close()
+
+    Base.metadata.create_all(engine)
+    return engine
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, future=True)
 

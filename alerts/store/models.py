@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -62,6 +63,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class PackedJSON(TypeDecorator[Any]):
+    """JSON values stored as compact bytes (orjson): smaller than JSON text and several times faster
+    to load, which is what a scan cycle does with thousands of profiles.  Same values as JSON: keys
+    become strings, tuples lists."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> bytes | None:
+        return None if value is None else pack_json(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else unpack_json(value)
+
+
+def pack_json(value: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
+
+
+def unpack_json(data: bytes | memoryview) -> Any:
+    import orjson
+
+    return orjson.loads(bytes(data) if isinstance(data, memoryview) else data)
+
+
 Id = String(64)
 TS = UTCDateTime()
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -83,14 +111,27 @@ class Cursor(Base):
 
 
 class Profile(Base):
-    """Per-account, per-detector baseline; ``version`` increments on every update."""
+    """Per-account, per-detector baseline; ``version`` increments on every change (an unchanged state
+    is not written again).  ``state`` is packed JSON (:class:`PackedJSON`)."""
 
     __tablename__ = "vigil_profiles"
     account_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     detector: Mapped[str] = mapped_column(String(64), primary_key=True)
-    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[dict[str, Any]] = mapped_column(PackedJSON(), default=dict)
     version: Mapped[int] = mapped_column(default=1)
     updated_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class SeenEvent(Base):
+    """Events already fed to the detectors, so a rewound cursor or a second import of the same file
+    never feeds them again (their effect is in the profiles already; ``vigil/ledger.py``).  ``key`` is a 128-bit hash of
+    (table, event_id): fixed width whatever the operator's ids look like."""
+
+    __tablename__ = "vigil_seen_events"
+    key: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    # the run that fed it: the record of a scan is the record of what it read, so deleting the runs
+    # (starting over from scratch) forgets these too
+    run_id: Mapped[int] = mapped_column(BigId, ForeignKey("vigil_runs.id", ondelete="CASCADE"), index=True)
 
 
 class FindingRow(Base):

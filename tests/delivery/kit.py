@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.stage import enqueue_notifications
+from alerts.outbox import enqueue_notifications
 from alerts.store.models import AccountRow, AlertRow, OutboxRow
 from detectors.base import stable_id
 from notifiers.base import Channel, DeliveryResult, Message

@@ -182,20 +182,27 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
               help="A file of attack event ids (one per line, or a CSV with an event_id column).")
 @click.option("--compare", "compare_path", type=click.Path(), default=None,
               help="Older rules to compare with: which alerts each rule adds or drops.")
+@click.option("--chunk-events", type=click.IntRange(1_000, None), default=None,
+              help="Events per time-ordered chunk (memory grows with it; default 250,000).")
+@click.option("--timings", is_flag=True, help="Also print the seconds spent per phase and detector.")
 @click.pass_context
 def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str, labels: str | None,
-                 compare_path: str | None) -> None:
+                 compare_path: str | None, chunk_events: int | None, timings: bool) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
-    from vigil.backtest import run_backtest, write_alerts
+    from vigil.backtest import CHUNK_EVENTS, run_backtest, terminal, write_alerts
     from vigil.bootstrap import load_rule_set
 
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
     configured = (ctx.find_root().obj or {}).get("config_path")  # --config or VIGIL_CONFIG
     tables = _settings(ctx).source.tables if configured else None  # the export's own names, if mapped
-    res = run_backtest(data, rules=_with_models(ctx, load_rule_set(rules_path)), tables=tables)
+    res = run_backtest(data, rules=_with_models(ctx, load_rule_set(rules_path)), tables=tables,
+                       progress=terminal(), batch_rows=chunk_events or CHUNK_EVENTS)
     write_alerts(res.alerts, out)
     click.echo(res.summary())
+    if timings:
+        click.echo(f"timings ({res.chunks} chunk(s)): " + ", ".join(
+            f"{k} {v:.2f}s" for k, v in sorted(res.timings.items(), key=lambda kv: -kv[1])))
     try:
         from rules.report import compare, per_rule_report
     except ImportError:

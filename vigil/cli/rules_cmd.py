@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from rules.loader import DEFAULT_PACK, RuleLoadError, RuleSet, load_rules, rule_files
-from vigil.bootstrap import rule_inputs
 from vigil.errors import RuleSetError, VigilError
+
+if TYPE_CHECKING:
+    from rules.loader import RuleSet
 
 
 @click.group("rules")
@@ -28,6 +29,8 @@ def _configured_path(ctx: click.Context) -> Path:
         rp = load_settings(config).rules_path
         if rp:
             return Path(rp)
+    from rules.loader import DEFAULT_PACK
+
     return DEFAULT_PACK
 
 
@@ -44,6 +47,9 @@ def _configured_path(ctx: click.Context) -> Path:
 @click.pass_context
 def check_cmd(ctx: click.Context, path: Path | None, fmt: str) -> None:
     """Validate every rule file under PATH and report every error at once (exit 1 if any)."""
+    from rules.loader import RuleLoadError, load_rules, rule_files
+    from vigil.bootstrap import rule_inputs
+
     target = path or _configured_path(ctx)
     try:
         rs = load_rules(target, **rule_inputs())
@@ -109,6 +115,8 @@ def explain_cmd(ctx: click.Context, rule_id: str, rules_path: Path | None) -> No
     """Say what RULE_ID matches, with which detector parameters, and what it does then."""
     from rules.errors import suggest
     from rules.explain import explain
+    from rules.loader import RuleLoadError, load_rules
+    from vigil.bootstrap import rule_inputs
 
     target = rules_path or _configured_path(ctx)
     try:
@@ -147,6 +155,9 @@ _HEADER = """\
 @click.option("--force", is_flag=True, help="Overwrite rule files that already exist in DIRECTORY.")
 def init_cmd(directory: Path, force: bool) -> None:
     """Write the default rule pack into DIRECTORY, commented for staff."""
+    from rules.loader import DEFAULT_PACK, RuleLoadError, load_rules, rule_files
+    from vigil.bootstrap import rule_inputs
+
     sources = rule_files(DEFAULT_PACK)
     targets = [directory / f.relative_to(DEFAULT_PACK) for f in sources]
     existing = [t for t in targets if t.exists()]

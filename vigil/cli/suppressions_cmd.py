@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 
 import click
-from pydantic import ValidationError
 
 from vigil.errors import VigilError
 
@@ -33,6 +32,8 @@ def suppressions_group() -> None:
 @click.pass_context
 def add(ctx: click.Context, account_id: str, countries: str | None, address: str | None, network: str | None,
         starts: str, until: str, created_by: str) -> None:
+    from pydantic import ValidationError
+
     from alerts.suppressions import SuppressionIn, add_suppression, as_dict
 
     if bool(countries) == bool(address):

@@ -33,9 +33,11 @@ def run_migrations_online() -> None:
 
 
 def render_item(type_, obj, autogen_context):  # type: ignore[no-untyped-def]
-    """Render the models' UTCDateTime as the plain column type it stores."""
+    """Render the models' UTCDateTime and PackedJSON as the plain column types they store."""
     if type_ == "type" and type(obj).__name__ == "UTCDateTime":
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and type(obj).__name__ == "PackedJSON":
+        return "sa.LargeBinary()"
     return False
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 01:26:16.936360
+Create Date: 2026-12-02 03:36:40.227957
 """
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def upgrade() -> None:
     op.create_table('vigil_profiles',
     sa.Column('account_id', sa.String(length=128), nullable=False),
     sa.Column('detector', sa.String(length=64), nullable=False),
-    sa.Column('state', sa.JSON(), nullable=False),
+    sa.Column('state', sa.LargeBinary(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('account_id', 'detector', name=op.f('pk_vigil_profiles'))
@@ -335,6 +335,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_vigil_outbox_provider_id'), ['provider_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_vigil_outbox_status'), ['status'], unique=False)
 
+    op.create_table('vigil_seen_events',
+    sa.Column('key', sa.LargeBinary(length=16), nullable=False),
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['vigil_runs.id'], name=op.f('fk_vigil_seen_events_run_id_vigil_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_vigil_seen_events'))
+    )
+    with op.batch_alter_table('vigil_seen_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vigil_seen_events_run_id'), ['run_id'], unique=False)
+
     op.create_table('vigil_ticket_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('ticket_id', sa.String(length=64), nullable=False),
@@ -380,6 +389,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vigil_ticket_events_ticket_id'))
 
     op.drop_table('vigil_ticket_events')
+    with op.batch_alter_table('vigil_seen_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vigil_seen_events_run_id'))
+
+    op.drop_table('vigil_seen_events')
     with op.batch_alter_table('vigil_outbox', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vigil_outbox_status'))
         batch_op.drop_index(batch_op.f('ix_vigil_outbox_provider_id'))
