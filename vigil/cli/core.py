@@ -15,10 +15,28 @@ log = logging.getLogger("vigil")
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Any:
+    """The settings for a command that opens the database: ``--db`` wins over the environment and the
+    file; with no database setting at all, one line on stderr says which database is used."""
     from vigil.settings import load_settings
 
     root = ctx.find_root()
-    return load_settings(root.obj.get("config_path"), **{k: v for k, v in overrides.items() if v is not None})
+    obj = root.obj or {}
+    if obj.get("db_url"):
+        overrides.setdefault("database_url", obj["db_url"])
+    s = load_settings(obj.get("config_path"), **{k: v for k, v in overrides.items() if v is not None})
+    if "database_url" not in s.model_fields_set:
+        click.echo(f"vigil: {default_database_note(s.database_url)}", err=True)
+    return s
+
+
+def default_database_note(url: str) -> str:
+    """"no database configured (...): using sqlite:///vigil.db, a new file /srv/vigil.db"."""
+    where = ""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        p = Path(url.removeprefix("sqlite:///")).absolute()
+        where = f", {'the file' if p.exists() else 'a new file'} {p}"
+    return (f"no database configured (--db URL, VIGIL_DATABASE_URL or database_url in the settings): "
+            f"using {_redact(url)}{where}")
 
 
 def _app(ctx: click.Context, **overrides: Any) -> Any:
