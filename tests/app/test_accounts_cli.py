@@ -103,3 +103,33 @@ def test_accounts_show_list_and_unfreeze(frozen_db: str) -> None:
 
     r = run.invoke(main, ["--db", frozen_db, "accounts", "show", "nobody"])
     assert r.exit_code == 1 and "no account 'nobody'" in r.stderr
+
+
+def test_last_logins_come_from_the_source_through_its_mapping(tmp_path: Path) -> None:
+    """Files, and an external database with its own names: newest first by ts (ISO or epoch ms)."""
+    from sqlalchemy import create_engine, text
+
+    from vigil.accounts import recent_logins
+    from vigil.settings import SourceSettings
+    from vigil.sources import FileSource, SqlSource
+
+    data = small_dir(tmp_path / "data", bad_row=False, accounts=2)
+    got = recent_logins(FileSource(data), "A2", 3)
+    assert [x["ts"][:10] for x in got] == ["2026-03-07", "2026-03-05", "2026-03-04"]
+    assert got[0]["city"] == "Sao Paulo" and got[0]["device_id"] == "evil"
+    assert recent_logins(FileSource(data), "nobody") == []
+
+    ext = create_engine(f"sqlite:///{tmp_path / 'exchange.db'}")
+    with ext.begin() as c:
+        c.execute(text("CREATE TABLE user_logins (id INTEGER PRIMARY KEY, uid TEXT, login_time TEXT, ok TEXT, "
+                       "ip_address TEXT)"))
+        c.execute(text("INSERT INTO user_logins (uid, login_time, ok, ip_address) VALUES "
+                       "('u1', '1772352000000', 'true', '10.0.0.1'), ('u1', '2026-03-02T08:00:00Z', 'true', "
+                       "'10.0.0.2'), ('u2', '2026-03-03T08:00:00Z', 'false', '10.0.0.3')"))
+    settings = SourceSettings(kind="sql", tables={"logins": {
+        "table": "user_logins", "cursor": "id",
+        "columns": {"account_id": "uid", "ts": "login_time", "success": "ok", "ip": "ip_address"}}})
+    got = recent_logins(SqlSource(ext, settings), "u1")
+    assert [(x["ts"][:16], x["ip"], x["success"]) for x in got] == [
+        ("2026-03-02T08:00", "10.0.0.2", "true"), ("2026-03-01T08:00", "10.0.0.1", "true")]
+    ext.dispose()
