@@ -14,6 +14,7 @@ from sqlalchemy import MetaData, Table, inspect, select
 
 from detectors.contract import TABLES
 from vigil.errors import ConfigError, SourceError
+from vigil.reporting import parse_times
 from vigil.settings import TableMap
 from vigil.sources import FileSource, SqlSource
 
@@ -26,7 +27,7 @@ def recent_logins(source: SqlSource | FileSource, account_id: str, limit: int = 
     frame = _file_logins(source, account_id) if isinstance(source, FileSource) else _sql_logins(source, account_id)
     if frame.empty:
         return []
-    frame = frame.assign(_ts=_parse_ts(frame["ts"])).sort_values("_ts", ascending=False, na_position="last")
+    frame = frame.assign(_ts=parse_times(frame["ts"])).sort_values("_ts", ascending=False, na_position="last")
     out: list[dict[str, Any]] = []
     for row in frame.head(limit).to_dict("records"):
         ts = row.pop("_ts")
@@ -74,14 +75,6 @@ def _file_logins(source: FileSource, account_id: str) -> pd.DataFrame:
         return pd.DataFrame()
     df = df[df["account_id"].astype(str) == account_id]
     return df[[c for c in LOGIN_COLUMNS if c in df.columns]]
-
-
-def _parse_ts(col: pd.Series) -> pd.Series:
-    """ISO 8601 text or epoch milliseconds, as in the input contract; unparseable values become NaT."""
-    numeric = pd.to_numeric(col, errors="coerce")
-    as_ms = pd.to_datetime(numeric, unit="ms", utc=True, errors="coerce")
-    as_iso = pd.to_datetime(col.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
-    return as_iso.fillna(as_ms)
 
 
 def _blank(v: Any) -> bool:

@@ -179,18 +179,18 @@ def backtest_cmd(data: str, rules_path: str | None, out: str, labels: str | None
     except ImportError:
         per_rule_report = None  # type: ignore[assignment]
     if per_rule_report is not None:
-        click.echo(_report_text(per_rule_report, res, labels))
+        click.echo(_report_text(per_rule_report, res, labels, data))
         if compare_path:
             old = run_backtest(data, compare_path)
             click.echo(_compare_text(compare(old.alerts, res.alerts)))
     click.echo(f"wrote {len(res.alerts)} alert(s) to {out}")
 
 
-def _report_text(per_rule_report: Any, res: Any, labels: str | None) -> str:
-    from vigil.reporting import days_spanned, format_rule_report, read_labels
+def _report_text(per_rule_report: Any, res: Any, labels: str | None, data: str) -> str:
+    from vigil.reporting import data_days, format_rule_report, read_labels
 
     lab = read_labels(labels) if labels else None
-    return format_rule_report(per_rule_report(res.alerts, lab, days_spanned(res.alerts)))
+    return format_rule_report(per_rule_report(res.alerts, lab, data_days(data)))
 
 
 def _compare_text(diff: Any) -> str:
