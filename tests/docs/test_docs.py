@@ -51,6 +51,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.timeout(2400)  # quality.md: six evaluations, minutes of wall-clock time on a busy machine
 @pytest.mark.parametrize("doc", [pytest.param(f, id=f.name, marks=[pytest.mark.slow] if f.name in SLOW else [])
                                  for f, bs in RUNNABLE.items() if bs])
 def test_the_commands_of_each_doc_run(doc: Path, demo_data: Path, tmp_path: Path) -> None:
