@@ -69,14 +69,14 @@ def test_accounts_show_list_and_unfreeze(frozen_db: str) -> None:
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0] == "A1  FROZEN"
-    assert lines[1].startswith("  frozen 20") and " UTC by user: denied on alert a_" in lines[1]
+    assert lines[1].startswith("  frozen 20") and " UTC by the account holder: denied on alert a_" in lines[1]
     assert "locale ko, time zone Asia/Seoul" in r.output and "reachable by email, phone" in r.output
     assert "open alerts (" in r.output and "tickets (" in r.output and " P1 " in r.output
     logins = lines[lines.index("last logins (5):") + 1:][:5]
     assert logins[0].split()[:4] == ["2026-03-07", "08:00", "UTC", "ok"] and "BR Sao Paulo" in logins[0]
     assert "200.1.1.1" in logins[0] and "(evil)" in logins[0]
     trail = lines[lines.index("audit trail:") + 1]
-    assert trail.startswith("  20") and " frozen    by user: denied on alert a_" in trail
+    assert trail.startswith("  20") and " frozen    by the account holder: denied on alert a_" in trail
     assert 'to unfreeze: vigil accounts unfreeze A1 --reason "..."' in r.output
 
     r = run.invoke(main, ["--db", frozen_db, "accounts", "list", "--frozen"])
@@ -90,7 +90,8 @@ def test_accounts_show_list_and_unfreeze(frozen_db: str) -> None:
     r = run.invoke(main, ["--db", frozen_db, "accounts", "unfreeze", "A1", "--reason", "called the holder",
                           "--as", "kim"])
     assert r.exit_code == 0, r.stderr
-    assert r.output.startswith("A1: unfrozen by staff:kim (it was frozen 20") and "by user: denied on alert" in r.output
+    assert r.output.startswith("A1: unfrozen by staff:kim (it was frozen 20")
+    assert "by the account holder: denied on alert" in r.output
     r = run.invoke(main, ["--db", frozen_db, "accounts", "unfreeze", "A1", "--reason", "again"])
     assert r.exit_code == 1 and "'A1' is not frozen (status active); nothing to unfreeze" in r.stderr
     assert "Traceback" not in r.output + r.stderr

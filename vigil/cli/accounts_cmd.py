@@ -26,6 +26,13 @@ def _errors() -> Iterator[None]:
         raise VigilError(str(e)) from None
 
 
+ACTORS = {"user": "the account holder", "system": "Vigil"}  # staff act as "staff:NAME"
+
+
+def _who(actor: str) -> str:
+    return ACTORS.get(actor, actor)
+
+
 def _when(iso: str | None) -> str:
     return "-" if not iso else iso[:16].replace("T", " ") + " UTC"
 
@@ -85,7 +92,7 @@ def _text(d: dict[str, Any]) -> str:
     out = [f"{d['account_id']}  {d['status'].upper()}"]
     f = d["freeze"]
     if f:
-        out.append(f"  frozen {_when(f['at'])} by {f['actor']}: {f['reason'] or '(no reason recorded)'}")
+        out.append(f"  frozen {_when(f['at'])} by {_who(f['actor'])}: {f['reason'] or '(no reason recorded)'}")
     c = d["contact"]
     if c:
         reach = [k for k in ("email", "phone", "push") if c.get(k)]
@@ -104,7 +111,8 @@ def _text(d: dict[str, Any]) -> str:
     out.append(f"last logins ({len(d['logins'])}):")
     out += [_login(x) for x in d["logins"]] or ["  none in the source"]
     out.append("audit trail:")
-    out += [f"  {_when(e['at'])}  {e['event']:<9} by {e['actor']}: {e['reason']}" for e in d["trail"]] or ["  empty"]
+    out += [f"  {_when(e['at'])}  {e['event']:<9} by {_who(e['actor'])}: {e['reason']}"
+            for e in d["trail"]] or ["  empty"]
     if d["status"] == "frozen":
         out.append(f"to unfreeze: vigil accounts unfreeze {d['account_id']} --reason \"...\"")
     return "\n".join(out)
@@ -147,7 +155,7 @@ def unfreeze_cmd(ctx: click.Context, account_id: str, reason: str, actor: str | 
         lifted = unfreeze_account(s, account_id, now=app.clock(), actor=who, reason=reason)
     since = _when(lifted.at.isoformat() if lifted.at else None)
     click.echo(f"{account_id}: unfrozen by {who} (it was frozen {since} "
-               f"by {lifted.actor}: {lifted.reason or 'no reason recorded'})")
+               f"by {_who(lifted.actor)}: {lifted.reason or 'no reason recorded'})")
 
 
 COMMANDS = [accounts_group]
