@@ -79,9 +79,12 @@ def parse_times(col: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(col):
         return pd.to_datetime(col, utc=True)
     numeric = pd.to_numeric(col, errors="coerce")
-    as_ms = pd.to_datetime(numeric, unit="ms", utc=True, errors="coerce")
-    as_iso = pd.to_datetime(col.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
-    return as_iso.fillna(as_ms)
+    out = pd.to_datetime(col.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
+    ms = numeric.dropna()
+    ms = ms[ms.abs() < 1e15]  # epoch milliseconds before the year 33658; beyond, not a time
+    if len(ms):  # only real numbers reach the unit conversion (NaN there can overflow numpy)
+        out.loc[ms.index] = pd.to_datetime(ms.round().astype("int64"), unit="ms", utc=True)
+    return out
 
 
 def _rows(report: Any) -> list[Mapping[str, Any]]:

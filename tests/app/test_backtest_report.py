@@ -54,3 +54,15 @@ def test_data_days_reads_every_event_table_and_every_timestamp_form(tmp_path: Pa
     assert data_days(tmp_path / "empty") == 1.0
     times = parse_times(pd.Series(["2026-01-01T00:00:00Z", "1767225600000", "", None]))
     assert times.iloc[0] == times.iloc[1] and times.iloc[2:].isna().all()
+
+
+def test_data_days_on_the_evaluation_data_layout(tmp_path: Path) -> None:
+    """``vigil eval --out`` writes times as ``2026-01-10 17:34:25.012000+00:00``; a column of them
+    once reached pandas' epoch conversion as all-NaN floats, which can raise FloatingPointError
+    (seen on a 122-row table).  Only real numbers are converted now."""
+    d = tmp_path / "eval-data"
+    d.mkdir()
+    times = pd.date_range("2026-01-10 17:34:25.012", periods=122, freq="7h", tz="UTC")
+    pd.DataFrame({"event_id": range(122), "ts": [str(t) for t in times]}).to_csv(d / "security_events.csv",
+                                                                                  index=False)
+    assert data_days(d) == pytest.approx(121 * 7 / 24)
