@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from alerts.accounts import record_freeze
 from alerts.outbox import PENDING
 from alerts.ports import ticket_desk
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow
@@ -91,11 +92,13 @@ def freeze_account(
     acct.frozen_at = now
     acct.frozen_reason = reason
     acct.updated_at = now
+    record_freeze(session, account_id, now=now, actor=actor, reason=reason, alert_id=alert.id if alert else None)
     oid = stable_id("o", account_id, "freeze_hook", alert.id if alert else now.isoformat())
     if session.get(OutboxRow, oid) is None:
         session.add(OutboxRow(
             id=oid, alert_id=alert.id if alert else None, account_id=account_id, channel="freeze_hook",
-            purpose="freeze", template="freeze_hook", priority=0, payload={"reason": reason, "actor": actor},
-            status=PENDING, next_attempt_at=now, created_at=now,
+            purpose="freeze", template="freeze_hook", priority=0,
+            payload={"action": "freeze", "reason": reason, "actor": actor}, status=PENDING,
+            next_attempt_at=now, created_at=now,
         ))
     return True

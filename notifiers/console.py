@@ -85,10 +85,11 @@ class ConsoleChannel(Channel):
 
 
 def mask(value: str) -> str:
-    """``+15558675310`` -> ``+1••••••5310``; ``ana@example.com`` -> ``a••@example.com``."""
+    """``+15558675310`` -> ``+1••••••5310``; ``ana@example.com`` -> ``a••@example.com``; a 163-character
+    push token -> its ends around at most 12 dots, so one message header fits on a terminal line."""
     if "@" in value:
         local, _, domain = value.partition("@")
         return f"{local[:1]}{'•' * max(len(local) - 1, 2)}@{domain}"
     if len(value) <= 6:
         return "•" * len(value)
-    return f"{value[:2]}{'•' * (len(value) - 6)}{value[-4:]}"
+    return f"{value[:2]}{'•' * min(len(value) - 6, 12)}{value[-4:]}"

@@ -118,12 +118,42 @@ def decimal(value: Any) -> Decimal | None:
     return d if d.is_finite() else None
 
 
+# Dollar-pegged and euro-pegged tokens: written like the money they track (2 decimals, always shown)
+STABLECOINS = frozenset({"USDT", "USDC", "BUSD", "DAI", "TUSD", "USDP", "FDUSD", "PYUSD", "USDD", "USDE",
+                         "GUSD", "LUSD", "FRAX", "EURC", "EURT", "EURS", "AEUR"})
+CRYPTO_DECIMALS = 8  # what exchanges show for a coin (satoshi precision); trailing zeros dropped
+
+
+def asset_decimals(asset: Any) -> tuple[int, int]:
+    """(minimum, maximum) decimals for an amount of ``asset``: fiat by ISO 4217 (KRW 0, JPY 0,
+    USD 2), stablecoins like the money they track (2), any other coin up to 8."""
+    from babel.numbers import get_currency_precision
+
+    code = str(asset or "").strip().upper()
+    if code in STABLECOINS:
+        return 2, 2
+    if code in _fiat():
+        n = get_currency_precision(code)
+        return n, n
+    return 0, CRYPTO_DECIMALS
+
+
+@lru_cache(maxsize=1)
+def _fiat() -> frozenset[str]:
+    from babel.numbers import list_currencies
+
+    return frozenset(list_currencies())
+
+
 def amount(value: Any, asset: Any, loc: Locale) -> str | None:
-    """A crypto amount keeps up to 8 decimals (``1.23456789 BTC``); it is not an ISO currency."""
+    """``0.4859 BTC``, ``41,254.01 USDT``, ``1,000,000 KRW``: the asset's own decimals (see
+    :func:`asset_decimals`), digits grouped the locale's way, the code after the number."""
     d = decimal(value)
     if d is None:
         return None
-    text = format_decimal(d, format="#,##0.########", locale=loc)
+    low, high = asset_decimals(asset)
+    pattern = "#,##0" + ("." + "0" * low + "#" * (high - low) if high else "")
+    text = format_decimal(d, format=pattern, locale=loc)
     return f"{text} {safe_text(asset, 12)}" if asset else text
 
 
@@ -173,3 +203,21 @@ def middle(value: Any, keep: int = 6) -> str | None:
     if text is None or len(text) <= 2 * keep + 1:
         return text
     return f"{text[:keep]}…{text[-keep:]}"
+
+
+def device(description: Any, user_agent: Any, device_id: Any) -> str | None:
+    """The device as its owner would name it: the description the evidence offers ("Chrome 131 on
+    Windows", from the detectors), else one made from the user agent, else the operator's device
+    id (which may be a name like "iPhone 15 Pro", or an opaque id, the last resort)."""
+    if description:
+        return str(description)
+    if isinstance(user_agent, str) and user_agent.strip():
+        from detectors.useragent import parse
+
+        ua = parse(user_agent)
+        name = ua.browser_version if ua.browser not in ("Other", "Mozilla") else None
+        system = ua.os_version if ua.os != "Other" else None
+        if name or system:
+            return f"{name} on {system}" if name and system else str(name or system)
+        return str(user_agent)  # unknown to the parser: the string itself (cleaned by the caller)
+    return str(device_id) if device_id else None

@@ -141,7 +141,7 @@ def _render_sms(
     fold = sms_segments.is_gsm7("".join(v for k, v in cat.load(loc).items() if ".sms" in k))
     text, segs = "", 0
     for level in _SMS_LEVELS:
-        view = build_view(template, loc, tag, context, level=level, fold=fold)
+        view = build_view(template, loc, tag, context, level=level, fold=fold, compact=True)
         lines = env.get_template(f"{template}/sms.txt.j2").render(view).splitlines()
         text = _join_parts(loc, [x.strip() for x in lines if x.strip()])
         segs = sms_segments.segment_count(text)
@@ -151,9 +151,11 @@ def _render_sms(
 
 
 def build_view(
-    template: str, loc: str, tag: str | None, context: Mapping[str, Any], *, level: int, fold: bool
+    template: str, loc: str, tag: str | None, context: Mapping[str, Any], *, level: int, fold: bool,
+    compact: bool = False,
 ) -> dict[str, Any]:
-    """The variables a template sees: formatted strings (or None), ``t`` and the raw context."""
+    """The variables a template sees: formatted strings (or None), ``t`` and the raw context.
+    ``compact`` (SMS) clips free text to the level's budget; email, push and the page get more room."""
     alert = context.get("alert") or {}
     account = context.get("account") or {}
     ev = _get(alert, "evidence") or {}
@@ -196,7 +198,8 @@ def build_view(
         "city": city,
         "country": country,
         "ip": clip(_get(ev, "ip"), 45),
-        "device": clip(_get(ev, "device") or _get(ev, "user_agent") or _get(ev, "device_id"), short),
+        "device": clip(fmt.device(_get(ev, "device"), _get(ev, "user_agent"), _get(ev, "device_id")),
+                       short if compact else 48),
         "amount": clip(amount_, 40) if amount_ else None,
         "value_usd": value_usd,
         "address": fmt.middle(_get(ev, "address")),
@@ -230,6 +233,29 @@ def _join_parts(loc: str, parts: list[str]) -> str:
     for part in parts[1:]:
         text = cat.fill(join, {"first": text, "next": part}, "common.sms_join")
     return text
+
+
+def evidence_rows(
+    template: str, locale: str | None, context: Mapping[str, Any], *, template_dirs: Sequence[str] = ()
+) -> list[tuple[str, str]]:
+    """The labelled rows the email lists under "What we saw", for the confirmation page: the same
+    fields, labels and formatting as the message the user holds (times in their zone with the UTC
+    offset, places and amounts in their locale), except that the page shows the whole address (the
+    user compares it with their own; the message shows its ends).  An unknown template falls back
+    to ``security_alert``'s fields."""
+    known = available_templates(template_dirs)
+    if template not in known:
+        template = "security_alert"
+    loc = cat.catalogue_locale(locale or _get(context.get("account"), "locale"))
+    view = build_view(template, loc, locale, context, level=3, fold=False)
+    ev = _get(context.get("alert"), "evidence") or {}
+    if view.get("address"):
+        view["address"] = fmt.safe_text(_get(ev, "address"), 120)
+    tmpl = _environment(tuple(template_dirs)).get_template(f"{template}/email.txt.j2")
+    block = tmpl.blocks.get("fields")
+    spec = "".join(block(tmpl.new_context(view))) if block else ""
+    rows: list[tuple[str, str]] = view["rows"](spec)
+    return rows
 
 
 def _t(loc: str, key: str, values: Mapping[str, Any]) -> str:

@@ -340,6 +340,20 @@ class ContactChange(Base):
     created_at: Mapped[datetime] = mapped_column(TS)
 
 
+class AccountEvent(Base):
+    """The account's audit trail: every freeze and unfreeze, by whom, when and why."""
+
+    __tablename__ = "vigil_account_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    at: Mapped[datetime] = mapped_column(TS)
+    event: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128), default="system")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    alert_id: Mapped[str | None] = mapped_column(Id)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class Run(Base):
     """One run of a daemon job: what it read and produced, and any gap it caught up."""
 

@@ -125,3 +125,30 @@ def test_a_rules_named_webhook_action_posts_to_that_webhook(db_url: str, tmp_pat
         row = s.scalars(select(OutboxRow).where(OutboxRow.channel == "webhook")).one()
         assert row.status == "delivered"
     app.close()
+
+
+def test_an_unfreeze_tells_the_account_service_through_the_same_hook(db_url: str, tmp_path: Path,
+                                                                      service: AccountService) -> None:
+    from alerts.accounts import unfreeze_account
+
+    clock = Clock()
+    app = make_app(db_url, clock=clock, hooks={"freeze": {"enabled": True, "url": service.url, "secret": SECRET}})
+    import_dir(app.engine, small_dir(tmp_path / "data", bad_row=False, accounts=1))
+    scan_until_caught_up(app)
+    deliver_once(app)
+    alert_id = _deny_first_alert(app)
+    deliver_once(app)  # the service refuses the first call (503) ...
+    clock.advance(hours=1)
+    deliver_once(app)  # ... and takes the retry
+    with app.sessions.begin() as s:
+        unfreeze_account(s, "A1", now=clock(), actor="staff:kim", reason="holder verified")
+    deliver_once(app)
+    with app.sessions() as s:
+        hooks = s.scalars(select(OutboxRow).where(OutboxRow.channel == "freeze_hook")).all()
+        assert sorted((h.purpose, h.status) for h in hooks) == [("freeze", "delivered"), ("unfreeze", "delivered")]
+    assert all(service.verified)
+    actions = [(c["data"]["action"], c["account_id"], c["alert_id"]) for c in service.calls]
+    assert actions == [("freeze", "A1", alert_id), ("freeze", "A1", alert_id), ("unfreeze", "A1", alert_id)]
+    last = service.calls[-1]["data"]
+    assert last["reason"] == "holder verified" and last["actor"] == "staff:kim"
+    app.close()

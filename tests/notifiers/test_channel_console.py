@@ -50,3 +50,4 @@ def test_mask() -> None:
     assert mask("+15558675310") == "+1••••••5310"
     assert mask("x@example.com") == "x••@example.com"
     assert mask("12345") == "•••••"
+    assert mask("fcm" + "x" * 150 + "v6--") == "fc" + "•" * 12 + "v6--"

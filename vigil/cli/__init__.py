@@ -77,12 +77,16 @@ def _lab_missing(name: str) -> click.Command:
 @click.group(cls=VigilGroup)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="VIGIL_CONFIG",
               help="Settings YAML file (or VIGIL_CONFIG).")
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="Database URL, e.g. sqlite:///vigil.db or postgresql+psycopg://... "
+                   "(else VIGIL_DATABASE_URL, else database_url in the settings).")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING (default from settings).")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, log_level: str | None) -> None:
+def main(ctx: click.Context, config_path: str | None, db_url: str | None, log_level: str | None) -> None:
     """Vigil: proactive account alerts for cryptocurrency exchanges."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    ctx.obj["db_url"] = db_url
     ctx.obj["log_level"] = log_level
     from vigil.logs import configure
 
@@ -96,7 +100,7 @@ def _register() -> None:
         main.add_command(cmd)
     import importlib
 
-    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "suppressions_cmd"):
+    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "suppressions_cmd", "accounts_cmd"):
         m = importlib.import_module(f"vigil.cli.{mod}")
         for cmd in m.COMMANDS:
             main.add_command(cmd)

@@ -15,13 +15,30 @@ log = logging.getLogger("vigil")
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Any:
+    """The settings for a command that opens the database: ``--db`` wins over the environment and the
+    file; with no database setting at all, one line on stderr says which database is used."""
     from vigil.logs import configure
     from vigil.settings import load_settings
 
     root = ctx.find_root()
-    settings = load_settings(root.obj.get("config_path"), **{k: v for k, v in overrides.items() if v is not None})
-    configure(root.obj.get("log_level") or settings.log_level, settings.log_format)
-    return settings
+    obj = root.obj or {}
+    if obj.get("db_url"):
+        overrides.setdefault("database_url", obj["db_url"])
+    s = load_settings(obj.get("config_path"), **{k: v for k, v in overrides.items() if v is not None})
+    configure(obj.get("log_level") or s.log_level, s.log_format)
+    if "database_url" not in s.model_fields_set:
+        click.echo(f"vigil: {default_database_note(s.database_url)}", err=True)
+    return s
+
+
+def default_database_note(url: str) -> str:
+    """"no database configured (...): using sqlite:///vigil.db, a new file /srv/vigil.db"."""
+    where = ""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        p = Path(url.removeprefix("sqlite:///")).absolute()
+        where = f", {'the file' if p.exists() else 'a new file'} {p}"
+    return (f"no database configured (--db URL, VIGIL_DATABASE_URL or database_url in the settings): "
+            f"using {_redact(url)}{where}")
 
 
 def _app(ctx: click.Context, **overrides: Any) -> Any:
@@ -208,7 +225,7 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
     except ImportError:
         per_rule_report = None  # type: ignore[assignment]
     if per_rule_report is not None:
-        click.echo(_report_text(per_rule_report, res, labels))
+        click.echo(_report_text(per_rule_report, res, labels, data))
         if compare_path:
             old = run_backtest(data, rules=_with_models(ctx, load_rule_set(compare_path)), tables=tables)
             click.echo(_compare_text(compare(old.alerts, res.alerts)))
@@ -225,11 +242,11 @@ def _with_models(ctx: click.Context, rules: Any) -> Any:
     return bind_models(rules, load_models(_settings(ctx)))
 
 
-def _report_text(per_rule_report: Any, res: Any, labels: str | None) -> str:
-    from vigil.reporting import days_spanned, format_rule_report, read_labels
+def _report_text(per_rule_report: Any, res: Any, labels: str | None, data: str) -> str:
+    from vigil.reporting import data_days, format_rule_report, read_labels
 
     lab = read_labels(labels) if labels else None
-    return format_rule_report(per_rule_report(res.alerts, lab, days_spanned(res.alerts)))
+    return format_rule_report(per_rule_report(res.alerts, lab, data_days(data)))
 
 
 def _compare_text(diff: Any) -> str:

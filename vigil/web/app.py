@@ -41,55 +41,40 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
+def _message_context(alert: AlertRow, acct: AccountRow | None, lang: str) -> dict[str, Any]:
+    """What the message renderer needs to describe this alert (no link, no code: the page asks itself)."""
+    return {
+        "alert": {"id": alert.id, "rule_id": alert.rule_id, "detector": alert.detector,
+                  "kind": (alert.evidence or {}).get("kind", ""), "severity": alert.severity, "ts": alert.ts,
+                  "evidence": dict(alert.evidence or {})},
+        "account": {"account_id": alert.account_id, "locale": (acct.locale if acct else None) or lang,
+                    "timezone": acct.timezone if acct else None, "anti_phishing_code": None},
+        "link": None, "sms_code": None, "expires_at": None, "brand": "Vigil",
+    }
+
+
 def headline(alert: AlertRow, acct: AccountRow | None, lang: str) -> str:
     """The alert's localised one-line summary (the email subject), e.g. "New sign-in from Brazil"."""
     from notifiers.render import render
 
-    context = {
-        "alert": {"id": alert.id, "rule_id": alert.rule_id, "detector": alert.detector,
-                  "kind": (alert.evidence or {}).get("kind", ""), "severity": alert.severity, "ts": alert.ts,
-                  "evidence": dict(alert.evidence or {})},
-        "account": {"account_id": alert.account_id, "locale": lang,
-                    "timezone": acct.timezone if acct else None, "anti_phishing_code": None},
-        "link": None, "sms_code": None, "expires_at": None, "brand": "Vigil",
-    }
     try:
-        return str(render(alert.template or "security_alert", "email", lang, context).subject)
+        return str(render(alert.template or "security_alert", "email", lang, _message_context(alert, acct, lang))
+                   .subject)
     except Exception:  # an unknown template must not hide the page; the rule id still says what it is
         return alert.rule_id
 
 
-def evidence_rows(alert: AlertRow, s: dict[str, str], tz: str | None, what: str) -> list[tuple[str, str]]:
-    from babel.dates import format_datetime
+def evidence_rows(alert: AlertRow, acct: AccountRow | None, lang: str, what_label: str) -> list[tuple[str, str]]:
+    """What happened, then the rows of the user's email, formatted by the same code (notifiers.render):
+    time with the UTC offset, place, device, amounts in the user's locale."""
+    from notifiers.render import evidence_rows as message_rows
 
-    ev = alert.evidence or {}
-    rows: list[tuple[str, str]] = [(s["what"], what)]
-    ts = _aware(alert.ts)
-    if ts is not None:
-        try:
-            from zoneinfo import ZoneInfo
-
-            when = format_datetime(ts, "medium", tzinfo=ZoneInfo(tz or "UTC"), locale=(s.get("_babel") or "en"))
-        except Exception:
-            when = ts.isoformat()
-        rows.append((s["when"], f"{when} ({tz or 'UTC'})"))
-    place = ", ".join(str(x) for x in (ev.get("city"), ev.get("country")) if x)
-    if place:
-        rows.append((s["where"], place))
-    for key in ("device_id", "ip"):
-        if ev.get(key):
-            rows.append((s["device" if key == "device_id" else "ip"], str(ev[key])))
-    if ev.get("amount") is not None:
-        usd = f" (≈ {ev['amount_usd']:,.2f} USD)" if isinstance(ev.get("amount_usd"), int | float) else ""
-        rows.append((s["amount"], f"{ev['amount']} {ev.get('asset', '')}{usd}"))
-    if ev.get("address"):
-        rows.append((s["address"], str(ev["address"])))
-    if ev.get("symbol"):
-        rows.append((s["symbol"], str(ev["symbol"])))
-    if ev.get("leverage") is not None and alert.detector.endswith("leverage"):
-        rows.append((s["leverage"], f"{ev['leverage']:g}x"))
-    if ev.get("margin_ratio") is not None:
-        rows.append((s["margin_ratio"], f"{ev['margin_ratio']:.0%}"))
+    rows = [(what_label, headline(alert, acct, lang))]
+    try:
+        rows += message_rows(alert.template or "security_alert", (acct.locale if acct else None) or lang,
+                             _message_context(alert, acct, lang))
+    except Exception:  # the page must still let the user answer
+        pass
     return rows
 
 
@@ -122,8 +107,7 @@ def create_app(app: App) -> FastAPI:
             deadline = deny_deadline(session, alert, tok.expires_at)
             if tok.used_action in SPENT or (deadline is not None and deadline <= now):
                 return page("gone", lang, s, 410, message=s["gone"])
-            s = {**s, "_babel": lang.replace("-", "_").replace("zh_CN", "zh_Hans_CN").replace("zh_TW", "zh_Hant_TW")}
-            rows = evidence_rows(alert, s, acct.timezone if acct else None, headline(alert, acct, lang))
+            rows = evidence_rows(alert, acct, lang, s["what"])
             return page("ask", lang, s, rows=rows,
                         apc=acct.anti_phishing_code if acct else None, csrf=csrf_for(secret, token),
                         action=f"/c/{token}")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 03:36:40.227957
+Create Date: 2026-12-02 03:47:13.925946
 """
 from __future__ import annotations
 
@@ -92,6 +92,20 @@ def upgrade() -> None:
     sa.Column('side', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('ingest_seq', name=op.f('pk_transactions'))
     )
+    op.create_table('vigil_account_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('account_id', sa.String(length=128), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('event', sa.String(length=32), nullable=False),
+    sa.Column('actor', sa.String(length=128), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('alert_id', sa.String(length=64), nullable=True),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vigil_account_events'))
+    )
+    with op.batch_alter_table('vigil_account_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vigil_account_events_account_id'), ['account_id'], unique=False)
+
     op.create_table('vigil_accounts',
     sa.Column('account_id', sa.String(length=128), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=True),
@@ -452,6 +466,10 @@ def downgrade() -> None:
 
     op.drop_table('vigil_alerts')
     op.drop_table('vigil_accounts')
+    with op.batch_alter_table('vigil_account_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vigil_account_events_account_id'))
+
+    op.drop_table('vigil_account_events')
     op.drop_table('transactions')
     op.drop_table('security_events')
     op.drop_table('positions')
