@@ -245,6 +245,10 @@ def classify_exception(e: BaseException) -> DeliveryResult:
     if isinstance(e, TwilioRestException | TwilioServiceException):
         detail = getattr(e, "msg", None) or getattr(e, "detail", None) or getattr(e, "title", None) or str(e)
         return classify_error(e.code, e.status, detail=str(detail))
+    from requests.exceptions import ReadTimeout
+
+    if isinstance(e, ReadTimeout):  # the request went out; Twilio may have created the message
+        return DeliveryResult("unknown", error=f"no answer from the Twilio API: {type(e).__name__}: {e}")
     if isinstance(e, RequestException | OSError):
         return DeliveryResult("transient", error=f"Twilio API unreachable: {type(e).__name__}: {e}")
     return DeliveryResult("transient", error=f"unexpected {type(e).__name__}: {e}")

@@ -152,9 +152,12 @@ def create_app(app: App) -> FastAPI:
 
     @api.get("/metrics")
     def metrics() -> Response:
+        from vigil.status import failure_counts
+
         with app.sessions() as session:
             alerts = session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all()
             outbox = session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
+            failures = failure_counts(session)  # failed job runs in vigil_runs (vigil.status)
         lines = ["# TYPE vigil_alerts gauge"]
         lines += [f'vigil_alerts{{status="{st}"}} {n}' for st, n in alerts]
         lines += ["# TYPE vigil_outbox gauge"]
@@ -162,6 +165,8 @@ def create_app(app: App) -> FastAPI:
         from vigil.daemon import RULE_SET_REFUSED
 
         lines += ["# TYPE vigil_rule_set_refused_total counter", f"vigil_rule_set_refused_total {RULE_SET_REFUSED[0]}"]
+        lines += ["# TYPE vigil_job_failures_total counter"]
+        lines += [f'vigil_job_failures_total{{job="{j}",error_class="{c}"}} {n}' for j, c, n in failures]
         lines += ["# TYPE vigil_rule_set_info gauge",
                   f'vigil_rule_set_info{{hash="{app.rules.content_hash[:16]}"}} 1']
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
