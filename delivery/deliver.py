@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.lifecycle import apply as lifecycle_apply
@@ -60,7 +60,7 @@ from delivery.policy import PolicySettings, RateLimiter
 from delivery.prepare import SYSTEM_CHANNELS, DeliverReport, Preparer, Renderer
 from delivery.receipts import account_action, enqueue_fallback, sweep_unconfirmed
 from delivery.settings import DeliveryConfig
-from delivery.transmit import Heartbeat, Lanes, LeaseLost, hand_over, presend, release, renew, worker_identity
+from delivery.transmit import Heartbeat, Lanes, LeaseLost, presend, release, renew, worker_identity
 from notifiers.base import Channel, DeliveryResult
 
 __all__ = ["READY", "SYSTEM_CHANNELS", "DeliverReport", "Deliverer", "Failure", "claim", "policy_of"]
@@ -242,35 +242,33 @@ class Deliverer:
     def _transmit(self, job: Job) -> None:
         assert job.transport is not None and job.message is not None
         transport, message = job.transport, job.message
-        handed = not transport.reports_handover  # an HTTP call hands the message over as it begins
-        aid = presend(self.sessions, oid=job.oid, token=job.token, worker=self.worker, channel=job.channel,
-                      transport=transport.name, at=self._stamp(job), lease_until=self._lease_now() + self.lease,
-                      handed=handed)
-        if aid is None:
-            job.lease_lost = True
-            log.info("outbox %s: taken over by another worker before it was sent; not sending", job.oid)
-            return
-        job.attempt_id = aid
-        state = {"handed": handed}
+        state: dict[str, int | None] = {"attempt": None}
 
-        def handover() -> None:
-            if not state["handed"]:
-                hand_over(self.sessions, attempt_id=aid, oid=job.oid, token=job.token,
-                          lease_until=self._lease_now() + self.lease)
-                state["handed"] = True
+        def handover() -> None:  # the channel is about to write the first byte that could deliver it
+            if state["attempt"] is None:
+                aid = presend(self.sessions, oid=job.oid, token=job.token, worker=self.worker,
+                              channel=job.channel, transport=transport.name, at=self._stamp(job),
+                              lease_until=self._lease_now() + self.lease)
+                if aid is None:
+                    raise LeaseLost(job.oid)
+                state["attempt"] = aid
 
         self.heartbeat.add(job.oid, job.token)
         try:
             result = transport.transmit(message, handover)
         except LeaseLost:
             job.lease_lost = True
+            log.info("outbox %s: taken over by another worker before it was handed over; not sending", job.oid)
             return
         except Exception as e:  # the contract says transmit() never raises for a delivery failure
+            if state["attempt"] is None and _is_db_error(e):
+                raise  # recording the handover failed: nothing went out, the lease expires, a successor sends
             log.exception("channel %s raised", transport.name)
             error = f"{type(e).__name__}: {e}"
-            result = DeliveryResult("unknown" if state["handed"] else "transient", error=error)
+            result = DeliveryResult("unknown" if state["attempt"] is not None else "transient", error=error)
         finally:
             self.heartbeat.discard(job.oid)
+        job.attempt_id = state["attempt"]
         if result.action == "backoff":
             self.limiter.backoff(job.provider, job.now or self._lease_now(), result.retry_after)
         job.result = result
@@ -435,3 +433,7 @@ class Deliverer:
     def __repr__(self) -> str:
         return f"Deliverer({self.worker})"
 
+
+
+def _is_db_error(e: BaseException) -> bool:
+    return isinstance(e, DBAPIError)

@@ -85,7 +85,7 @@ class Preparer:
             try:
                 tk = taken.get(row.id)
                 job = None
-                if tk is not None and tk.verdict == "unknown":
+                if tk is not None:
                     job = self._presumed(row, tk.worker, tk.since, tk.attempt_id)
                 if job is None:
                     job = self._prepare_one(s, row, batch, now, report)

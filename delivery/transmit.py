@@ -1,22 +1,25 @@
 """One transmission, made safe against lost leases and dead workers.
 
-A lease is a promise only while it is checked.  Before every provider call the worker re-checks
-its lease with a compare-and-set on the claim's token and renews it, counts the attempt and writes
-the attempt's row (``vigil_deliveries``, status ``sending``), all in one transaction.  Once the
-message is handed over -- for an HTTP provider as the call begins, for SMTP when the relay has
-said ``354`` to ``DATA`` (``Channel.reports_handover``) -- the row says ``in_flight``.  While the
-call runs, a heartbeat keeps renewing the lease, so a slow provider never lets another worker take
-the message over.  Whoever takes over a message whose lease expired therefore knows what the dead
-worker did (:func:`takeover`):
+A lease is a promise only while it is checked.  At the moment a message is handed to its provider
+-- the channel's ``handover`` hook: for SMTP when the relay has said ``354`` to ``DATA``, for the
+HTTP providers right before the request is written (``notifiers.handover``) -- the worker
+re-checks its lease with a compare-and-set on the claim's token, renews it, counts the attempt
+and writes the attempt's row (``vigil_deliveries``, status ``in_flight``, with the worker's
+identity), all in one transaction; only then does the first byte that could deliver the message
+go out.  While the call runs, a heartbeat keeps renewing the lease, so a slow provider never lets
+another worker take the message over, and a worker whose lease was taken over never sends.
 
-* no attempt row open, or one still ``sending``: nothing reached the provider; send it (the old
-  row is closed as ``abandoned``);
-* an ``in_flight`` row: the provider may have it (a kill between the provider's answer and the
-  commit of the result).  The outcome is ``unknown`` and the message is *not* sent blindly again:
-  a channel whose receiver drops duplicates (``Channel.idempotent``, the webhooks' delivery id)
-  resends with the same key; every other one is recorded as presumed sent (for SMS the delivery
-  receipt, or its absence after ``receipt_timeout_seconds``, settles it: the alert then falls back
-  to its next channel).
+Whoever takes over a message whose lease expired therefore knows what the dead worker did
+(:func:`takeover`):
+
+* no ``in_flight`` attempt: nothing was handed over (the worker died before, or while talking
+  SMTP before ``DATA``); send it;
+* an ``in_flight`` attempt: the provider may have it (a kill between its answer and the commit of
+  the result).  The outcome is ``unknown`` and the message is *not* sent blindly again: a channel
+  whose receiver drops duplicates (``Channel.idempotent``, the webhooks' delivery id) resends
+  with the same key; every other one is recorded as presumed sent (for SMS the delivery receipt,
+  or its absence after ``receipt_timeout_seconds``, settles it: the alert then falls back to its
+  next channel; an alert nobody answers is reminded on the next channel by the escalate job).
 
 :class:`Lanes` run the sends: one thread pool per channel, so a hung SMTP relay occupies only the
 email senders while push and SMS go on.
@@ -43,11 +46,8 @@ from alerts.store.models import Delivery, OutboxRow
 
 log = logging.getLogger("vigil.deliver")
 
-SENDING = "sending"  # attempt row written, nothing handed to the provider yet
-IN_FLIGHT = "in_flight"  # handed over: the provider may hold the message
-OPEN = (SENDING, IN_FLIGHT)  # attempt rows without an answer
-ABANDONED = "abandoned"  # the worker stopped before handing the message over
-UNKNOWN = "unknown"  # handed over, no answer: the provider may or may not have it
+IN_FLIGHT = "in_flight"  # handed over, no answer recorded yet: the provider may hold the message
+UNKNOWN = "unknown"  # handed over, no answer ever recorded: the provider may or may not have it
 
 
 class LeaseLost(Exception):
@@ -61,10 +61,10 @@ def worker_identity(prefix: str | None = None) -> str:
 
 
 def presend(sessions: sessionmaker[Session], *, oid: str, token: str, worker: str, channel: str,
-            transport: str, at: datetime, lease_until: datetime, handed: bool) -> int | None:
-    """Re-check and renew the lease, count the attempt and write its row, in one transaction.
-
-    Returns the attempt row's id; None when the lease is gone (do not send)."""
+            transport: str, at: datetime, lease_until: datetime) -> int | None:
+    """Re-check and renew the lease, count the attempt and write its ``in_flight`` row, in one
+    transaction, right before the handover.  Returns the attempt row's id; None when the lease is
+    gone (another worker holds the message: do not hand it over)."""
     with sessions.begin() as s:
         res = s.execute(update(OutboxRow)
                         .where(OutboxRow.id == oid, OutboxRow.lease_owner == token,
@@ -74,24 +74,11 @@ def presend(sessions: sessionmaker[Session], *, oid: str, token: str, worker: st
         n = res.scalar_one_or_none()
         if n is None:
             return None
-        row = Delivery(outbox_id=oid, attempt=n, channel=channel, transport=transport,
-                       status=IN_FLIGHT if handed else SENDING, worker=worker, at=at)
+        row = Delivery(outbox_id=oid, attempt=n, channel=channel, transport=transport, status=IN_FLIGHT,
+                       worker=worker, at=at)
         s.add(row)
         s.flush()
         return row.id
-
-
-def hand_over(sessions: sessionmaker[Session], *, attempt_id: int, oid: str, token: str,
-              lease_until: datetime) -> None:
-    """The channel is about to hand the message over: re-check the lease once more and mark the
-    attempt ``in_flight``.  Raises :class:`LeaseLost` when the lease is gone."""
-    with sessions.begin() as s:
-        res = s.execute(update(OutboxRow).where(OutboxRow.id == oid, OutboxRow.lease_owner == token)
-                        .values(lease_until=lease_until).execution_options(synchronize_session=False))
-        if res.rowcount != 1:  # type: ignore[attr-defined]
-            raise LeaseLost(oid)
-        s.execute(update(Delivery).where(Delivery.id == attempt_id, Delivery.status == SENDING)
-                  .values(status=IN_FLIGHT).execution_options(synchronize_session=False))
 
 
 def renew(sessions: sessionmaker[Session], leases: Mapping[str, str], until: datetime) -> int:
@@ -110,36 +97,27 @@ def renew(sessions: sessionmaker[Session], leases: Mapping[str, str], until: dat
 
 @dataclass(frozen=True)
 class Takeover:
-    """What a dead worker left of one message: ``send`` it, or it was handed over (``unknown``)."""
+    """A message a dead worker had handed over (its ``in_flight`` attempt is now ``unknown``)."""
 
     oid: str
-    verdict: str  # "send" | "unknown"
-    attempt_id: int | None = None
-    worker: str | None = None
-    since: datetime | None = None
+    attempt_id: int
+    worker: str | None
+    since: datetime
 
 
 def takeover(s: Session, ids: Iterable[str], *, now: datetime, worker: str) -> dict[str, Takeover]:
-    """Close the open attempt rows of messages taken over from an expired lease (see the module)."""
+    """Settle the ``in_flight`` attempts of messages taken over from an expired lease: each becomes
+    ``unknown``.  Messages without one were never handed over and are simply sent."""
     ids = list(ids)
     if not ids:
         return {}
     out: dict[str, Takeover] = {}
-    rows = s.scalars(select(Delivery).where(Delivery.outbox_id.in_(ids), Delivery.status.in_(OPEN))
-                     .order_by(Delivery.id))
-    for d in rows:
-        if d.status == IN_FLIGHT:
-            d.status = UNKNOWN
-            d.error = (f"worker {d.worker} stopped after handing the message to the provider; outcome unknown "
-                       f"(found by {worker})")
-            out[d.outbox_id] = Takeover(d.outbox_id, "unknown", d.id, d.worker, d.at)
-        else:
-            d.status = ABANDONED
-            d.error = f"worker {d.worker} stopped before handing the message over (found by {worker})"
-            out.setdefault(d.outbox_id, Takeover(d.outbox_id, "send", d.id, d.worker, d.at))
+    for d in s.scalars(select(Delivery).where(Delivery.outbox_id.in_(ids), Delivery.status == IN_FLIGHT)
+                       .order_by(Delivery.id)):
+        d.status = UNKNOWN
+        d.error = f"worker {d.worker} stopped after handing the message over; outcome unknown (found by {worker})"
         d.finished_at = now
-    for oid in ids:
-        out.setdefault(oid, Takeover(oid, "send"))
+        out[d.outbox_id] = Takeover(d.outbox_id, d.id, d.worker, d.at)
     return out
 
 

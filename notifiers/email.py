@@ -44,6 +44,7 @@ from notifiers.base import (
     DeliveryResult,
     Message,
 )
+from notifiers.handover import Handover
 
 _ID_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -148,11 +149,9 @@ class EmailChannel(Channel):
             handed = _Handover(handover)
             try:
                 return self._send_locked(msg, rcpt, handed)
-            except _HandoverRefused as e:  # the job withdrew the message: nothing of the body went out
-                self._drop()
-                raise e.__cause__ or e from None
             except Exception as e:
                 self._drop()
+                handed.raise_refusal()  # the job withdrew the message: nothing of the body went out
                 if handed.dot_sent and not isinstance(e, smtplib.SMTPResponseException):
                     # the relay has the whole body and its final dot: it may have queued the message
                     return DeliveryResult("unknown", provider_id=str(msg["Message-ID"]),
@@ -287,26 +286,12 @@ def _nothing() -> None:
     pass
 
 
-class _HandoverRefused(Exception):
-    """The delivery job's ``handover`` hook refused (its lease is gone): the body was not sent."""
+class _Handover(Handover):
+    """The job's hook, called when the relay has said ``354``; then whether the body and its final
+    dot were written (a failure while writing them leaves the relay an incomplete message, which
+    it discards)."""
 
-
-class _Handover:
-    """Calls the delivery job's hook once, when the relay has said ``354``; then remembers whether
-    the body and its final dot were written (a failure while writing them leaves the relay with
-    an incomplete message, which it discards)."""
-
-    def __init__(self, hook: Callable[[], None]) -> None:
-        self.hook = hook
-        self.done = False
-        self.dot_sent = False
-
-    def __call__(self) -> None:
-        try:
-            self.hook()
-        except Exception as e:
-            raise _HandoverRefused("the delivery job withdrew the message before DATA") from e
-        self.done = True
+    dot_sent = False
 
 
 def _data(conn: Any, msg: bytes | str) -> tuple[int, bytes]:
