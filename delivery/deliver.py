@@ -47,18 +47,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.lifecycle import apply as lifecycle_apply
-from alerts.lifecycle import can
-from alerts.outbox import READY, OutboxStatus, apply
-from alerts.store.models import AccountRow, AlertEvent, AlertRow, Delivery, OutboxRow
-from delivery.outbox import Job, claim, preload, put_back
+from alerts.outbox import READY
+from delivery.outbox import Job, claim
 from delivery.policy import PolicySettings, RateLimiter
 from delivery.prepare import SYSTEM_CHANNELS, DeliverReport, Preparer, Renderer
-from delivery.receipts import account_action, enqueue_fallback, sweep_unconfirmed
+from delivery.receipts import sweep_unconfirmed
+from delivery.record import Recorder
 from delivery.settings import DeliveryConfig
 from delivery.transmit import Heartbeat, Lanes, LeaseLost, presend, release, renew, worker_identity
 from notifiers.base import Channel, DeliveryResult
@@ -113,11 +110,14 @@ class Deliverer:
         self.lanes = Lanes(lambda ch: sizes.get(ch) or cfg.senders(ch), cfg.backlog_per_sender)
         self.heartbeat = Heartbeat(lambda leases: renew(self.sessions, leases, self._lease_now() + self.lease),
                                    every=max(0.2, cfg.lease_seconds / 3))
+        self.recorder = Recorder(sessions, settings, policy=self.policy, limiter=self.limiter, rng=self.rng,
+                                 worker=self.worker, stamp=self._stamp, lease_now=self._lease_now)
         self.failures: deque[Failure] = deque(maxlen=1000)
         self._lock = threading.Lock()
         self._base = (datetime.min, 0.0)
         self._background = DeliverReport()
         self._queued: dict[Future[None], Job] = {}  # handed to a sender, not finished
+        self._unrecorded: list[Job] = []  # results the database could not take: recorded at the next claim
 
     # -- the three ways to run ---------------------------------------------------------------
     def run_once(self, now: datetime, limit: int | None = None) -> DeliverReport:
@@ -163,6 +163,10 @@ class Deliverer:
         """Stop the senders: sends under way finish (``wait``); messages not started yet are given
         back (ready again at once, for this worker's successor or another one)."""
         self.lanes.close(wait=wait)
+        try:
+            self._settle_unrecorded(None)
+        except Exception:  # still away: the leases expire and a successor settles these
+            log.warning("%d delivery result(s) could not be recorded before shutdown", len(self._unrecorded))
         with self._lock:
             cancelled = {j.oid: j.token for f, j in self._queued.items() if f.cancelled()}
             self._queued.clear()
@@ -181,6 +185,7 @@ class Deliverer:
         """Sweep, claim, prepare, record what needs no call, and hand the rest to the senders.
         ``report`` None: the results go to the pump's running report (:meth:`collect`)."""
         self._base = (now, time.monotonic())
+        self._settle_unrecorded(report)
         with self.sessions.begin() as s:
             wait_for = timedelta(seconds=self.policy.receipt_timeout_seconds)
             made = sweep_unconfirmed(s, now=now, timeout=wait_for, channels=self.policy.receipt_channels)
@@ -196,7 +201,7 @@ class Deliverer:
                 jobs = self.preparer.prepare(s, got, now, part)
             decided = [j for j in jobs if not self._sendable(j)]
             if decided:
-                self._record_safely(decided, part)
+                self.recorder.record_safely(decided, part)
             for job in jobs:
                 if self._sendable(job):
                     fut = self.lanes.submit(job.channel, self._task(job, report))
@@ -233,10 +238,36 @@ class Deliverer:
             if job.lease_lost:
                 part.lease_lost += 1
             else:
-                self._record_safely([job], part)
-        except Exception as e:  # the database went away while recording: the lease expires, a
-            self._failed(e)      # successor settles the message from its attempt row
-            log.exception("delivering %s", job.oid)
+                self.recorder.record_safely([job], part)
+        except Exception as e:  # the database went away: record (or give back) the message once it
+            self._failed(e)      # answers again; should this worker die first, its lease expires and a
+            if _is_db_error(e):  # successor settles the message from its attempt row
+                log.error("delivering %s: %s", job.oid, self.failures[-1].error)
+                with self._lock:
+                    self._unrecorded.append(job)
+            else:
+                log.exception("delivering %s", job.oid)
+        self._merge(report, part)
+
+    def _settle_unrecorded(self, report: DeliverReport | None) -> None:
+        """Record the results the database could not take (or give back what was never sent)."""
+        with self._lock:
+            jobs, self._unrecorded = self._unrecorded, []
+        if not jobs:
+            return
+        part = DeliverReport()
+        sent = [j for j in jobs if j.result is not None or j.wait is not None]
+        try:
+            if sent:
+                self.recorder.record(sent, part)
+            idle = {j.oid: j.token for j in jobs if j.result is None and j.wait is None and not j.attempt_id}
+            if idle:
+                release(self.sessions, idle)
+        except Exception:
+            with self._lock:
+                self._unrecorded = jobs + self._unrecorded
+            raise
+        log.info("recorded %d delivery result(s) held while the database was away", len(jobs))
         self._merge(report, part)
 
     def _transmit(self, job: Job) -> None:
@@ -272,135 +303,6 @@ class Deliverer:
         if result.action == "backoff":
             self.limiter.backoff(job.provider, job.now or self._lease_now(), result.retry_after)
         job.result = result
-
-    # -- record ---------------------------------------------------------------------------------
-    def _record_safely(self, jobs: list[Job], report: DeliverReport) -> None:
-        for attempt in range(3):  # a lost result leaves an open attempt row: try hard to record it
-            part = DeliverReport()
-            try:
-                self._record(jobs, part)
-                break
-            except OperationalError:
-                if attempt == 2:
-                    raise
-                log.warning("recording delivery results failed; retrying", exc_info=True)
-                time.sleep(0.2 * (attempt + 1))
-        report.add(part)
-
-    def _record(self, jobs: list[Job], report: DeliverReport) -> None:
-        """Record results in one transaction.  Alerts (then accounts) are locked in id order first:
-        two senders finishing messages of the same alerts never deadlock."""
-        with self.sessions.begin() as s:
-            q = select(OutboxRow).where(OutboxRow.id.in_([j.oid for j in jobs]))
-            rows = {r.id: r for r in s.scalars(q)}
-            lock = s.get_bind().dialect.name == "postgresql"
-            alert_ids = {r.alert_id for r in rows.values() if r.alert_id}
-            acted = {rows[j.oid].account_id for j in jobs if j.oid in rows and j.result and j.result.action}
-            pinned = preload(s, AlertRow, AlertRow.id, alert_ids, lock=lock)
-            pinned += preload(s, AccountRow, AccountRow.account_id, acted, lock=lock)
-            for job in jobs:
-                row = rows.get(job.oid)
-                if row is None:
-                    continue
-                if job.result is not None:
-                    self._finish(s, row, job, report)
-                elif job.wait is not None and row.lease_owner == job.token:
-                    put_back(row, "retry", (job.now or self._lease_now()) + timedelta(seconds=job.wait),
-                             f"provider '{job.provider}' asked us to back off")
-                    report.throttled += 1
-            del pinned
-
-    def _finish(self, s: Session, row: OutboxRow, job: Job, report: DeliverReport) -> None:
-        """Record one attempt and move its row: sent, retry (backoff, jitter), or failed/dead and the
-        next channel."""
-        result = job.result
-        assert result is not None
-        now = self._stamp(job)
-        if job.attempt_id is not None:  # written before the call (or left by a dead worker)
-            d = s.get(Delivery, job.attempt_id)
-            if d is not None and not job.presumed:
-                d.status, d.provider_id, d.error_code = result.status, result.provider_id, result.error_code
-                d.error, d.finished_at = result.error, now
-            elif d is not None:
-                d.error = result.error
-        elif row.lease_owner == job.token:  # decided without a call: skipped, not configured, ...
-            row.attempts += 1
-            s.add(Delivery(outbox_id=row.id, attempt=row.attempts, channel=row.channel, transport=job.provider,
-                           status=result.status, provider_id=result.provider_id, error_code=result.error_code,
-                           error=result.error, at=now, worker=self.worker, finished_at=now))
-        report.outcomes.append((row.id, row.channel, "presumed_sent" if job.presumed else result.status))
-        if row.lease_owner != job.token:  # our lease ran out and another worker took the row over
-            log.warning("outbox %s: lease lost before its result was recorded", row.id)
-            return
-        row.lease_owner = None
-        row.lease_until = None
-        row.last_error = result.error
-        if job.presumed:
-            self._sent(s, row, result, now)
-            report.presumed_sent += 1
-            return
-        if result.ok or (result.status == "unknown" and self._presume(row.channel, job.transport)):
-            self._sent(s, row, result, now)
-            report.sent += result.ok
-            report.unknown += result.status == "unknown"
-            return
-        self._failure(s, row, result, job.provider, now, report)
-
-    def _presume(self, channel: str, transport: Channel | None) -> bool:
-        if transport is not None and transport.idempotent:
-            return False  # a retry carries the same delivery id: the receiver drops the copy
-        return self.settings.delivery.on_unknown.get(channel, "retry") == "presume_sent"
-
-    def _failure(self, s: Session, row: OutboxRow, result: DeliveryResult, transport: str, now: datetime,
-                 report: DeliverReport) -> None:
-        cfg = self.settings.delivery
-        floor = 0.0
-        throttled = int((row.payload or {}).get("throttled", 0))
-        if result.action == "backoff":  # 429 / 20429 / QUOTA_EXCEEDED: the provider, not the message
-            floor = self.limiter.backoff(transport, now, result.retry_after)
-            throttled += 1
-            row.payload = {**(row.payload or {}), "throttled": throttled}
-        elif result.action:
-            account_action(s, row, result.action, now, code=result.error_code, error=result.error)
-        elif result.status == "permanent":
-            log.error("delivery %s via %s failed: %s %s", row.id, row.channel, result.error_code,
-                      result.error)
-        if result.status == "unknown":
-            report.unknown += 1
-            log.warning("delivery %s via %s: outcome unknown (%s); not resent in this attempt", row.id,
-                        row.channel, result.error)
-        retryable = result.status in ("transient", "unknown")
-        if retryable:
-            counted = row.attempts - min(throttled, self.policy.max_throttled)
-            cap = cfg.max_attempts
-            if result.max_retries is not None:  # e.g. 30003: one delayed retry, then the next channel
-                cap = min(cap, result.max_retries + 1)
-            if counted < cap:
-                delay = min(cfg.backoff_max_seconds, cfg.backoff_seconds * 2 ** (counted - 1))
-                delay = max(delay * (0.5 + self.rng.random()), floor, result.retry_after or 0.0)  # jitter
-                row.status = apply(row.status, "retry")
-                row.next_attempt_at = now + timedelta(seconds=delay)
-                report.retried += 1
-                return
-        # out of retries (dead) or never retryable (failed): the next channel, if any
-        row.status = apply(row.status, "die" if retryable and result.max_retries is None else "fail")
-        report.dead += row.status == OutboxStatus.DEAD
-        report.failed += row.status == OutboxStatus.FAILED
-        if enqueue_fallback(s, row, now):
-            report.fallbacks += 1
-
-    def _sent(self, s: Session, row: OutboxRow, result: DeliveryResult, now: datetime) -> None:
-        row.status = apply(row.status, "deliver" if result.status == "delivered" else "sent")
-        row.provider_id = result.provider_id
-        row.sent_at = now
-        if result.status == "delivered":
-            row.delivered_at = now
-        alert = s.get(AlertRow, row.alert_id) if row.alert_id else None
-        if alert is not None and row.purpose == "alert" and can(alert.status, "notify"):
-            alert.status = lifecycle_apply(alert.status, "notify")
-            alert.updated_at = now
-            s.add(AlertEvent(alert_id=alert.id, at=now, event="notified",
-                             detail={"channel": row.channel, "provider_id": result.provider_id}))
 
     # -- time and bookkeeping -------------------------------------------------------------------
     def _lease_now(self) -> datetime:

@@ -27,13 +27,12 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.exc import DBAPIError
 
 from alerts.outbox import PENDING
 from delivery.deliver import Deliverer
 from delivery.escalate import EscalateReport, escalate_once
 from vigil.bootstrap import App
-from vigil.runs import RunLog, RunRecord, error_detail
+from vigil.runs import RunLog, RunRecord, database_error, error_detail
 from vigil.scan import scan_once
 
 log = logging.getLogger("vigil.daemon")
@@ -140,7 +139,7 @@ class Daemon:
             try:
                 detail = fn()
             except Exception as e:  # logged and recorded; the next run retries from the cursor
-                if isinstance(e, DBAPIError):  # the database is away: one line per run, not a traceback
+                if database_error(e) is not None:  # the database is away: one line per run, not a traceback
                     log.error("%s job failed: %s", name, error_detail(e)["error"])
                 else:
                     log.exception("%s job failed", name)

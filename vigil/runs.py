@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.store.models import Run
@@ -35,14 +35,29 @@ class RunRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def database_error(e: BaseException) -> DBAPIError | None:
+    """The database error behind ``e`` (itself, or its cause: a source read wraps it), if any."""
+    seen = 0
+    cur: BaseException | None = e
+    while cur is not None and seen < 10:
+        if isinstance(cur, DBAPIError):
+            return cur
+        cur, seen = cur.__cause__ or cur.__context__, seen + 1
+    return None
+
+
 def error_detail(e: BaseException, **extra: Any) -> dict[str, Any]:
-    """What a failure row says: the class and the first line of the message (no traceback)."""
+    """What a failure row says: the class and the first line of the message (no traceback); for a
+    database error wrapped in another, the database error's class too (``cause_class``)."""
     text = str(e).strip()
     first = text.splitlines()[0] if text else type(e).__name__
-    orig = getattr(e, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
     detail: dict[str, Any] = {"error_class": type(e).__name__, "error": first[:1000]}
-    if orig is not None:
-        detail["driver_error"] = type(orig).__name__
+    db = database_error(e)
+    if db is not None:
+        if db is not e:
+            detail["cause_class"] = type(db).__name__
+        if db.orig is not None:  # the driver's own error (psycopg's AdminShutdown, ...)
+            detail["driver_error"] = type(db.orig).__name__
     return {**detail, **extra}
 
 

@@ -60,7 +60,7 @@ def failures_section(s: Session, now: datetime) -> dict[str, Any]:
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         detail = r.detail or {}
-        key = (r.job, str(detail.get("error_class") or "?"))
+        key = (r.job, str(detail.get("cause_class") or detail.get("error_class") or "?"))
         g = groups.setdefault(key, {"job": key[0], "error_class": key[1], "count": 0})
         g["count"] += 1
         g["last_at"] = _iso(r.started_at)
@@ -99,7 +99,8 @@ def failure_counts(s: Session) -> list[tuple[str, str, int]]:
     """(job, error class, count) of every failed run on record: ``vigil_job_failures_total``."""
     out: dict[tuple[str, str], int] = {}
     for job, detail in s.execute(select(Run.job, Run.detail).where(Run.status == ERROR)):
-        key = (str(job), str((detail or {}).get("error_class") or "?"))
+        d = detail or {}
+        key = (str(job), str(d.get("cause_class") or d.get("error_class") or "?"))
         out[key] = out.get(key, 0) + 1
     return [(j, c, n) for (j, c), n in sorted(out.items())]
 

@@ -1,8 +1,8 @@
 """Loopback providers that misbehave on demand, and count what they accepted per recipient.
 
 * :class:`FaultRelay` -- a real SMTP server (aiosmtpd) whose ``DATA`` handling can be ``ok``,
-  ``slow`` (answers after ``delay`` seconds and accepts the message, like a busy MTA: even if the
-  client gave up meanwhile), ``hang`` (never answers; accepts nothing) or ``drop`` (closes the
+  ``slow`` (queues the message on the final dot, like an MTA, and answers ``delay`` seconds later:
+  a client that gave up meanwhile does not undo it), ``hang`` (never answers; accepts nothing) or ``drop`` (closes the
   connection after the body, before any answer; accepts nothing).
 * :class:`SilentListener` -- a TCP port that accepts connections and never says a word (a relay
   hung before its greeting).
@@ -79,10 +79,10 @@ class FaultRelay:
             while not self.released.is_set():
                 await asyncio.sleep(0.05)
             return "451 gave up"
+        with self.lock:  # queued on the final dot, as an MTA does: a client that leaves now does not undo it
+            self.accepted.append(mid)
         if mode == "slow":
             await asyncio.sleep(self.delay)
-        with self.lock:
-            self.accepted.append(mid)
         return "250 queued"
 
 
@@ -164,7 +164,7 @@ class FakeApis:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port: int = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -180,6 +180,14 @@ class FakeApis:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a killed client: expected here
+            super().handle_error(request, client_address)
 
 
 def service_account(tmp: Path, token_uri: str, project_id: str = "demo-faults") -> Path:
