@@ -64,6 +64,7 @@ __all__ = ["READY", "SYSTEM_CHANNELS", "DeliverReport", "Deliverer", "Failure", 
 
 log = logging.getLogger("vigil.deliver")
 MAX_CLAIMS_PER_DRAIN = 10_000  # a guard: a drain ends even if rows somehow keep coming back ready
+SWEEP_EVERY = 5.0  # seconds between sweeps for overdue receipts while draining or pumping
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Deliverer:
         self._base = (datetime.min, 0.0)
         self._background = DeliverReport()
         self._queued: dict[Future[None], Job] = {}  # handed to a sender, not finished
+        self._swept = float("-inf")
         self._unrecorded: list[Job] = []  # results the database could not take: recorded at the next claim
 
     # -- the three ways to run ---------------------------------------------------------------
@@ -128,18 +130,26 @@ class Deliverer:
         return report
 
     def drain(self, clock: Callable[[], datetime]) -> DeliverReport:
-        """Send everything that is ready now, claim after claim, every channel at its own pace."""
+        """Send everything that is ready now, claim after claim, every channel at its own pace.
+
+        A claim that came back full is followed by the next as soon as a channel has room; a
+        partial one means the outbox is empty for now: the drain waits for the sends under way
+        (they may make retries or fallbacks ready) and claims once more before it ends."""
         report = DeliverReport()
         running: set[Future[None]] = set()
+        limit = self.settings.delivery.batch_size
         for _ in range(MAX_CLAIMS_PER_DRAIN):
             before = report.claimed
-            running |= set(self._dispatch(clock(), self.settings.delivery.batch_size, report))
-            claimed = report.claimed > before
+            running |= set(self._dispatch(clock(), limit, report))
+            got = report.claimed - before
             running = {f for f in running if not f.done()}
-            if not claimed and not running:
+            if got == 0 and not running:
                 break
-            if not claimed or self.lanes.full():
+            if got < limit:
+                wait(running)  # nothing more is ready until these finish
+            while running and self.lanes.full():
                 wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                running = {f for f in running if not f.done()}
         wait(running)
         return report
 
@@ -186,10 +196,13 @@ class Deliverer:
         ``report`` None: the results go to the pump's running report (:meth:`collect`)."""
         self._base = (now, time.monotonic())
         self._settle_unrecorded(report)
-        with self.sessions.begin() as s:
-            wait_for = timedelta(seconds=self.policy.receipt_timeout_seconds)
-            made = sweep_unconfirmed(s, now=now, timeout=wait_for, channels=self.policy.receipt_channels)
-        part = DeliverReport(unconfirmed=len(made), fallbacks=len(made))
+        part = DeliverReport()
+        if not full_check or time.monotonic() - self._swept >= SWEEP_EVERY:  # run_once always sweeps
+            self._swept = time.monotonic()
+            with self.sessions.begin() as s:
+                wait_for = timedelta(seconds=self.policy.receipt_timeout_seconds)
+                made = sweep_unconfirmed(s, now=now, timeout=wait_for, channels=self.policy.receipt_channels)
+            part.unconfirmed = part.fallbacks = len(made)
         skip = self.lanes.full() if full_check else []
         got = claim(self.sessions, worker=self.worker, now=now, limit=limit, lease=self.lease, skip_channels=skip)
         part.claimed = len(got.ids)
@@ -238,7 +251,7 @@ class Deliverer:
             if job.lease_lost:
                 part.lease_lost += 1
             else:
-                self.recorder.record_safely([job], part)
+                part = self.recorder.grouped(job)  # one transaction with what the other senders finished
         except Exception as e:  # the database went away: record (or give back) the message once it
             self._failed(e)      # answers again; should this worker die first, its lease expires and a
             if _is_db_error(e):  # successor settles the message from its attempt row

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -28,6 +30,17 @@ from notifiers.base import Channel, DeliveryResult
 log = logging.getLogger("vigil.deliver")
 
 
+GROUP_MAX = 50  # results written in one transaction at most
+
+
+@dataclass
+class _Entry:
+    job: Job
+    part: DeliverReport = field(default_factory=DeliverReport)
+    done: bool = False
+    error: BaseException | None = None
+
+
 class Recorder:
     def __init__(self, sessions: sessionmaker[Session], settings: DeliveryConfig, *, policy: PolicySettings,
                  limiter: RateLimiter, rng: random.Random, worker: str, stamp: Callable[[Job], datetime],
@@ -40,6 +53,9 @@ class Recorder:
         self.worker = worker
         self._stamp = stamp
         self._lease_now = lease_now
+        self._cond = threading.Condition()
+        self._queue: list[_Entry] = []
+        self._writing = False
 
     def record_safely(self, jobs: list[Job], report: DeliverReport) -> None:
         for attempt in range(3):  # a lost result leaves an open attempt row: try hard to record it
@@ -54,9 +70,56 @@ class Recorder:
                 time.sleep(0.2 * (attempt + 1))
         report.add(part)
 
-    def record(self, jobs: list[Job], report: DeliverReport) -> None:
-        """Record results in one transaction.  Alerts (then accounts) are locked in id order first:
-        two senders finishing messages of the same alerts never deadlock."""
+    def grouped(self, job: Job) -> DeliverReport:
+        """Record one sender's result together with whatever the other senders finished meanwhile:
+        one transaction for the group (group commit).  The first sender to arrive while no group is
+        being written writes the queue; the others wait for it.  Returns this job's part."""
+        entry = _Entry(job)
+        with self._cond:
+            self._queue.append(entry)
+            while not entry.done:
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                self._writing = True
+                batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+                self._cond.release()
+                try:
+                    self._write_group(batch)
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    for e in batch:
+                        e.done = True
+                    self._cond.notify_all()
+        if entry.error is not None:
+            raise entry.error
+        return entry.part
+
+    def _write_group(self, batch: list[_Entry]) -> None:
+        for attempt in range(3):
+            parts = [DeliverReport() for _ in batch]
+            try:
+                self.record([e.job for e in batch], parts[0], parts=parts)
+                break
+            except OperationalError as e:
+                if attempt == 2:
+                    for x in batch:
+                        x.error = e
+                    return
+                log.warning("recording delivery results failed (%s); retrying", type(e).__name__)
+                time.sleep(0.2 * (attempt + 1))
+            except Exception as e:
+                for x in batch:
+                    x.error = e
+                return
+        for x, part in zip(batch, parts, strict=True):
+            x.part = part
+
+    def record(self, jobs: list[Job], report: DeliverReport, *, parts: list[DeliverReport] | None = None) -> None:
+        """Record results in one transaction (``parts``: a report per job, else all into ``report``).
+        Alerts (then accounts) are locked in id order first: two senders finishing messages of the
+        same alerts never deadlock."""
         with self.sessions.begin() as s:
             q = select(OutboxRow).where(OutboxRow.id.in_([j.oid for j in jobs]))
             rows = {r.id: r for r in s.scalars(q)}
@@ -65,10 +128,11 @@ class Recorder:
             acted = {rows[j.oid].account_id for j in jobs if j.oid in rows and j.result and j.result.action}
             pinned = preload(s, AlertRow, AlertRow.id, alert_ids, lock=lock)
             pinned += preload(s, AccountRow, AccountRow.account_id, acted, lock=lock)
-            for job in jobs:
+            for i, job in enumerate(jobs):
                 row = rows.get(job.oid)
                 if row is None:
                     continue
+                report = parts[i] if parts is not None else report
                 if job.result is not None:
                     self._finish(s, row, job, report)
                 elif job.wait is not None and row.lease_owner == job.token:
