@@ -389,16 +389,24 @@ def backlog(base: str, rate: float, seconds: float, share: float, ports: tuple[i
         t0 = time.time()
         next_sample = t0 + 5
         k = 0
-        for i in range(total):  # ticks of 50 ms, each committing its share of rows
+        tick = 0.05  # every 50 ms, the rows due by then in one transaction: a steady rate the feeder can keep
+        i = 0
+        while i < total:
             time.sleep(max(0.0, t0 + i / rate - time.time()))
-            acct = k % suspicious
-            row = {"event_id": f"feed-{i:07d}", "account_id": f"F{acct:06d}", "ts": datetime.now(UTC).isoformat(),
-                   "success": "true", "country": "KR", "city": "Seoul", "ip": "10.0.0.1", "device_id": f"d{acct}"}
-            if i % every == 0 and k < suspicious:
-                row.update(country="BR", city="Sao Paulo", ip="200.1.1.1", device_id="evil")
-                k += 1
+            due = min(total, max(i + 1, int((time.time() - t0 + tick) * rate)))
+            rows = []
+            for j in range(i, due):
+                acct = k % suspicious
+                row = {"event_id": f"feed-{j:07d}", "account_id": f"F{acct:06d}",
+                       "ts": datetime.now(UTC).isoformat(), "success": "true", "country": "KR", "city": "Seoul",
+                       "ip": "10.0.0.1", "device_id": f"d{acct}"}
+                if j % every == 0 and k < suspicious:
+                    row.update(country="BR", city="Sao Paulo", ip="200.1.1.1", device_id="evil")
+                    k += 1
+                rows.append(row)
             with engine.begin() as c:
-                c.execute(insert(logins), row)
+                c.execute(insert(logins), rows)
+            i = due
             if time.time() >= next_sample:
                 depth, age = _depth(engine, datetime.now(UTC))
                 samples.append({"t": round(time.time() - t0), "depth": depth, "oldest_s": round(age, 1),
