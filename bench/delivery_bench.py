@@ -337,6 +337,19 @@ def _depth(engine: Any, now: datetime) -> tuple[int, float]:
     return int(n or 0), (now - oldest).total_seconds() if oldest is not None else 0.0
 
 
+def _unscanned(engine: Any) -> int:
+    """Source rows (logins) the scanner has not read yet: the lag upstream of the outbox."""
+    from sqlalchemy import func, select
+
+    from alerts.store.models import SOURCE_MODELS, Cursor
+
+    logins: Any = SOURCE_MODELS["logins"].__table__  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        top = c.scalar(select(func.max(logins.c.ingest_seq))) or 0
+        state = c.scalar(select(Cursor.state).where(Cursor.source == "logins")) or {}
+    return max(0, int(top) - int(state.get("pos", 0)))
+
+
 def backlog(base: str, rate: float, seconds: float, share: float, ports: tuple[int, int], rec: Recorder,
             tmp: Path) -> dict[str, Any]:
     import signal
@@ -410,12 +423,13 @@ def backlog(base: str, rate: float, seconds: float, share: float, ports: tuple[i
             if time.time() >= next_sample:
                 depth, age = _depth(engine, datetime.now(UTC))
                 samples.append({"t": round(time.time() - t0), "depth": depth, "oldest_s": round(age, 1),
+                                "unscanned_rows": _unscanned(engine),
                                 "received": len(rec.sms) + rec.push + rec.email - received0})
                 next_sample += 5
         fed = time.time() - t0
-        at_end = _depth(engine, datetime.now(UTC))
+        at_end, lag_end = _depth(engine, datetime.now(UTC)), _unscanned(engine)
         time.sleep(30)
-        after = _depth(engine, datetime.now(UTC))
+        after, lag_after = _depth(engine, datetime.now(UTC)), _unscanned(engine)
         received = len(rec.sms) + rec.push + rec.email - received0
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -423,7 +437,8 @@ def backlog(base: str, rate: float, seconds: float, share: float, ports: tuple[i
         engine.dispose()
         return {"feed_rate": rate, "feed_seconds": round(fed, 1), "rows": total, "suspicious_rows": k,
                 "depth_at_end_of_feed": at_end[0], "oldest_at_end_s": round(at_end[1], 1),
-                "depth_30s_later": after[0], "messages_received": received,
+                "depth_30s_later": after[0], "unscanned_rows_at_end_of_feed": lag_end,
+                "unscanned_rows_30s_later": lag_after, "messages_received": received,
                 "messages_per_second_during_feed": round((samples[-1]["received"] if samples else 0) / max(fed, 1), 1),
                 "samples": samples}
     finally:
@@ -543,7 +558,8 @@ def main() -> None:
             report["backlog"] = r
             print(f"backlog: {r['rows']} rows at {r['feed_rate']}/s ({r['suspicious_rows']} raising alerts): "
                   f"{r['depth_at_end_of_feed']} waiting at the end of the feed (oldest {r['oldest_at_end_s']} s), "
-                  f"{r['depth_30s_later']} 30 s later; {r['messages_received']} messages received", flush=True)
+                  f"{r['depth_30s_later']} 30 s later; rows not yet scanned: {r['unscanned_rows_at_end_of_feed']}, "
+                  f"then {r['unscanned_rows_30s_later']}; {r['messages_received']} messages received", flush=True)
         if not args.skip_latency:
             r = latency(args.pg_url, args.rate, args.duration, max(args.workers), args.scan_interval,
                         args.poll, ports, rec)
