@@ -73,6 +73,7 @@ def _clean_alerts(data: Path, tmp: Path) -> set[str]:
     return ids
 
 
+@pytest.mark.timeout(900)  # real processes on a shared machine: minutes, not seconds
 @pytest.mark.parametrize("fault", ["stop", "freeze"])
 def test_the_daemon_rides_out_a_database_outage(cluster: PrivateCluster, tmp_path: Path, fault: str) -> None:
     url = cluster.create_database(f"outage_{fault}")

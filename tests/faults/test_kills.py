@@ -66,6 +66,7 @@ def seed_outbox(url: str, n: int) -> None:
     engine.dispose()
 
 
+@pytest.mark.timeout(900)  # real processes on a shared machine: minutes, not seconds
 def test_killed_delivery_workers_never_send_a_message_twice(pg_url: str, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     apis, relay = FakeApis(delay=0.03), FaultRelay(mode="slow", delay=0.03).start()
@@ -196,6 +197,7 @@ def scan_data(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.timeout(900)  # real processes on a shared machine: minutes, not seconds
 def test_a_killed_scanner_loses_and_doubles_nothing(pg_url: str, scan_data: Path, tmp_path: Path,
                                                    _postgres: Any) -> None:
     from alerts.store.db import make_engine
