@@ -346,7 +346,7 @@ def _unscanned(engine: Any) -> int:
     logins: Any = SOURCE_MODELS["logins"].__table__  # type: ignore[attr-defined]
     with engine.connect() as c:
         top = c.scalar(select(func.max(logins.c.ingest_seq))) or 0
-        state = c.scalar(select(Cursor.state).where(Cursor.source == "logins")) or {}
+        state = c.scalar(select(Cursor.state).where(Cursor.source.like("%:logins"))) or {}  # "engine:logins"
     return max(0, int(top) - int(state.get("pos", 0)))
 
 
