@@ -1,8 +1,17 @@
 """The delivery job: drain the outbox.
 
 Rows are claimed by lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a compare-and-set update
-everywhere), so several workers never send the same message.  Sending happens outside any
-database transaction; every attempt is recorded in ``vigil_deliveries``.
+everywhere) under a token naming the worker (``host:pid:random``) and the claim.  A claim is
+prepared in one transaction (:mod:`delivery.prepare`: budget, rate, coalescing, tokens, render);
+then each message is sent by its channel's senders (:class:`delivery.transmit.Lanes`: per-channel
+concurrency, so a hung SMTP relay never delays push or SMS) outside any transaction, and its
+result is recorded at once in its own.
+
+Every transmission is on record before it happens (:mod:`delivery.transmit`): the lease is
+re-checked and renewed, and the attempt's row written, before the provider call; a heartbeat
+renews the lease while the call runs.  A worker whose lease was taken over never sends; a worker
+killed mid-call leaves an attempt row that tells its successor whether the provider may have the
+message -- which is then presumed sent, not sent blindly again.
 
 Before a message goes out, the delivery policy (``delivery.policy``) may hold it: over the
 account's budget (5 SMS an hour) an ordinary message waits for the window to free, a critical
@@ -10,80 +19,62 @@ one goes out at most once per coalescing window carrying everything held for tha
 channel; over the provider's rate, or while the provider is backing us off after a 429, it waits
 for the bucket.  Transient failures are retried with exponential backoff and jitter (never
 sooner than the provider's ``Retry-After``); permanent ones -- and transient ones out of
-retries -- fall back to the next channel or go to the dead letters with their reason.  Receipts
-that never come fall back too (``delivery.receipts.sweep_unconfirmed``, run at the start of
-every pass).
+retries -- fall back to the next channel or go to the dead letters with their reason.  An
+``unknown`` outcome (the provider timed out after the message was handed over) is never resent
+within the attempt; ``delivery.on_unknown`` says whether a later attempt retries it or it is
+presumed sent.  Receipts that never come fall back too (``delivery.receipts.sweep_unconfirmed``,
+run before every claim).
 
 Outbox statuses: ``pending``, ``retry``, ``held`` (ready again at ``next_attempt_at``),
 ``sending`` (leased), ``sent``, ``unconfirmed``, ``delivered``, ``undelivered``, ``coalesced``,
 ``failed`` / ``dead`` (the dead letters).
+
+Three ways to run it: :meth:`Deliverer.run_once` (one claim, sent and recorded before it
+returns), :meth:`Deliverer.drain` (everything that is ready: ``vigil deliver --once``) and
+:meth:`Deliverer.pump` (the daemon: claims for the channels with free senders and returns at
+once; :meth:`Deliverer.collect` reports what finished since).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from collections import defaultdict
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.answer_policy import PREVIOUS
-from alerts.contacts import answer_settings
-from alerts.lifecycle import OPEN_STATES, can
-from alerts.lifecycle import apply as lifecycle_apply
-from alerts.outbox import READY, OutboxStatus, apply
-from alerts.store.models import AccountRow, AlertEvent, AlertRow, ConfirmToken, Delivery, OutboxRow
-from alerts.tokens import hash_token, new_token
-from delivery.outbox import (
-    Batch,
-    Held,
-    Job,
-    Sends,
-    aware,
-    claim,
-    context_of,
-    preload,
-    previous_contact,
-    put_back,
-    recipient_of,
-    send,
-)
-from delivery.policy import PolicySettings, RateLimiter, budget_verdict
-from delivery.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
+from alerts.outbox import READY
+from delivery.outbox import Job, claim
+from delivery.policy import PolicySettings, RateLimiter
+from delivery.prepare import SYSTEM_CHANNELS, DeliverReport, Preparer, Renderer
+from delivery.receipts import sweep_unconfirmed
+from delivery.record import Recorder
 from delivery.settings import DeliveryConfig
-from notifiers.base import Channel, DeliveryResult, Message, Recipient
+from delivery.transmit import Heartbeat, Lanes, LeaseLost, presend, release, renew, worker_identity
+from notifiers.base import Channel, DeliveryResult
 
-__all__ = ["READY", "DeliverReport", "Deliverer", "claim", "policy_of"]
+__all__ = ["READY", "SYSTEM_CHANNELS", "DeliverReport", "Deliverer", "Failure", "claim", "policy_of"]
 
-log = logging.getLogger(__name__)
-SYSTEM_CHANNELS = ("freeze_hook", "escalate", "webhook")  # not messages to the account holder
-RECORD_EVERY = 20  # results recorded per transaction, at most ...
-RECORD_SECONDS = 0.25  # ... and at least this often while sending
-INTERNAL_ERROR = DeliveryResult("transient", error="internal error; see the log")
-Renderer = Callable[[str, str, str, Mapping[str, Any]], Any]
+log = logging.getLogger("vigil.deliver")
+MAX_CLAIMS_PER_DRAIN = 10_000  # a guard: a drain ends even if rows somehow keep coming back ready
+SWEEP_EVERY = 5.0  # seconds between sweeps for overdue receipts while draining or pumping
 
 
-@dataclass
-class DeliverReport:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    dead: int = 0
-    fallbacks: int = 0
-    held: int = 0  # over the account's budget
-    throttled: int = 0  # over the provider's rate, or backed off after a 429
-    coalesced: int = 0  # held messages merged into one that went out
-    unconfirmed: int = 0  # fallbacks because no delivery receipt came in time
-    outcomes: list[tuple[str, str, str]] = field(default_factory=list)  # (outbox_id, channel, status)
-    links: list[tuple[str, str, str]] = field(default_factory=list)  # (alert_id, channel, link) issued
+@dataclass(frozen=True)
+class Failure:
+    """An error the delivery job met outside any single message (the database went away while
+    recording); the daemon writes these to ``vigil_runs`` once the database answers again."""
+
+    at: datetime
+    error_class: str
+    error: str
 
 
 def policy_of(settings: DeliveryConfig) -> PolicySettings:
@@ -94,317 +85,270 @@ def policy_of(settings: DeliveryConfig) -> PolicySettings:
 
 class Deliverer:
     """One delivery worker.  Keep one instance for the life of the process: its rate limiter
-    remembers the providers' 429s between passes (pass a shared ``limiter`` to several)."""
+    remembers the providers' 429s and its senders stay warm (pass a shared ``limiter`` to several).
+
+    ``worker`` prefixes the unique identity; ``clock`` (the daemon's) stamps results when they come
+    in -- without it they carry the time the pass was given.  ``concurrency`` overrides
+    ``delivery.concurrency`` per channel."""
 
     def __init__(self, sessions: sessionmaker[Session], settings: DeliveryConfig, channels: Mapping[str, Channel],
-                 render: Renderer, *, worker: str = "worker-1", rng: random.Random | None = None,
-                 policy: PolicySettings | None = None, limiter: RateLimiter | None = None) -> None:
+                 render: Renderer, *, worker: str | None = None, rng: random.Random | None = None,
+                 policy: PolicySettings | None = None, limiter: RateLimiter | None = None,
+                 clock: Callable[[], datetime] | None = None, concurrency: Mapping[str, int] | None = None) -> None:
         self.sessions = sessions
         self.settings = settings
         self.channels = channels
-        self.render = render
-        self.worker = worker
+        self.worker = worker_identity(worker)
         self.rng = rng or random.Random()
         self.policy = policy or policy_of(settings)
         self.limiter = limiter or RateLimiter.from_settings(self.policy)
+        self.clock = clock
+        cfg = settings.delivery
+        self.lease = timedelta(seconds=cfg.lease_seconds)
+        self.preparer = Preparer(settings, channels, render, policy=self.policy, limiter=self.limiter,
+                                 worker=self.worker)
+        sizes = dict(concurrency or {})
+        self.lanes = Lanes(lambda ch: sizes.get(ch) or cfg.senders(ch), cfg.backlog_per_sender)
+        self.heartbeat = Heartbeat(lambda leases: renew(self.sessions, leases, self._lease_now() + self.lease),
+                                   every=max(0.2, cfg.lease_seconds / 3))
+        self.recorder = Recorder(sessions, settings, policy=self.policy, limiter=self.limiter, rng=self.rng,
+                                 worker=self.worker, stamp=self._stamp, lease_now=self._lease_now)
+        self.failures: deque[Failure] = deque(maxlen=1000)
+        self._lock = threading.Lock()
+        self._base = (datetime.min, 0.0)
+        self._background = DeliverReport()
+        self._queued: dict[Future[None], Job] = {}  # handed to a sender, not finished
+        self._swept = float("-inf")
+        self._unrecorded: list[Job] = []  # results the database could not take: recorded at the next claim
 
-    def run_once(self, now: datetime, limit: int = 100) -> DeliverReport:
-        """One pass: sweep overdue receipts, claim up to ``limit`` rows, prepare them in one
-        transaction, send each outside any transaction, and record the results in small groups.
-
-        A group is recorded every ``RECORD_EVERY`` messages or ``RECORD_SECONDS`` seconds: few
-        commits (on PostgreSQL a round trip, not the work, is what a message costs), yet the
-        provider's id is in the database well before its delivery receipt can arrive.
-        At-least-once: a worker that dies between sending and recording leaves its rows leased,
-        and they are sent again when the lease expires.
-        """
+    # -- the three ways to run ---------------------------------------------------------------
+    def run_once(self, now: datetime, limit: int | None = None) -> DeliverReport:
+        """One claim of up to ``limit`` rows (default ``delivery.batch_size``), sent and recorded."""
         report = DeliverReport()
-        with self.sessions.begin() as s:
-            wait = timedelta(seconds=self.policy.receipt_timeout_seconds)
-            made = sweep_unconfirmed(s, now=now, timeout=wait, channels=self.policy.receipt_channels)
-        report.unconfirmed = report.fallbacks = len(made)
-        lease = timedelta(seconds=self.settings.delivery.lease_seconds)
-        ids = claim(self.sessions, worker=self.worker, now=now, limit=limit, lease=lease)
-        report.claimed = len(ids)
-        if not ids:
-            return report
-        backing_off: dict[str, float] = {}  # providers that said 429 during this pass
-        pending: list[Job] = []
-        since = time.monotonic()
-        for job in self._prepare(ids, now, report):
-            if not pending:
-                since = time.monotonic()
-            pending.append(job)
-            if job.result is None and job.transport is not None and job.message is not None:
-                if job.provider in backing_off:
-                    job.wait = backing_off[job.provider]  # not sent: put back until the provider is ready
-                else:
-                    job.result = send(job.transport, job.message)
-                    if job.result.action == "backoff":
-                        backing_off[job.provider] = self.limiter.backoff(job.provider, now, job.result.retry_after)
-            if len(pending) >= RECORD_EVERY or time.monotonic() - since >= RECORD_SECONDS:
-                self._record_safely(pending, now, report)
-                pending = []
-        if pending:
-            self._record_safely(pending, now, report)
+        futures = self._dispatch(now, limit or self.settings.delivery.batch_size, report, full_check=False)
+        wait(futures)
         return report
 
-    def _record_safely(self, jobs: list[Job], now: datetime, report: DeliverReport) -> None:
-        for attempt in range(3):  # a lost result means a duplicate message later: try hard to record it
-            part = DeliverReport()
-            try:
-                self._record(jobs, now, part)
+    def drain(self, clock: Callable[[], datetime]) -> DeliverReport:
+        """Send everything that is ready now, claim after claim, every channel at its own pace.
+
+        A claim that came back full is followed by the next as soon as a channel has room; a
+        partial one means the outbox is empty for now: the drain waits for the sends under way
+        (they may make retries or fallbacks ready) and claims once more before it ends."""
+        report = DeliverReport()
+        running: set[Future[None]] = set()
+        limit = self.settings.delivery.batch_size
+        for _ in range(MAX_CLAIMS_PER_DRAIN):
+            before = report.claimed
+            running |= set(self._dispatch(clock(), limit, report))
+            got = report.claimed - before
+            running = {f for f in running if not f.done()}
+            if got == 0 and not running:
                 break
-            except OperationalError:
-                if attempt == 2:
-                    raise
-                log.warning("recording delivery results failed; retrying", exc_info=True)
-        for f in fields(DeliverReport):
-            setattr(report, f.name, getattr(report, f.name) + getattr(part, f.name))
+            if got < limit:
+                wait(running)  # nothing more is ready until these finish
+            while running and self.lanes.full():
+                wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                running = {f for f in running if not f.done()}
+        wait(running)
+        return report
 
-    def _record(self, jobs: list[Job], now: datetime, report: DeliverReport) -> None:
-        """Record a pass's results in one transaction.  Alerts (then accounts) are locked in id
-        order first: two workers finishing messages of the same alerts never deadlock."""
-        with self.sessions.begin() as s:
-            q = select(OutboxRow).where(OutboxRow.id.in_([j.oid for j in jobs]))
-            rows = {r.id: r for r in s.scalars(q)}
-            lock = s.get_bind().dialect.name == "postgresql"
-            alert_ids = {r.alert_id for r in rows.values() if r.alert_id}
-            acted = {rows[j.oid].account_id for j in jobs if j.oid in rows and j.result and j.result.action}
-            pinned = preload(s, AlertRow, AlertRow.id, alert_ids, lock=lock)
-            pinned += preload(s, AccountRow, AccountRow.account_id, acted, lock=lock)
+    def pump(self, now: datetime) -> int:
+        """Claim for the channels with free senders and hand the messages to them; returns at once.
+        Results accumulate until :meth:`collect`."""
+        part = DeliverReport()
+        self._dispatch(now, self.settings.delivery.batch_size, None, claimed=part)
+        return part.claimed
+
+    def collect(self) -> DeliverReport:
+        """What finished since the last call (the daemon's pump mode)."""
+        with self._lock:
+            out, self._background = self._background, DeliverReport()
+        return out
+
+    def idle(self) -> bool:
+        return self.lanes.busy() == 0
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the senders: sends under way finish (``wait``); messages not started yet are given
+        back (ready again at once, for this worker's successor or another one)."""
+        self.lanes.close(wait=wait)
+        try:
+            self._settle_unrecorded(None)
+        except Exception:  # still away: the leases expire and a successor settles these
+            log.warning("%d delivery result(s) could not be recorded before shutdown", len(self._unrecorded))
+        with self._lock:
+            cancelled = {j.oid: j.token for f, j in self._queued.items() if f.cancelled()}
+            self._queued.clear()
+        if cancelled:
+            try:
+                n = release(self.sessions, cancelled)
+                log.info("gave back %d claimed message(s) not sent before shutdown", n)
+            except Exception:  # their leases run out instead
+                log.warning("could not give back %d claimed message(s); their leases will expire",
+                            len(cancelled), exc_info=True)
+        self.heartbeat.close()
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def _dispatch(self, now: datetime, limit: int, report: DeliverReport | None, *, full_check: bool = True,
+                  claimed: DeliverReport | None = None) -> list[Future[None]]:
+        """Sweep, claim, prepare, record what needs no call, and hand the rest to the senders.
+        ``report`` None: the results go to the pump's running report (:meth:`collect`)."""
+        self._base = (now, time.monotonic())
+        self._settle_unrecorded(report)
+        part = DeliverReport()
+        if not full_check or time.monotonic() - self._swept >= SWEEP_EVERY:  # run_once always sweeps
+            self._swept = time.monotonic()
+            with self.sessions.begin() as s:
+                wait_for = timedelta(seconds=self.policy.receipt_timeout_seconds)
+                made = sweep_unconfirmed(s, now=now, timeout=wait_for, channels=self.policy.receipt_channels)
+            part.unconfirmed = part.fallbacks = len(made)
+        skip = self.lanes.full() if full_check else []
+        got = claim(self.sessions, worker=self.worker, now=now, limit=limit, lease=self.lease, skip_channels=skip)
+        part.claimed = len(got.ids)
+        if claimed is not None:
+            claimed.claimed = part.claimed
+        futures: list[Future[None]] = []
+        if got.ids:
+            with self.sessions.begin() as s:
+                jobs = self.preparer.prepare(s, got, now, part)
+            decided = [j for j in jobs if not self._sendable(j)]
+            if decided:
+                self.recorder.record_safely(decided, part)
             for job in jobs:
-                row = rows.get(job.oid)
-                if row is None or (row.lease_owner != self.worker and job.result is None):
-                    continue
-                if job.result is not None:
-                    self._finish(s, row, job.result, job.provider, now, report)
-                elif job.wait is not None:
-                    put_back(row, "retry", now + timedelta(seconds=job.wait), f"provider '{job.provider}' "
-                                                                               "asked us to back off")
-                    report.throttled += 1
+                if self._sendable(job):
+                    fut = self.lanes.submit(job.channel, self._task(job, report))
+                    with self._lock:
+                        self._queued[fut] = job
+                    fut.add_done_callback(self._forget)
+                    futures.append(fut)
+        self._merge(report, part)
+        return futures
 
-    # -- prepare: decide, coalesce, issue tokens, render ------------------------------------
-    def _prepare(self, ids: list[str], now: datetime, report: DeliverReport) -> list[Job]:
-        jobs: list[Job] = []
-        with self.sessions.begin() as s:
-            order = {oid: i for i, oid in enumerate(ids)}
-            rows = sorted((r for r in s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids)))
-                           if r.lease_owner == self.worker), key=lambda r: order[r.id])
-            pinned = preload(s, AlertRow, AlertRow.id, {r.alert_id for r in rows if r.alert_id})
-            pinned += preload(s, AccountRow, AccountRow.account_id, {r.account_id for r in rows})
-            batch = Batch(rows, *self._recent(s, rows, now))
-            for row in rows:
-                if row.id in batch.absorbed:
-                    continue
-                try:
-                    job = self._prepare_one(s, row, batch, now, report)
-                except Exception:  # one broken message (a template error) must not stop the others
-                    log.exception("preparing %s", row.id)
-                    job = Job(row.id, None, None, INTERNAL_ERROR)
-                if job is not None:
-                    jobs.append(job)
-        return jobs
+    def _forget(self, fut: Future[None]) -> None:
+        if not fut.cancelled():
+            with self._lock:
+                self._queued.pop(fut, None)
 
-    def _recent(self, s: Session, rows: list[OutboxRow], now: datetime) -> tuple[Sends, Held]:
-        """What the budget and coalescing need, in two queries for the whole pass: recent sends
-        per (account, channel) and the messages held for them."""
-        budgeted = [c for c in {r.channel for r in rows} if c in self.policy.budgets]
-        accounts = list({r.account_id for r in rows})
-        sent: Sends = defaultdict(list)
-        held: Held = defaultdict(list)
-        if budgeted:
-            since = now - timedelta(seconds=max(self.policy.budgets[c].per_seconds for c in budgeted))
-            q = select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel, OutboxRow.sent_at).where(
-                OutboxRow.account_id.in_(accounts), OutboxRow.channel.in_(budgeted),
-                OutboxRow.sent_at > since)
-            for oid, acct, ch, at in s.execute(q):
-                sent[(acct, ch)].append((oid, aware(at) or now))
-        for oid, acct, ch in s.execute(select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel).where(
-                OutboxRow.account_id.in_(accounts), OutboxRow.status == OutboxStatus.HELD.value,
-                OutboxRow.purpose.in_(ANSWERED_SKIP_PURPOSES))):
-            held[(acct, ch)].append(oid)
-        return sent, held
+    def _task(self, job: Job, report: DeliverReport | None) -> Callable[[], None]:
+        return lambda: self._execute(job, report)
 
-    def _prepare_one(self, s: Session, row: OutboxRow, batch: Batch, now: datetime, report: DeliverReport
-                     ) -> Job | None:
-        alert = s.get(AlertRow, row.alert_id) if row.alert_id else None  # preloaded: no query
-        recipient = recipient_of(s.get(AccountRow, row.account_id), row.account_id, self.settings)
-        recipient = previous_contact(recipient, row)  # a copy for a contact changed lately
-        transport = self._transport(row.channel, (row.payload or {}).get("target"))
-        if transport is None:
-            return Job(row.id, None, None, DeliveryResult("skipped", error=f"channel '{row.channel}' is not "
-                                                                             "configured"), "none")
-        if not transport.can_reach(recipient):
-            skip = f"account has no {transport.needs} for '{row.channel}'"
-            return Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
-        if alert is not None and row.purpose in ANSWERED_SKIP_PURPOSES and alert.status not in OPEN_STATES:
-            skip = f"alert already {alert.status}"  # answered by another channel meanwhile
-            return Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
-        over_budget = self._admit(row, transport.name, batch, now, report)
-        if over_budget is None:
-            return None
-        batch.sent[(row.account_id, row.channel)].append((row.id, now))  # counts for the rest of the pass
-        msg = self._compose(s, row, alert, recipient, batch, now, report, over_budget=over_budget)
-        return Job(row.id, transport, msg, None, transport.name)
+    @staticmethod
+    def _sendable(job: Job) -> bool:
+        return job.result is None and job.transport is not None and job.message is not None
 
-    def _compose(self, s: Session, row: OutboxRow, alert: AlertRow | None, recipient: Recipient,
-                 batch: Batch, now: datetime, report: DeliverReport, *, over_budget: bool) -> Message:
-        """Coalesce what is held, issue the confirmation token, render."""
-        asks = row.purpose in ANSWERED_SKIP_PURPOSES
-        coalesced = self._coalesce(s, row, batch, over_budget) if asks else []
-        report.coalesced += len(coalesced)
-        token = link = None
-        if alert is not None and alert.confirm and row.purpose in ANSWERED_SKIP_PURPOSES:
-            label = row.channel + (PREVIOUS if (row.payload or {}).get("previous") else "")
-            token, link = self._issue_token(s, alert, label, now)
-            report.links.append((alert.id, row.channel, link))
-        context = context_of(alert, recipient, link, row, len(coalesced))
-        if row.channel in SYSTEM_CHANNELS:
-            data = {k: str(v) for k, v in {**(row.payload or {}), **context["data"]}.items()}
-            return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=row.template,
-                           text="", data=data, alert_id=row.alert_id)
-        rendered = self.render(row.template, row.channel, recipient.locale, context)
-        data = {str(k): str(v) for k, v in (getattr(rendered, "data", None) or {}).items()}
-        data.setdefault("alert_id", row.alert_id or "")
-        data.setdefault("kind", row.template)
-        if link:
-            data["actions"] = "confirm,deny"
-            if row.channel == "push" and token:
-                data["token"] = token  # the app posts it back to /push/action
-        return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=rendered.subject,
-                       text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id)
+    def _execute(self, job: Job, report: DeliverReport | None) -> None:
+        """One message on its channel's sender thread: send (unless its provider is backing us
+        off), then record the result in its own transaction."""
+        part = DeliverReport()
+        try:
+            blocked = self.limiter.blocked_until(job.provider)
+            at = job.now or self._lease_now()
+            if blocked is not None and blocked > at:
+                job.wait = (blocked - at).total_seconds()  # put back until the provider is ready
+            else:
+                self._transmit(job)
+            if job.lease_lost:
+                part.lease_lost += 1
+            else:
+                part = self.recorder.grouped(job)  # one transaction with what the other senders finished
+        except Exception as e:  # the database went away: record (or give back) the message once it
+            self._failed(e)      # answers again; should this worker die first, its lease expires and a
+            if _is_db_error(e):  # successor settles the message from its attempt row
+                log.error("delivering %s: %s", job.oid, self.failures[-1].error)
+                with self._lock:
+                    self._unrecorded.append(job)
+            else:
+                log.exception("delivering %s", job.oid)
+        self._merge(report, part)
 
-    def _admit(self, row: OutboxRow, provider: str, batch: Batch, now: datetime, report: DeliverReport
-               ) -> bool | None:
-        """The account's budget, then the provider's rate.  None: the message must wait and was put
-        back; else whether it goes out beyond the budget (critical)."""
-        budget = None if row.channel in SYSTEM_CHANNELS else self.policy.budgets.get(row.channel)
-        over = False
-        if budget is not None:
-            sent = [at for oid, at in batch.sent[(row.account_id, row.channel)] if oid != row.id]
-            verdict = budget_verdict(budget, sent, now=now,
-                                     critical=self.policy.is_critical(row.priority, row.purpose),
-                                     coalesce=timedelta(seconds=self.policy.coalesce_seconds))
-            if not verdict.send:
-                put_back(row, "hold", verdict.until or now, verdict.reason)
-                report.held += 1
-                report.outcomes.append((row.id, row.channel, "held"))
-                return None
-            over = verdict.over_budget
-        wait = self.limiter.acquire(provider, now)
-        if wait > 0:
-            put_back(row, "retry", now + timedelta(seconds=wait), f"provider '{provider}' rate limit")
-            report.throttled += 1
-            report.outcomes.append((row.id, row.channel, "throttled"))
-            return None
-        return over
-
-    def _coalesce(self, s: Session, row: OutboxRow, batch: Batch, over_budget: bool) -> list[str]:
-        """Merge the account's held messages on this channel into the one about to go out; beyond
-        the budget, also the ones claimed in this same pass (they would only be held next)."""
-        key = (row.account_id, row.channel)
-        got = []
-        for hid in batch.held.pop(key, []):
-            res = s.execute(update(OutboxRow).where(OutboxRow.id == hid, OutboxRow.status == OutboxStatus.HELD.value)
-                            .values(status=apply(OutboxStatus.HELD, "coalesce"), last_error=f"coalesced into {row.id}"))
-            if res.rowcount == 1:  # type: ignore[attr-defined]  # another worker may have claimed it
-                got.append(hid)
-        if over_budget:
-            for other in batch.rows:
-                same = (other.account_id, other.channel) == key and other.purpose in ANSWERED_SKIP_PURPOSES
-                claimed = other.status == OutboxStatus.SENDING
-                if same and other is not row and other.id not in batch.absorbed and claimed:
-                    put_back(other, "coalesce", other.next_attempt_at, f"coalesced into {row.id}")
-                    batch.absorbed.add(other.id)
-                    got.append(other.id)
-        if got:
-            before = (row.payload or {}).get("coalesced", [])
-            row.payload = {**(row.payload or {}), "coalesced": [*before, *got]}
-        return got
-
-    def _transport(self, channel: str, target: Any = None) -> Channel | None:
-        if channel == "webhook" and target and f"webhook:{target}" in self.channels:
-            return self.channels[f"webhook:{target}"]  # a rule's named webhook (settings: hooks.named)
-        ch = self.channels.get(channel)
-        if ch is not None:
-            return ch
-        from delivery.settings import effective_console
-
-        stand_in = effective_console(self.settings)  # never in production, never beside real channels
-        if stand_in.enabled and channel in stand_in.stand_in_for:
-            return self.channels.get("console")
-        return None
-
-    def _issue_token(self, s: Session, alert: AlertRow, channel: str, now: datetime) -> tuple[str, str]:
-        """A link/push token that lives as long as "not me" is heard: the alert's expiry plus the deny
-        grace (a confirm is refused after the alert's own expiry, whatever the token says)."""
-        token = new_token()
-        grace = answer_settings(s)["deny_grace_seconds"]  # the bootstrap puts the answers settings on the sessions
-        expires = (aware(alert.expires_at) or now) + timedelta(seconds=grace)
-        s.add(ConfirmToken(token_hash=hash_token(token), alert_id=alert.id, account_id=alert.account_id,
-                           channel=channel, created_at=now, expires_at=expires))
-        return token, f"{self.settings.web.base_url.rstrip('/')}/c/{token}"
-
-    def _finish(self, s: Session, row: OutboxRow, result: DeliveryResult, transport: str, now: datetime,
-                report: DeliverReport) -> None:
-        """Record one attempt and move its row: sent, retry (backoff, jitter), or failed/dead and the
-        next channel."""
-        cfg = self.settings.delivery
-        row.attempts += 1
-        s.add(Delivery(outbox_id=row.id, attempt=row.attempts, channel=row.channel, transport=transport,
-                       status=result.status, provider_id=result.provider_id, error_code=result.error_code,
-                       error=result.error, at=now))
-        report.outcomes.append((row.id, row.channel, result.status))
-        if row.lease_owner != self.worker:  # our lease ran out and another worker took the row over
-            log.warning("outbox %s: lease lost before its result was recorded", row.id)
+    def _settle_unrecorded(self, report: DeliverReport | None) -> None:
+        """Record the results the database could not take (or give back what was never sent)."""
+        with self._lock:
+            jobs, self._unrecorded = self._unrecorded, []
+        if not jobs:
             return
-        row.lease_owner = None
-        row.lease_until = None
-        row.last_error = result.error
-        if result.ok:
-            self._sent(s, row, result, now)
-            report.sent += 1
-            return
-        floor = 0.0
-        throttled = int((row.payload or {}).get("throttled", 0))
-        if result.action == "backoff":  # 429 / 20429 / QUOTA_EXCEEDED: the provider, not the message
-            floor = self.limiter.backoff(transport, now, result.retry_after)
-            throttled += 1
-            row.payload = {**(row.payload or {}), "throttled": throttled}
-        elif result.action and not (row.payload or {}).get("previous"):  # the old contact is not the account's
-            account_action(s, row, result.action, now, code=result.error_code, error=result.error)
-        elif result.status == "permanent":
-            log.error("delivery %s via %s failed: %s %s", row.id, row.channel, result.error_code,
-                      result.error)
-        if result.status == "transient":
-            counted = row.attempts - min(throttled, self.policy.max_throttled)
-            cap = cfg.max_attempts
-            if result.max_retries is not None:  # e.g. 30003: one delayed retry, then the next channel
-                cap = min(cap, result.max_retries + 1)
-            if counted < cap:
-                delay = min(cfg.backoff_max_seconds, cfg.backoff_seconds * 2 ** (counted - 1))
-                delay = max(delay * (0.5 + self.rng.random()), floor, result.retry_after or 0.0)  # jitter
-                row.status = apply(row.status, "retry")
-                row.next_attempt_at = now + timedelta(seconds=delay)
-                report.retried += 1
-                return
-        # out of retries (dead) or never retryable (failed): the next channel, if any
-        row.status = apply(row.status, "die" if result.status == "transient" and result.max_retries is None else "fail")
-        report.dead += row.status == OutboxStatus.DEAD
-        report.failed += row.status == OutboxStatus.FAILED
-        if enqueue_fallback(s, row, now):
-            report.fallbacks += 1
+        part = DeliverReport()
+        sent = [j for j in jobs if j.result is not None or j.wait is not None]
+        try:
+            if sent:
+                self.recorder.record(sent, part)
+            idle = {j.oid: j.token for j in jobs if j.result is None and j.wait is None and not j.attempt_id}
+            if idle:
+                release(self.sessions, idle)
+        except Exception:
+            with self._lock:
+                self._unrecorded = jobs + self._unrecorded
+            raise
+        log.info("recorded %d delivery result(s) held while the database was away", len(jobs))
+        self._merge(report, part)
 
-    def _sent(self, s: Session, row: OutboxRow, result: DeliveryResult, now: datetime) -> None:
-        row.status = apply(row.status, "deliver" if result.status == "delivered" else "sent")
-        row.provider_id = result.provider_id
-        row.sent_at = now
-        if result.status == "delivered":
-            row.delivered_at = now
-        alert = s.get(AlertRow, row.alert_id) if row.alert_id else None
-        if alert is not None and row.purpose == "alert" and can(alert.status, "notify"):
-            alert.status = lifecycle_apply(alert.status, "notify")
-            alert.updated_at = now
-            s.add(AlertEvent(alert_id=alert.id, at=now, event="notified",
-                             detail={"channel": row.channel, "provider_id": result.provider_id}))
+    def _transmit(self, job: Job) -> None:
+        assert job.transport is not None and job.message is not None
+        transport, message = job.transport, job.message
+        state: dict[str, int | None] = {"attempt": None}
+
+        def handover() -> None:  # the channel is about to write the first byte that could deliver it
+            if state["attempt"] is None:
+                aid = presend(self.sessions, oid=job.oid, token=job.token, worker=self.worker,
+                              channel=job.channel, transport=transport.name, at=self._stamp(job),
+                              lease_until=self._lease_now() + self.lease)
+                if aid is None:
+                    raise LeaseLost(job.oid)
+                state["attempt"] = aid
+
+        self.heartbeat.add(job.oid, job.token)
+        try:
+            result = transport.transmit(message, handover)
+        except LeaseLost:
+            job.lease_lost = True
+            log.info("outbox %s: taken over by another worker before it was handed over; not sending", job.oid)
+            return
+        except Exception as e:  # the contract says transmit() never raises for a delivery failure
+            if state["attempt"] is None and _is_db_error(e):
+                raise  # recording the handover failed: nothing went out, the lease expires, a successor sends
+            log.exception("channel %s raised", transport.name)
+            error = f"{type(e).__name__}: {e}"
+            result = DeliveryResult("unknown" if state["attempt"] is not None else "transient", error=error)
+        finally:
+            self.heartbeat.discard(job.oid)
+        job.attempt_id = state["attempt"]
+        if result.action == "backoff":
+            self.limiter.backoff(job.provider, job.now or self._lease_now(), result.retry_after)
+        job.result = result
+
+    # -- time and bookkeeping -------------------------------------------------------------------
+    def _lease_now(self) -> datetime:
+        """The time leases are measured in: the clock, or the pass's time plus what has elapsed."""
+        if self.clock is not None:
+            return self.clock()
+        base, mono = self._base
+        return base + timedelta(seconds=time.monotonic() - mono)
+
+    def _stamp(self, job: Job) -> datetime:
+        """When a result is recorded: now by the clock, else the pass's time (deterministic tests)."""
+        if self.clock is not None:
+            return self.clock()
+        return job.now or self._lease_now()
+
+    def _merge(self, report: DeliverReport | None, part: DeliverReport) -> None:
+        with self._lock:
+            (self._background if report is None else report).add(part)
+
+    def _failed(self, e: BaseException) -> None:
+        self.failures.append(Failure(self._lease_now(), type(e).__name__, str(e).strip().splitlines()[0]
+                                     if str(e).strip() else type(e).__name__))
+
+    def take_failures(self) -> list[Failure]:
+        out = []
+        while self.failures:
+            out.append(self.failures.popleft())
+        return out
+
+    def __repr__(self) -> str:
+        return f"Deliverer({self.worker})"
+
+
+
+def _is_db_error(e: BaseException) -> bool:
+    return isinstance(e, DBAPIError)

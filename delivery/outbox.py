@@ -6,7 +6,9 @@ readable; nothing here sends anything.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from delivery.settings import DeliveryConfig
 from notifiers.base import Channel, DeliveryResult, Message, Recipient
 
 log = logging.getLogger("vigil.deliver")
+_CLAIMS = itertools.count(1)
 
 
 Sends = dict[tuple[str, str], list[tuple[str, datetime]]]  # (account, channel) -> [(outbox id, sent at)]
@@ -35,7 +38,13 @@ class Job:
     message: Message | None
     result: DeliveryResult | None
     provider: str = "?"
-    wait: float | None = None  # not sent: its provider said 429 earlier in the pass
+    wait: float | None = None  # not sent: its provider is backing us off (a 429)
+    token: str = ""  # the claim's lease token
+    channel: str = ""
+    now: datetime | None = None  # the pass's time, stamped on what is recorded
+    attempt_id: int | None = None  # the attempt row written before the provider call
+    presumed: bool = False  # a dead worker handed it over: recorded as sent, not sent again
+    lease_lost: bool = False  # another worker took it over before we could send it
 
 
 @dataclass
@@ -60,33 +69,45 @@ def preload(s: Session, model: Any, key: Any, ids: set[Any], *, lock: bool = Fal
     return list(s.scalars(q))
 
 
-def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit: int, lease: timedelta
-          ) -> list[str]:
-    """Lease up to ``limit`` ready rows for this worker; returns their ids."""
+@dataclass(frozen=True)
+class Claim:
+    """Rows leased by one claim: their ids in send order, the lease token written to
+    ``lease_owner`` (the worker's identity and the claim's number: a row this worker claims
+    again after its lease ran out gets a new token, so the older job can no longer send it), and
+    the ids that were taken over from an expired lease (their last attempt may be in flight)."""
+
+    ids: list[str]
+    token: str
+    takeovers: frozenset[str] = frozenset()
+
+
+def claim(sessions: sessionmaker[Session], *, worker: str, now: datetime, limit: int, lease: timedelta,
+          skip_channels: Iterable[str] = ()) -> Claim:
+    """Lease up to ``limit`` ready rows (none of ``skip_channels``: their senders are busy)."""
+    token = f"{worker}/{next(_CLAIMS)}"
     with sessions.begin() as s:
         ready = or_(OutboxRow.status.in_(READY),
                     (OutboxRow.status == OutboxStatus.SENDING.value) & (OutboxRow.lease_until < now))
-        q = (select(OutboxRow.id).where(ready, OutboxRow.next_attempt_at <= now)
+        q = (select(OutboxRow.id, OutboxRow.status).where(ready, OutboxRow.next_attempt_at <= now)
              .order_by(OutboxRow.priority, OutboxRow.created_at, OutboxRow.id).limit(limit))
+        skip = sorted(set(skip_channels))
+        if skip:
+            q = q.where(OutboxRow.channel.not_in(skip))
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
-        ids = list(s.scalars(q))
-        if not ids:
-            return []
+        found = s.execute(q).all()
+        if not found:
+            return Claim([], token)
+        ids = [oid for oid, _ in found]
         # one compare-and-set for the lot: a row another worker leased meanwhile is not ``ready``
         res = s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), ready)
-                        .values(status=apply(READY[0], "claim"), lease_owner=worker, lease_until=now + lease)
+                        .values(status=apply(READY[0], "claim"), lease_owner=token, lease_until=now + lease)
                         .returning(OutboxRow.id).execution_options(synchronize_session=False))
         got = set(res.scalars())
-        return [oid for oid in ids if oid in got]
+        taken = frozenset(oid for oid, st in found if st == OutboxStatus.SENDING.value and oid in got)
+        return Claim([oid for oid in ids if oid in got], token, taken)
 
 
-def send(transport: Channel, message: Message) -> DeliveryResult:
-    try:
-        return transport.send(message)
-    except Exception as e:  # the contract says send() never raises; if it does: transient
-        log.exception("channel %s raised", transport.name)
-        return DeliveryResult("transient", error=f"{type(e).__name__}: {e}")
 
 
 def put_back(row: OutboxRow, event: str, until: datetime, why: str) -> None:

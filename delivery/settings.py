@@ -7,9 +7,9 @@ against :class:`DeliveryConfig`, a protocol, so this package never imports the a
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from delivery.policy import PolicySettings
 from notifiers.console import ConsoleConfig
@@ -34,11 +34,41 @@ class Channels(BaseModel):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
 
 
+UnknownOutcome = Literal["retry", "presume_sent"]
+PRESUME: UnknownOutcome = "presume_sent"
+
+
 class DeliverySettings(Strict):
     max_attempts: int = Field(5, ge=1)
     backoff_seconds: float = Field(30.0, gt=0)
     backoff_max_seconds: float = Field(3600.0, gt=0)
-    lease_seconds: int = Field(120, ge=1)
+    lease_seconds: int = Field(120, ge=1, description="a claim's lease; renewed before each send and while "
+                                                      "the provider call runs")
+    batch_size: int = Field(100, ge=1, le=10_000, description="rows claimed at a time")
+    concurrency: dict[str, int] = Field(
+        default_factory=lambda: {"sms": 4, "push": 4, "email": 2},
+        description="parallel sends per channel (each channel has its own senders: a hung relay "
+                    "never delays another channel)")
+    default_concurrency: int = Field(2, ge=1, le=64, description="parallel sends of a channel not listed")
+    backlog_per_sender: int = Field(
+        10, ge=1, le=1000, description="messages claimed ahead per parallel send; a channel whose backlog is "
+                                       "full is left out of the next claim")
+    on_unknown: dict[str, UnknownOutcome] = Field(
+        default_factory=lambda: {"sms": PRESUME},
+        description="after a provider timeout with the message handed over: 'retry' per the backoff policy "
+                    "(the same Message-ID / delivery id), or 'presume_sent' (the delivery receipt, or its "
+                    "absence, settles it); channels not listed retry")
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if not 1 <= n <= 64}
+        if bad:
+            raise ValueError(f"concurrency must be between 1 and 64 per channel; got {bad}")
+        return v
+
+    def senders(self, channel: str) -> int:
+        return self.concurrency.get(channel, self.default_concurrency)
 
 
 class HookSettings(Strict):

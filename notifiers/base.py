@@ -7,13 +7,13 @@ A channel is small: class attributes say what it can carry, a pydantic config (s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Status = Literal["delivered", "sent", "transient", "permanent", "skipped"]
+Status = Literal["delivered", "sent", "transient", "permanent", "skipped", "unknown"]
 
 # Values of DeliveryResult.action.
 OPT_OUT = "opt_out"
@@ -54,7 +54,11 @@ class DeliveryResult:
     """``sent``: handed to the provider (a receipt may follow); ``delivered``: final.
 
     ``transient`` is retried with backoff; ``permanent`` goes to the next channel or the dead
-    letters.  ``action`` tells the engine what else to do: ``opt_out`` (the number replied STOP),
+    letters.  ``unknown``: the message was handed over but no answer came (a timeout after SMTP
+    ``DATA``, a read timeout after an HTTP request was written) -- the provider may have it.  It
+    is never resent within the same attempt; the delivery policy decides about a later one.
+
+    ``action`` tells the engine what else to do: ``opt_out`` (the number replied STOP),
     ``bad_address``, ``prune_token``, ``ops_alert`` (configuration broken), ``backoff`` (rate limit).
     ``retry_after`` is the provider's wait in seconds when it gave one; ``max_retries`` caps the
     retries *this* error deserves (Twilio 30003 "unreachable handset": one delayed retry, then the
@@ -94,6 +98,24 @@ class Channel:
 
     def send(self, message: Message) -> DeliveryResult:
         raise NotImplementedError
+
+    #: True when :meth:`transmit` calls ``handover`` itself at the moment the provider may start
+    #: to hold the message (SMTP: after ``DATA`` was accepted, before the body's final dot).
+    #: False: the request is handed over as the call begins.
+    reports_handover: ClassVar[bool] = False
+    #: True when the receiver drops a second copy of a message (an idempotency key it honours,
+    #: like the webhook's ``X-Vigil-Delivery``): a message whose outcome is unknown may be resent.
+    idempotent: ClassVar[bool] = False
+
+    def transmit(self, message: Message, handover: Callable[[], None]) -> DeliveryResult:
+        """Send, calling ``handover()`` just before the provider can first hold the message.
+
+        The delivery job records the handover before a byte that could deliver the message goes
+        out, so a worker killed mid-call leaves a record saying whether the provider may have it.
+        An exception from ``handover`` (the lease is gone) aborts the send before that point.
+        """
+        handover()
+        return self.send(message)
 
     def close(self) -> None:
         """Release connections (called on shutdown)."""

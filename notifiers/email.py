@@ -11,6 +11,14 @@ SMTP replies map onto :class:`DeliveryResult`: 4xx is transient (greylisting, fu
 5xx permanent -- a refused recipient marks the address bad, a refused sender or failed login is
 an operator problem (``ops_alert``).  A refused connection or a timeout is transient.  An
 accepted message is ``delivered``: SMTP gives no later receipt.
+
+One transmission per attempt.  Once the relay has answered ``354`` to ``DATA``, the body and its
+final dot may make the relay queue the message even if its ``250`` never reaches us: a timeout or
+a dropped connection from then on is an ``unknown`` outcome, recorded as such and *never* resent
+through a fresh connection within the same attempt (the delivery policy decides about a later
+one, which carries the same ``Message-ID``).  Only a kept-alive session found dead before
+``DATA`` -- when the relay cannot have the message -- is retried once on a new connection.
+``transmit`` calls the delivery job's ``handover`` hook right after the ``354``.
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -35,8 +44,11 @@ from notifiers.base import (
     DeliveryResult,
     Message,
 )
+from notifiers.handover import Handover
 
 _ID_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_BARE_EOL = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
 _BAD_RECIPIENT_CODES = {501, 510, 511, 550, 551, 553}
 
 
@@ -118,7 +130,12 @@ class EmailChannel(Channel):
         msg["Content-Language"] = message.recipient.locale  # after set_content, which drops Content-*
         return msg
 
+    reports_handover: ClassVar[bool] = True
+
     def send(self, message: Message) -> DeliveryResult:
+        return self.transmit(message, _nothing)
+
+    def transmit(self, message: Message, handover: Callable[[], None]) -> DeliveryResult:
         rcpt = message.recipient.email
         if not rcpt:
             return DeliveryResult("skipped", error="recipient has no email address")
@@ -129,23 +146,33 @@ class EmailChannel(Channel):
         except (ValueError, TypeError) as e:  # a header the policy refuses
             return DeliveryResult("permanent", error=f"cannot build the message: {e}")
         with self._lock:
+            handed = _Handover(handover)
             try:
-                return self._send_locked(msg, rcpt)
+                return self._send_locked(msg, rcpt, handed)
             except Exception as e:
                 self._drop()
+                handed.raise_refusal()  # the job withdrew the message: nothing of the body went out
+                if handed.dot_sent and not isinstance(e, smtplib.SMTPResponseException):
+                    # the relay has the whole body and its final dot: it may have queued the message
+                    return DeliveryResult("unknown", provider_id=str(msg["Message-ID"]),
+                                          error=f"no answer after DATA: {type(e).__name__}: {e}")
                 return classify(e)
 
-    def _send_locked(self, msg: EmailMessage, rcpt: str) -> DeliveryResult:
+    def _send_locked(self, msg: EmailMessage, rcpt: str, handed: _Handover) -> DeliveryResult:
         for attempt in (1, 2):
             conn = self._connection()
+            conn.handover = handed  # type: ignore[attr-defined]
             try:
                 conn.send_message(msg, from_addr=self.config.sender_address, to_addrs=[rcpt])
                 break
             except smtplib.SMTPServerDisconnected:
-                # a kept-alive session the server closed: one fresh connection, then report
+                # a kept-alive session the server closed before DATA: one fresh connection, then report;
+                # after DATA the relay may hold the message, so that is never resent here
                 self._drop()
-                if attempt == 2 or not self.config.reuse_connection:
+                if attempt == 2 or handed.done or not self.config.reuse_connection:
                     raise
+            finally:
+                conn.handover = None  # type: ignore[attr-defined]
         if not self.config.reuse_connection:
             self._drop(quit_=True)
         return DeliveryResult("delivered", provider_id=str(msg["Message-ID"]))
@@ -157,11 +184,11 @@ class EmailChannel(Channel):
         ctx = self._tls_context() if (cfg.starttls or cfg.use_ssl) else None
         conn: smtplib.SMTP
         if cfg.use_ssl:
-            conn = smtplib.SMTP_SSL(
+            conn = _SMTPSSL(
                 cfg.host, cfg.port, local_hostname=cfg.local_hostname, timeout=cfg.timeout, context=ctx
             )
         else:
-            conn = smtplib.SMTP(cfg.host, cfg.port, local_hostname=cfg.local_hostname, timeout=cfg.timeout)
+            conn = _SMTP(cfg.host, cfg.port, local_hostname=cfg.local_hostname, timeout=cfg.timeout)
         try:
             conn.ehlo()
             if cfg.starttls:
@@ -253,3 +280,56 @@ def _by_code(code: int, text: bytes | str, bad_address: bool = False) -> Deliver
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Handover(Handover):
+    """The job's hook, called when the relay has said ``354``; then whether the body and its final
+    dot were written (a failure while writing them leaves the relay an incomplete message, which
+    it discards)."""
+
+    dot_sent = False
+
+
+def _data(conn: Any, msg: bytes | str) -> tuple[int, bytes]:
+    """``smtplib.SMTP.data`` with the handover hook between the ``354`` and the body.
+
+    The same wire protocol as the standard library (dot-stuffing, CRLF line ends for a str body,
+    bytes sent as they are, the final dot); only the hook is new.  A non-354 answer leaves the
+    hook uncalled: the relay refused ``DATA``.
+    """
+    conn.putcmd("data")
+    code, repl = conn.getreply()
+    if conn.debuglevel > 0:
+        conn._print_debug("data:", (code, repl))
+    if code != 354:
+        raise smtplib.SMTPDataError(code, repl)
+    hook = getattr(conn, "handover", None)
+    if hook is not None:
+        hook()
+    data = _BARE_EOL.sub(b"\r\n", msg.encode("ascii")) if isinstance(msg, str) else msg
+    q = _LEADING_DOT.sub(b"..", data)
+    if q[-2:] != b"\r\n":
+        q += b"\r\n"
+    conn.send(q + b".\r\n")
+    if hook is not None:
+        hook.dot_sent = True
+    code, reply = conn.getreply()
+    return code, reply
+
+
+class _SMTP(smtplib.SMTP):
+    handover: _Handover | None = None
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        return _data(self, msg)
+
+
+class _SMTPSSL(smtplib.SMTP_SSL):
+    handover: _Handover | None = None
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        return _data(self, msg)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -41,6 +42,7 @@ from notifiers.base import (
     DeliveryResult,
     Message,
 )
+from notifiers.handover import Handover, handing_over
 
 FCM_DATA_LIMIT = 4096  # bytes of the data payload FCM accepts for a token
 
@@ -188,6 +190,18 @@ class PushChannel(Channel):
                 **target,
             )
 
+    reports_handover: ClassVar[bool] = True  # from the transport adapter, right before the POST
+
+    def transmit(self, message: Message, handover: Callable[[], None]) -> DeliveryResult:
+        h = Handover(handover)
+        with handing_over(h):
+            result = self.send(message)
+        h.raise_refusal()
+        if h.done and result.status == "transient" and "DeadlineExceeded" in (result.error or ""):
+            # the request was written and FCM did not answer in time: it may have the message
+            return DeliveryResult("unknown", error=result.error, error_code=result.error_code)
+        return result
+
     def send(self, message: Message) -> DeliveryResult:
         from firebase_admin import messaging
 
@@ -277,11 +291,11 @@ def _no_sdk_retries(service: Any) -> None:
     """Let the delivery policy own retries.  firebase-admin's session retries 500/503 four times
     and, through urllib3, *sleeps* through a 429's ``Retry-After`` inside ``send`` -- a worker
     blocked for as long as FCM asks.  A result with ``retry_after`` is what the policy needs."""
-    from requests.adapters import HTTPAdapter
+    from notifiers.handover import HandoverAdapter
 
     session = service._client.session
     for prefix in ("https://", "http://", "https://fcm.googleapis.com"):
-        session.mount(prefix, HTTPAdapter(max_retries=0))
+        session.mount(prefix, HandoverAdapter(max_retries=0))  # and the delivery job hears of the handover
 
 
 def _retry_after(e: BaseException) -> float | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -94,6 +95,20 @@ def available_templates(template_dirs: Sequence[str] = ()) -> set[str]:
     return names
 
 
+_KNOWN: dict[tuple[str, ...], tuple[float, set[str]]] = {}
+KNOWN_TTL = 10.0  # seconds a directory listing is trusted: a delivery pass renders hundreds of messages
+
+
+def _known(template_dirs: tuple[str, ...]) -> set[str]:
+    """:func:`available_templates`, listed at most every ``KNOWN_TTL`` seconds (a template added
+    to a directory shows up within that time)."""
+    now = time.monotonic()
+    hit = _KNOWN.get(template_dirs)
+    if hit is None or now - hit[0] > KNOWN_TTL:
+        hit = _KNOWN[template_dirs] = (now, available_templates(template_dirs))
+    return hit[1]
+
+
 def render(
     template: str,
     channel: str,
@@ -109,7 +124,7 @@ def render(
     :class:`UnknownTemplateError` for a template that does not exist -- rule files are checked
     against :func:`available_templates` at load, so this is a programming error at send time.
     """
-    known = available_templates(template_dirs)
+    known = _known(tuple(template_dirs))
     if template not in known:
         raise UnknownTemplateError(template, sorted(known))
     if channel not in RENDER_CHANNELS:

@@ -21,13 +21,13 @@ the ``base_url`` setting (Prism serving Twilio's OpenAPI spec, or a corporate eg
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from notifiers import sms_segments
+from notifiers import handover, sms_segments
 from notifiers.base import (
     BACKOFF,
     BAD_ADDRESS,
@@ -182,15 +182,25 @@ class SmsChannel(Channel):
                 config.account_sid or "",
                 config.auth_token.get_secret_value() if config.auth_token else "",
             )
-        self.client = Client(
-            user,
-            secret,
-            config.account_sid,
-            http_client=http_client or TwilioHttpClient(timeout=config.timeout, max_retries=0),
-        )
+        self._adapter_reports = http_client is None  # our own client: the handover comes from its adapter
+        if http_client is None:
+            http_client = TwilioHttpClient(timeout=config.timeout, max_retries=0)
+            handover.mount(http_client.session, max_retries=0)
+        self.client = Client(user, secret, config.account_sid, http_client=http_client)
         if config.base_url:
             # Domain.absolute_url() reads base_url on every request (twilio 9.x, pinned <10).
             self.client.api.base_url = config.base_url.rstrip("/")
+
+    reports_handover: ClassVar[bool] = True  # from the transport adapter, right before the POST
+
+    def transmit(self, message: Message, hook: Callable[[], None]) -> DeliveryResult:
+        if not self._adapter_reports:  # a client of the caller's (a test seam): just before the call
+            return super().transmit(message, hook)
+        h = handover.Handover(hook)
+        with handover.handing_over(h):
+            result = self.send(message)
+        h.raise_refusal()
+        return result
 
     def send(self, message: Message) -> DeliveryResult:
         to = message.recipient.phone
@@ -245,6 +255,10 @@ def classify_exception(e: BaseException) -> DeliveryResult:
     if isinstance(e, TwilioRestException | TwilioServiceException):
         detail = getattr(e, "msg", None) or getattr(e, "detail", None) or getattr(e, "title", None) or str(e)
         return classify_error(e.code, e.status, detail=str(detail))
+    from requests.exceptions import ReadTimeout
+
+    if isinstance(e, ReadTimeout):  # the request went out; Twilio may have created the message
+        return DeliveryResult("unknown", error=f"no answer from the Twilio API: {type(e).__name__}: {e}")
     if isinstance(e, RequestException | OSError):
         return DeliveryResult("transient", error=f"Twilio API unreachable: {type(e).__name__}: {e}")
     return DeliveryResult("transient", error=f"unexpected {type(e).__name__}: {e}")

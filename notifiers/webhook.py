@@ -86,6 +86,7 @@ class WebhookConfig(ChannelConfig):
 class WebhookChannel(Channel):
     name: ClassVar[str] = "webhook"
     config_model: ClassVar[type[ChannelConfig]] = WebhookConfig
+    idempotent: ClassVar[bool] = True  # receivers drop a delivery id they have seen (X-Vigil-Delivery)
 
     def __init__(
         self, config: WebhookConfig, *, client: httpx.Client | None = None, clock: Any = time.time

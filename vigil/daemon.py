@@ -5,14 +5,20 @@ that APScheduler had to skip because the previous one overran is *logged with th
 loses work, because the next run reads from the cursor and loops until it has caught up (up to
 ``max_batches_per_run`` batches, then it reports the backlog).  SIGTERM and SIGINT stop the
 scheduler gracefully: running jobs finish, nothing new starts.
+
+Every failed run -- scan, deliver, escalate, rules -- is written to ``vigil_runs`` (status
+``error``, with the error's class and message) through :class:`vigil.runs.RunLog`, which keeps
+the rows in memory while the database is away and writes them once it answers again.
+
+The deliver job pumps: it claims for the channels whose senders have room, hands the messages to
+them and claims again as they free up, until nothing is ready or the interval is nearly over; the
+senders keep working between runs, each channel at its own pace (``delivery.transmit.Lanes``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +34,7 @@ from delivery.deliver import Deliverer
 from delivery.escalate import EscalateReport, escalate_once
 from vigil.bootstrap import App
 from vigil.isolate import scan_guarded
+from vigil.runs import RunLog, RunRecord, database_error, error_detail
 
 log = logging.getLogger("vigil.daemon")
 SCAN_CYCLE = "scan_cycle"  # Run.job of one cycle; /metrics (vigil.web.metrics) reads the same name
@@ -117,20 +124,24 @@ def escalate_all(app: App) -> EscalateReport:
     return escalate_once(app.sessions, now=app.clock(), sla=sla_tick_report)
 
 
-def deliver_once(app: App, *, worker: str = "worker-1") -> Any:
+def deliver_once(app: App, *, worker: str | None = None) -> Any:
+    """``vigil deliver --once``: send everything that is ready, every channel at its own pace."""
     from delivery.channels import renderer
 
     d = Deliverer(app.sessions, app.settings, app.channels, renderer(), worker=worker)
-    return d.run_once(app.clock())
+    try:
+        return d.drain(app.clock)
+    finally:
+        d.close()
 
 
 class Daemon:
     def __init__(self, app: App, *, worker: str | None = None) -> None:
         self.app = app
-        # a unique worker name per replica, so a lost lease is never mistaken for our own
-        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}"
+        self.worker_prefix = worker  # the deliverer adds host:pid:random: never mistaken for another's lease
         self._deliverer: Deliverer | None = None
         self.stopped = threading.Event()
+        self.runs = RunLog(app.sessions)
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
         self.last_finished: dict[str, datetime] = {}
@@ -138,30 +149,56 @@ class Daemon:
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
         def run() -> None:
+            self.runs.flush()  # rows kept while the database was away go first
             started = self.app.clock()
             try:
                 detail = fn()
-                status = "ok"
             except Exception as e:  # logged and recorded; the next run retries from the cursor
-                log.exception("%s job failed", name, extra={"event": "job_failed", "job": name})
-                detail, status = {"error": f"{type(e).__name__}: {e}"}, "error"
-            finished = self.app.clock()
-            self.last_finished[name] = finished
-            if name != "scan":  # scan records its own runs per batch
-                with self.app.sessions.begin() as s:
-                    s.add(Run(job=name, started_at=started, finished_at=finished, status=status,
-                              detail=_plain(detail)))
+                if database_error(e) is not None:  # the database is away: one line per run, not a traceback
+                    log.error("%s job failed: %s", name, error_detail(e)["error"],
+                              extra={"event": "job_failed", "job": name})
+                else:
+                    log.exception("%s job failed", name, extra={"event": "job_failed", "job": name})
+                self.last_finished[name] = finished = self.app.clock()
+                self.runs.failure(name, started, finished, e)
+                return
+            self.last_finished[name] = finished = self.app.clock()
+            if name != "scan":  # scan records its own runs per batch, in the batch's transaction
+                self.runs.add(RunRecord(name, started, finished, "ok", _plain(detail)))
         return run
 
-    def _deliver(self) -> dict[str, Any]:
-        """One Deliverer for the daemon's life: its rate limiter remembers providers' 429s between runs."""
+    @property
+    def deliverer(self) -> Deliverer:
+        """One Deliverer for the daemon's life: its rate limiter remembers providers' 429s between
+        runs, and its senders keep sending between runs."""
         if self._deliverer is None:
             from delivery.channels import renderer
 
             self._deliverer = Deliverer(self.app.sessions, self.app.settings, self.app.channels, renderer(),
-                                        worker=self.worker)
-        rep = self._deliverer.run_once(self.app.clock())
-        return {k: v for k, v in rep.__dict__.items() if k not in ("outcomes", "links")}
+                                        worker=self.worker_prefix, clock=self.app.clock)
+        return self._deliverer
+
+    def _deliver(self) -> dict[str, Any]:
+        d = self.deliverer
+        budget = max(0.5, self.app.settings.daemon.deliver_every_seconds * 0.9)
+        deadline = time.monotonic() + budget
+        claimed = 0
+        while not self.stopped.is_set():
+            n = d.pump(self.app.clock())
+            claimed += n
+            left = deadline - time.monotonic()
+            if left <= 0 or (n == 0 and d.idle()):
+                break
+            if n == 0 or d.lanes.full():
+                d.lanes.wait(min(0.5, left))  # until a sender frees up (or new rows may be ready)
+        rep = d.collect()
+        for f in d.take_failures():
+            self.runs.add(RunRecord("deliver", f.at, f.at, "error",
+                                    {"error_class": f.error_class, "error": f.error, "where": "sender"}))
+        out = rep.summary()
+        out["claimed_this_run"] = claimed
+        out["in_progress"] = d.lanes.busy()
+        return out
 
     def _on_event(self, event: JobEvent) -> None:
         if event.code in (EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED):
@@ -170,9 +207,8 @@ class Daemon:
             log.warning("job %s overran: a run was skipped (%.0f s since the last finished run); "
                         "the next run catches up from the cursor", event.job_id, gap or 0,
                         extra={"event": "job_gap", "job": event.job_id, "seconds_since_last": gap})
-            with self.app.sessions.begin() as s:
-                s.add(Run(job=event.job_id, started_at=self.app.clock(), finished_at=self.app.clock(),
-                          status="gap", detail={"seconds_since_last": gap}))
+            now = self.app.clock()
+            self.runs.add(RunRecord(event.job_id, now, now, "gap", {"seconds_since_last": gap}))
 
     def start(self) -> None:
         d = self.app.settings.daemon
@@ -202,6 +238,10 @@ class Daemon:
                 pass
         finally:
             self.scheduler.shutdown(wait=True)
+            if self._deliverer is not None:
+                self._deliverer.close(wait=True)  # sends under way finish; the rest is given back
+            if not self.runs.flush():
+                log.warning("%d run record(s) could not be written to vigil_runs", self.runs.pending())
             self.app.close()
             log.info("vigil daemon stopped")
 

@@ -208,7 +208,7 @@ class OutboxRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(TS, index=True)
-    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_owner: Mapped[str | None] = mapped_column(String(160))  # the claim's token: worker identity + claim number
     lease_until: Mapped[datetime | None] = mapped_column(TS)
     provider_id: Mapped[str | None] = mapped_column(String(256), index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -218,7 +218,12 @@ class OutboxRow(Base):
 
 
 class Delivery(Base):
-    """One attempt to send one outbox message, with the provider's answer."""
+    """One attempt to send one outbox message (or one receipt), with the provider's answer.
+
+    A transmission's row is written *before* the provider call (status ``sending``, then
+    ``in_flight`` once the message is handed over) and updated with the answer: a worker that dies
+    mid-call leaves the row behind, and whoever takes the message over reconciles instead of
+    sending blindly (``delivery.transmit``)."""
 
     __tablename__ = "vigil_deliveries"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -231,6 +236,8 @@ class Delivery(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(TS)
+    worker: Mapped[str | None] = mapped_column(String(160))  # host:pid:random of the sending worker
+    finished_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 class ConfirmToken(Base):

@@ -91,7 +91,8 @@ def test_429_backs_off_the_provider_and_is_retried_not_failed(app: App, delivere
 
     chans = channels(sms=rate_limited)
     limiter = RateLimiter()
-    d = deliverer_factory(chans, limiter=limiter)
+    # one SMS sender: with N of them, up to N - 1 calls may already be under way when the 429 comes
+    d = deliverer_factory(chans, limiter=limiter, concurrency={"sms": 1})
     rep = d.run_once(T0)
     # the first call got 429; the other two were not even tried: the provider is blocked
     assert len(calls) == 1 and rep.retried == 1 and rep.throttled == 2 and rep.sent == 0

@@ -46,6 +46,16 @@ class StoreCollector(Collector):
             yield from self._outbox(s, now)
             yield from self._deliveries(s)
             yield from self._alerts_and_tickets(s)
+            yield from self._failures(s)
+
+    def _failures(self, s: Session) -> Iterator[Metric]:
+        from vigil.status import failure_counts
+
+        m = CounterMetricFamily("vigil_job_failures", "Failed job runs on record (vigil_runs), by job and error class",
+                                labels=["job", "error_class"])
+        for job, cls, n in failure_counts(s):
+            m.add_metric([job, cls], float(n))
+        yield m
 
     def _rule_sets(self, s: Session) -> Iterator[Metric]:
         counts: dict[str, int] = {

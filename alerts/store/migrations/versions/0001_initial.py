@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 03:47:13.925946
+Create Date: 2026-12-02 03:48:03.694969
 """
 from __future__ import annotations
 
@@ -332,7 +332,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('lease_owner', sa.String(length=128), nullable=True),
+    sa.Column('lease_owner', sa.String(length=160), nullable=True),
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('provider_id', sa.String(length=256), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
@@ -384,6 +384,8 @@ def upgrade() -> None:
     sa.Column('error_code', sa.String(length=64), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('worker', sa.String(length=160), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['outbox_id'], ['vigil_outbox.id'], name=op.f('fk_vigil_deliveries_outbox_id_vigil_outbox')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vigil_deliveries'))
     )
