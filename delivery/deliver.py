@@ -52,6 +52,7 @@ from delivery.outbox import (
     recipient_of,
     send,
 )
+from delivery.holder import HOLDER_PURPOSES, brand_context, holder_context
 from delivery.policy import PolicySettings, RateLimiter, budget_verdict
 from delivery.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
 from delivery.settings import DeliveryConfig
@@ -255,6 +256,9 @@ class Deliverer:
             token, link = self._issue_token(s, alert, row.channel, now)
             report.links.append((alert.id, row.channel, link))
         context = context_of(alert, recipient, link, row, len(coalesced))
+        context.update(brand_context(self.settings))
+        if row.purpose in HOLDER_PURPOSES:  # a survey or an acknowledgement: its reference and link
+            context.update(holder_context(s, row, self.settings.web.base_url, now))
         if row.channel in SYSTEM_CHANNELS:
             data = {k: str(v) for k, v in {**(row.payload or {}), **context["data"]}.items()}
             return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=row.template,

@@ -181,6 +181,8 @@ def build_view(
     value_usd = fmt.money(_get(ev, "amount_usd"), "USD", bl)
     view: dict[str, Any] = {
         "brand": fmt.safe_text(context.get("brand") or "Vigil", 24),
+        "brand_color": _colour(context.get("brand_color")),
+        "ticket_ref": fmt.safe_text(context.get("ticket_ref"), 40),
         "locale": loc,
         "template": template,
         "level": level,
@@ -282,6 +284,13 @@ def _webhook_data(
 
 def _lines(text: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(line.rstrip() for line in text.strip().splitlines()))
+
+
+def _colour(value: Any) -> str:
+    """A ``#rrggbb`` colour for HTML email, else the default blue (settings validate it; this is
+    the last guard before it is written into a style attribute)."""
+    text = str(value or "")
+    return text if re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", text) else "#0969da"
 
 
 def _count(value: Any) -> int | None:

@@ -152,7 +152,7 @@ def bootstrap(
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
-    sessions.configure(info=ticket_session_info(settings))
+    sessions.configure(info={**ticket_session_info(settings), "surveys": settings.surveys})
     return App(
         settings=settings,
         engine=engine,

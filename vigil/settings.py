@@ -20,8 +20,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 import confkit
 from delivery.policy import PolicySettings
 from delivery.settings import Channels, DeliverySettings, HookSettings
+from notifiers.branding import BrandingSettings
 from tickets.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
+from tickets.surveys import SurveySettings
 from vigil.errors import ConfigError
+from vigil.web.console.settings import ConsoleSettings
 from vigil.web.hook_settings import TwilioHookSettings
 
 __all__ = ["Channels", "DeliverySettings", "HookSettings", "Settings", "load_settings"]
@@ -64,6 +67,7 @@ class WebSettings(Strict):
     staff_token: SecretStr = Field(SecretStr(""), description="bearer token of the staff API; empty = disabled")
     twilio: TwilioHookSettings = Field(default_factory=TwilioHookSettings)
     token_ttl_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
 
 class DaemonSettings(Strict):
@@ -103,6 +107,8 @@ class Settings(BaseSettings):
     geo: GeoSettings = Field(default_factory=GeoSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     hooks: HookSettings = Field(default_factory=HookSettings)
+    branding: BrandingSettings = Field(default_factory=BrandingSettings)
+    surveys: SurveySettings = Field(default_factory=SurveySettings)
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"

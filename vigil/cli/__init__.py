@@ -96,7 +96,7 @@ def _register() -> None:
         main.add_command(cmd)
     import importlib
 
-    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "suppressions_cmd"):
+    for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "suppressions_cmd", "staff_cmd"):
         m = importlib.import_module(f"vigil.cli.{mod}")
         for cmd in m.COMMANDS:
             main.add_command(cmd)
