@@ -39,6 +39,7 @@ from alerts.lifecycle import apply as lifecycle_apply
 from alerts.outbox import READY, OutboxStatus, apply
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, ConfirmToken, Delivery, OutboxRow
 from alerts.tokens import hash_token, new_token
+from delivery.holder import HOLDER_PURPOSES, brand_context, holder_context
 from delivery.outbox import (
     Batch,
     Held,
@@ -52,7 +53,6 @@ from delivery.outbox import (
     recipient_of,
     send,
 )
-from delivery.holder import HOLDER_PURPOSES, brand_context, holder_context
 from delivery.policy import PolicySettings, RateLimiter, budget_verdict
 from delivery.receipts import ANSWERED_SKIP_PURPOSES, account_action, enqueue_fallback, sweep_unconfirmed
 from delivery.settings import DeliveryConfig

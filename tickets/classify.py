@@ -140,7 +140,7 @@ def read_samples(path: str | Path = SAMPLES, categories: Sequence[str] = CATEGOR
         raise ClassifierError(f"{p}: sample file not found") from None
     out = []
     for n, r in enumerate(rows, start=2):
-        text, loc, cat = (r.get("text") or "").strip(), (r.get("locale") or "").strip(), r.get("category")
+        text, loc, cat = (r.get("text") or "").strip(), (r.get("locale") or "").strip(), str(r.get("category") or "")
         if cat not in categories:
             raise ClassifierError(f"{p}:{n}: unknown category {cat!r}; use one of {', '.join(categories)}")
         if not text:

@@ -243,3 +243,17 @@ def _aware(dt: datetime) -> datetime:
     from datetime import UTC
 
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
+def queue_ack(session: Session, ticket: Ticket, *, channel: str, ref_id: str, now: datetime) -> str | None:
+    """Acknowledge a holder's message on ``channel`` (push for in-app messages) with the ticket's
+    reference, through the outbox (template ``ticket_ack``); once per message."""
+    if channel not in HOLDER_CHANNELS:
+        return None
+    oid = stable_id("o", ticket.id, "ack", ref_id)
+    if session.get(OutboxRow, oid) is None:
+        session.add(OutboxRow(id=oid, alert_id=None, account_id=ticket.account_id, channel=channel,
+                              purpose="ticket_ack", template="ticket_ack", priority=6,
+                              payload={"ticket_ref": ticket_ref(ticket.id)}, status=PENDING, next_attempt_at=now,
+                              created_at=now))
+    return oid

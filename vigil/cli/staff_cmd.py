@@ -5,6 +5,8 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 
@@ -71,7 +73,7 @@ def list_(ctx: click.Context) -> None:
     app = _app(ctx)
     try:
         with app.sessions() as s:
-            rows = [{"username": u.username, "name": u.display_name, "role": u.role, "active": u.active,
+            rows: list[Mapping[str, Any]] = [{"username": u.username, "name": u.display_name, "role": u.role, "active": u.active,
                      "last_login": u.last_login_at.isoformat() if u.last_login_at else None}
                     for u in s.scalars(select(StaffUser).order_by(StaffUser.username))]
     finally:

@@ -166,4 +166,8 @@ def create_app(app: App) -> FastAPI:
     api.include_router(twilio_hooks.router(app))
     api.include_router(push_actions.router(app))
     api.include_router(suppressions.router(app))
+    from vigil.web import console, holder
+
+    console.mount(api, app)  # the staff console at /console
+    api.include_router(holder.router(app))  # survey page, in-app messages
     return api
