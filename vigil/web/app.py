@@ -27,8 +27,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'",
 }
 _env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                    autoescape=select_autoescape(["html"]))
@@ -96,9 +96,26 @@ def create_app(app: App) -> FastAPI:
     api = FastAPI(title="Vigil", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     secret = app.settings.web.secret_key.get_secret_value()
 
+    brand = app.settings.branding
+
     def page(state: str, lang: str, s: dict[str, str], status: int = 200, **kw: Any) -> HTMLResponse:
-        html = _env.get_template("confirm.html").render(state=state, lang=lang, s=s, **kw)
+        html = _env.get_template("confirm.html").render(state=state, lang=lang, s=s, brand=brand,
+                                                        logo=bool(brand.logo_path), **kw)
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+    def denied(session: Any, alert: AlertRow, acct: AccountRow | None, lang: str, s: dict[str, str],
+               status: int = 200) -> HTMLResponse:
+        """After "not me": what happened and what comes next, never the question again (a link of a
+        denied alert is still gone, 410, but says so)."""
+        from vigil.web.after_deny import denied_view
+
+        return page("denied", lang, s, status, **denied_view(session, alert, acct, lang, brand))
+
+    @api.get("/brand/logo")
+    def logo() -> Response:
+        from vigil.web.after_deny import logo_response
+
+        return logo_response(brand.logo_path)
 
     def lookup(session: Any, token: str) -> tuple[ConfirmToken | None, AlertRow | None, AccountRow | None]:
         row = session.get(ConfirmToken, hash_token(token))
@@ -114,6 +131,8 @@ def create_app(app: App) -> FastAPI:
             lang, s = pick(acct.locale if acct else None)
             if tok is None or alert is None:
                 return page("gone", lang, s, 404, message=s["gone"])
+            if alert.status == "denied" and alert.answer == "deny":  # already said "not me": say what happened
+                return denied(session, alert, acct, lang, s, 410)
             if tok.used_at is not None or (_aware(tok.expires_at) or now) <= now:
                 return page("gone", lang, s, 410, message=s["gone"])
             s = {**s, "_babel": lang.replace("-", "_").replace("zh_CN", "zh_Hans_CN").replace("zh_TW", "zh_Hant_TW")}
@@ -142,7 +161,10 @@ def create_app(app: App) -> FastAPI:
             if used.rowcount != 1:  # type: ignore[attr-defined]
                 return page("gone", lang, s, 410, message=s["gone"])
             answer(session, alert.id, answer_, channel=f"link:{tok.channel}", now=now)
-            return page("done", lang, s, message=s["done_no" if answer_ == "deny" else "done_yes"])
+            if answer_ == "deny":
+                session.flush()
+                return denied(session, alert, acct, lang, s)
+            return page("done", lang, s, message=s["done_yes"])
 
     @api.get("/healthz", response_class=PlainTextResponse)
     def health() -> str:

@@ -33,7 +33,7 @@ def rule_charts(s: Session, *, days: int = 30, labels: dict[str, str] | None = N
         select(day, AlertRow.rule_id, func.count()).where(AlertRow.ts >= since)
         .group_by(day, AlertRow.rule_id).order_by(day, AlertRow.rule_id))]
     c1 = Chart("alerts-per-day", labels.get("chart_alerts_per_day", "alerts per day"), ("day", "rule_id", "alerts"),
-               per_day, Plot("line", x="day", y=("alerts",), series="rule_id"), labels)
+               per_day, Plot("stacked", x="day", y=("alerts",), series="rule_id"), labels)
 
     asked: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for rule, answer, n in s.execute(select(AlertRow.rule_id, AlertRow.answer, func.count())
