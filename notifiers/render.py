@@ -42,6 +42,8 @@ _FILES = {"sms": ("sms.txt.j2",), "push": ("push.txt.j2",), "email": ("email.txt
 _SMS_LEVELS = (3, 2, 1, 0)
 _BLANKS = re.compile(r"\n{3,}")
 NO_CONFIRM = frozenset({"freeze_guidance"})  # sent after the answer: nothing left to confirm
+# about the holder's request, not an alert: a link or code (the survey's) but no confirm/deny actions
+NOT_A_QUESTION = frozenset({"survey", "ticket_ack"})
 _ROW_NEEDS = {"place": ("city", "country")}  # a place row only when one of them is known
 MISSING = "?"  # an evidence value a message needs but the finding did not carry
 
@@ -215,7 +217,7 @@ def build_view(
     }
     if template in NO_CONFIRM:
         view["link"] = view["sms_code"] = None
-    view["confirm"] = bool(view["link"] or view["sms_code"])
+    view["confirm"] = bool(view["link"] or view["sms_code"]) and template not in NOT_A_QUESTION
     view["rows"] = lambda spec: [
         (_t(loc, f"label.{name}", {}), view[name])
         for name in str(spec).split()
