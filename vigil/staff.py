@@ -14,7 +14,9 @@ Every action is a row in ``vigil_staff_audit`` (:func:`audit`), written in the s
 as the action itself, so an action without its audit row cannot exist.
 
     StaffError          a person can act on the message (CLI exit code 2)
-    └── LoginRefused    wrong user or password, inactive or locked account (one message for all)
+
+A refused sign-in is not an exception: :func:`authenticate` returns None after recording it, so
+the failure count and the audit row are committed with the caller's transaction.
 """
 
 from __future__ import annotations
@@ -39,11 +41,6 @@ MIN_PASSWORD = 12
 
 class StaffError(VigilError):
     exit_code = 2
-
-
-class LoginRefused(StaffError):
-    def __init__(self) -> None:
-        super().__init__("wrong user name or password, or the account is locked")
 
 
 @dataclass(frozen=True)
@@ -147,8 +144,9 @@ def as_staff(u: StaffUser) -> Staff:
 
 
 def authenticate(session: Session, username: str, password: str, *, now: datetime, ip: str | None = None
-                 ) -> Staff:
-    """The staff member for these credentials, or :class:`LoginRefused` (audited either way)."""
+                 ) -> Staff | None:
+    """The staff member for these credentials, or None -- audited either way, and the failure
+    counted, so the caller must commit the transaction in both cases (hence no exception)."""
     from argon2.exceptions import InvalidHashError, VerificationError
 
     user = session.scalars(select(StaffUser).where(StaffUser.username == username.strip())).first()
@@ -169,7 +167,7 @@ def authenticate(session: Session, username: str, password: str, *, now: datetim
               target_kind="staff", target_id=username.strip()[:128],
               detail={"locked": bool(locked or (user is not None and user.locked_until
                                                  and _aware(user.locked_until) > now))}, now=now, ip=ip)
-        raise LoginRefused()
+        return None
     if ph.check_needs_rehash(user.password_hash):
         user.password_hash = ph.hash(password)
     user.failed_logins = 0

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
 from notifiers.catalogue import N_
-from vigil.staff import LoginRefused, authenticate, close_session, open_session
+from vigil.staff import authenticate, close_session, open_session
 from vigil.web.console.core import COOKIE, HEADERS, LANGS, PRE_COOKIE, PREFIX, Console, pick_lang, t
 from vigil.web.console.queries import AlertFilter, account_story, alert_detail, alert_queue
 
@@ -102,12 +102,10 @@ def router(c: Console) -> APIRouter:
         if not cookie or not secrets.compare_digest(cookie, pre):
             return c.page(request, "login.html", status=400, lang=loc, pre=c.pre_token(request), next=next,
                           error=True)
-        try:
-            with app.sessions.begin() as s:
-                who = authenticate(s, username, password, now=now,
-                                   ip=request.client.host if request.client else None)
-                token = open_session(s, who, now=now, absolute=timedelta(hours=c.cfg.session_hours))
-        except LoginRefused:
+        with app.sessions.begin() as s:
+            who = authenticate(s, username, password, now=now, ip=request.client.host if request.client else None)
+            token = open_session(s, who, now=now, absolute=timedelta(hours=c.cfg.session_hours)) if who else None
+        if token is None:
             return c.page(request, "login.html", status=401, lang=loc, pre=cookie, next=next, error=True)
         resp = c.back(next)
         c.set_cookie(resp, COOKIE, token)
