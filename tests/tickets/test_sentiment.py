@@ -42,7 +42,8 @@ def test_the_model_orders_furious_below_neutral_below_happy_in_every_locale() ->
         ("en", "This is outrageous, nobody answers and my money is gone!", "Which network do I use for USDT?",
          "Thank you so much, great help!"),
         ("zh-CN", "太离谱了，钱没了也没人回复！", "USDT 充值用哪个网络？", "非常感谢，帮了大忙！"),
-        ("ko", "정말 화가 납니다. 돈이 사라졌는데 답이 없어요!", "USDT 입금 네트워크가 뭔가요?", "정말 감사합니다, 큰 도움이 됐어요!"),
+        ("ko", "정말 화가 납니다. 돈이 사라졌는데 답이 없어요!", "USDT 입금 네트워크가 뭔가요?",
+         "정말 감사합니다, 큰 도움이 됐어요!"),
     ]:
         f, n, h = (m.score(x, locale).score for x in (furious, neutral, happy))
         assert f < n < h, (locale, f, n, h)
@@ -87,4 +88,4 @@ def test_a_furious_reply_moves_its_ticket_up_one_priority_and_flags_it(app: Any)
         assert again.ticket.priority == order[order.index(base) - 1]
     with app.sessions() as s:
         t = s.get(Ticket, calm.ticket.id)
-        assert t is not None and t.sentiment is not None and t.sentiment <= STRONG or t.sentiment_flag
+        assert (t is not None and t.sentiment is not None and t.sentiment <= STRONG) or t.sentiment_flag

@@ -38,7 +38,8 @@ def app(db_url: str) -> Any:
 
 def _ticket(app: Any, account: str, text: str, channel: str) -> str:
     with app.sessions.begin() as s:
-        return str(open_from_text(s, account, text, None, app.clock(), channel=channel, ref_id=f"m-{account}").ticket.id)
+        got = open_from_text(s, account, text, None, app.clock(), channel=channel, ref_id=f"m-{account}")
+        return str(got.ticket.id)
 
 
 def _resolve(app: Any, ticket_id: str, who: str = "staff:kim") -> None:
@@ -94,8 +95,8 @@ def test_an_email_survey_link_answers_once_and_a_furious_comment_reopens_the_tic
     assert page.status_code == 200 and 'name="score"' in page.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     assert client.post(path, data={"score": "1", "comment": "x", "csrf": "forged"}).status_code == 400
-    done = client.post(path, data={"score": "1", "csrf": csrf,
-                                   "comment": "Useless. My money is still gone, I am calling my lawyer and the police."})
+    furious = "Useless. My money is still gone, I am calling my lawyer and the police."
+    done = client.post(path, data={"score": "1", "csrf": csrf, "comment": furious})
     assert done.status_code == 200 and ticket_ref(tid) in done.text  # reopened, with its reference
     assert client.post(path, data={"score": "5", "csrf": csrf}).status_code == 410  # single use
     assert client.get(path).status_code == 410

@@ -73,8 +73,9 @@ def list_(ctx: click.Context) -> None:
     app = _app(ctx)
     try:
         with app.sessions() as s:
-            rows: list[Mapping[str, Any]] = [{"username": u.username, "name": u.display_name, "role": u.role, "active": u.active,
-                     "last_login": u.last_login_at.isoformat() if u.last_login_at else None}
+            rows: list[Mapping[str, Any]] = [
+                {"username": u.username, "name": u.display_name, "role": u.role, "active": u.active,
+                 "last_login": u.last_login_at.isoformat() if u.last_login_at else None}
                     for u in s.scalars(select(StaffUser).order_by(StaffUser.username))]
     finally:
         app.close()

@@ -159,7 +159,7 @@ def test_each_plot_draws_exactly_its_table_and_the_csv_says_the_same(app: Any, p
         expected = [(x, y) for _name, x, y in plotted_as_table(t)]
         assert traces_as_cells(t["figure"]) == expected, cid
         drawn += 1
-        url = f"/console/accounts/A1/logins-map.csv" if page.startswith("accounts") else f"/console/{page}/{cid}.csv"
+        url = "/console/accounts/A1/logins-map.csv" if page.startswith("accounts") else f"/console/{page}/{cid}.csv"
         rows = list(csv.reader(io.StringIO(c.get(url).text)))
         from vigil.web.console.charts import fmt_cell
 
