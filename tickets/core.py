@@ -47,6 +47,12 @@ TICKET_STATES = ("new", "open", "pending_user", "resolved", "closed")
 STAFF_FIRST_RESPONSE = frozenset({"ack", "assign", "ask_user", "resolve"})
 
 
+# Hooks the modules built on this one register (tickets/__init__.py imports them), so that this
+# module does not import them back: surveys on resolution, sentiment on the holder's words.
+ON_RESOLVED: list[Any] = []
+ON_TEXT: list[Any] = []
+
+
 class TicketError(Exception):
     pass
 
@@ -304,9 +310,8 @@ def resolve(session: Session, ticket_id: str, code: str, *, now: datetime, actor
     t.resolution_code = code
     add_event(session, t, "resolved", now=now, ref_id=None, detail={"code": code, "note": note[:2000]},
               actor=actor)
-    from tickets.surveys import on_resolved
-
-    on_resolved(session, t, now=now)  # the holder's satisfaction survey (or why not)
+    for hook in ON_RESOLVED:  # the holder's satisfaction survey (tickets.surveys)
+        hook(session, t, now=now)
     return t
 
 
@@ -377,9 +382,8 @@ def open_from_text(
         detail={"text": text[:4000], "locale": locale, "channel": channel, "classification": c.as_dict(),
                 "triaged": triaged},
     )
-    from tickets.sentiment import apply_to_ticket
-
-    apply_to_ticket(session, t, text, locale, now=now, ref_id=ref, source=channel)
+    for hook in ON_TEXT:  # how the holder feels (tickets.sentiment)
+        hook(session, t, text, locale, now=now, ref_id=ref, source=channel)
     return TextTicket(t, c, triaged)
 
 

@@ -167,3 +167,13 @@ def apply_to_ticket(session: Session, ticket: Ticket, text: str, locale: str | N
         ticket.sentiment_flag = s.flag
         raise_one_level(session, ticket, now=now, ref_id=ref_id, why=s.flag or "negative")
     return s
+
+
+def _register() -> None:
+    from tickets.core import ON_TEXT
+
+    if apply_to_ticket not in ON_TEXT:
+        ON_TEXT.append(apply_to_ticket)
+
+
+_register()

@@ -257,3 +257,13 @@ def queue_ack(session: Session, ticket: Ticket, *, channel: str, ref_id: str, no
                               payload={"ticket_ref": ticket_ref(ticket.id)}, status=PENDING, next_attempt_at=now,
                               created_at=now))
     return oid
+
+
+def _register() -> None:
+    from tickets.core import ON_RESOLVED
+
+    if on_resolved not in ON_RESOLVED:
+        ON_RESOLVED.append(on_resolved)
+
+
+_register()
