@@ -23,6 +23,7 @@ from alerts.lifecycle import OPEN_STATES
 from alerts.outbox import OutboxStatus, apply
 from alerts.store.models import AccountRow, AlertRow, ConfirmToken, OutboxRow
 from alerts.tokens import hash_token, new_token
+from delivery.holder import HOLDER_PURPOSES, brand_context, holder_context
 from delivery.outbox import (
     Batch,
     Claim,
@@ -177,6 +178,9 @@ class Preparer:
             token, link = self._issue_token(s, alert, label, now)
             report.links.append((alert.id, row.channel, link))
         context = context_of(alert, recipient, link, row, len(coalesced))
+        context.update(brand_context(self.settings))
+        if row.purpose in HOLDER_PURPOSES:  # a survey or an acknowledgement: its reference and link
+            context.update(holder_context(s, row, self.settings.web.base_url, now))
         if row.channel in SYSTEM_CHANNELS:
             data = {k: str(v) for k, v in {**(row.payload or {}), **context["data"]}.items()}
             return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=row.template,

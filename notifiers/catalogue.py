@@ -55,7 +55,8 @@ DYNAMIC_KEYS = (
     N_("high_leverage.push_title"), N_("large_withdrawal.subject"), N_("large_withdrawal.push_title"),
     N_("liquidation_risk.subject"), N_("liquidation_risk.push_title"), N_("new_location.subject"),
     N_("new_location.push_title"), N_("reminder.subject"), N_("reminder.push_title"),
-    N_("security_alert.subject"), N_("security_alert.push_title"),
+    N_("security_alert.subject"), N_("security_alert.push_title"), N_("survey.subject"), N_("survey.push_title"),
+    N_("ticket_ack.subject"), N_("ticket_ack.push_title"), N_("ticket_ack.sms"), N_("ticket_ack.sms_short"),
 )
 
 

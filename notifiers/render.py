@@ -43,6 +43,8 @@ _FILES = {"sms": ("sms.txt.j2",), "push": ("push.txt.j2",), "email": ("email.txt
 _SMS_LEVELS = (3, 2, 1, 0)
 _BLANKS = re.compile(r"\n{3,}")
 NO_CONFIRM = frozenset({"freeze_guidance"})  # sent after the answer: nothing left to confirm
+# about the holder's request, not an alert: a link or code (the survey's) but no confirm/deny actions
+NOT_A_QUESTION = frozenset({"survey", "ticket_ack"})
 _ROW_NEEDS = {"place": ("city", "country")}  # a place row only when one of them is known
 MISSING = "?"  # an evidence value a message needs but the finding did not carry
 
@@ -198,6 +200,8 @@ def build_view(
     value_usd = fmt.money(_get(ev, "amount_usd"), "USD", bl)
     view: dict[str, Any] = {
         "brand": fmt.safe_text(context.get("brand") or "Vigil", 24),
+        "brand_color": _colour(context.get("brand_color")),
+        "ticket_ref": fmt.safe_text(context.get("ticket_ref"), 40),
         "locale": loc,
         "template": template,
         "level": level,
@@ -231,7 +235,7 @@ def build_view(
     }
     if template in NO_CONFIRM:
         view["link"] = view["sms_code"] = None
-    view["confirm"] = bool(view["link"] or view["sms_code"])
+    view["confirm"] = bool(view["link"] or view["sms_code"]) and template not in NOT_A_QUESTION
     view["rows"] = lambda spec: [
         (_t(loc, f"label.{name}", {}), view[name])
         for name in str(spec).split()
@@ -323,6 +327,13 @@ def _webhook_data(
 
 def _lines(text: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(line.rstrip() for line in text.strip().splitlines()))
+
+
+def _colour(value: Any) -> str:
+    """A ``#rrggbb`` colour for HTML email, else the default blue (settings validate it; this is
+    the last guard before it is written into a style attribute)."""
+    text = str(value or "")
+    return text if re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", text) else "#0969da"
 
 
 def _count(value: Any) -> int | None:

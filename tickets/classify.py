@@ -130,7 +130,8 @@ def keyword_hits(text: str, locale: str | None) -> list[tuple[str, str]]:
     return hits
 
 
-def read_samples(path: str | Path = SAMPLES) -> list[Sample]:
+def read_samples(path: str | Path = SAMPLES, categories: Sequence[str] = CATEGORIES) -> list[Sample]:
+    """A labelled sample (``text,locale,category`` -- or another label set, e.g. sentiment's)."""
     p = Path(path)
     try:
         with p.open(encoding="utf-8", newline="") as f:
@@ -139,9 +140,9 @@ def read_samples(path: str | Path = SAMPLES) -> list[Sample]:
         raise ClassifierError(f"{p}: sample file not found") from None
     out = []
     for n, r in enumerate(rows, start=2):
-        text, loc, cat = (r.get("text") or "").strip(), (r.get("locale") or "").strip(), r.get("category")
-        if cat not in CATEGORIES:
-            raise ClassifierError(f"{p}:{n}: unknown category {cat!r}; use one of {', '.join(CATEGORIES)}")
+        text, loc, cat = (r.get("text") or "").strip(), (r.get("locale") or "").strip(), str(r.get("category") or "")
+        if cat not in categories:
+            raise ClassifierError(f"{p}:{n}: unknown category {cat!r}; use one of {', '.join(categories)}")
         if not text:
             raise ClassifierError(f"{p}:{n}: empty text")
         out.append(Sample(text, loc, cat))

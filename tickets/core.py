@@ -47,6 +47,12 @@ TICKET_STATES = ("new", "open", "pending_user", "resolved", "closed")
 STAFF_FIRST_RESPONSE = frozenset({"ack", "assign", "ask_user", "resolve"})
 
 
+# Hooks the modules built on this one register (tickets/__init__.py imports them), so that this
+# module does not import them back: surveys on resolution, sentiment on the holder's words.
+ON_RESOLVED: list[Any] = []
+ON_TEXT: list[Any] = []
+
+
 class TicketError(Exception):
     pass
 
@@ -158,7 +164,7 @@ def _due(pol: TicketPolicy, priority: str, start: datetime) -> tuple[datetime, d
 
 
 def _raise_priority(session: Session, t: Ticket, pol: TicketPolicy, priority: str, now: datetime,
-                    ref_id: str | None, queue: str | None, facts: dict[str, Any]) -> None:
+                    ref_id: str | None, queue: str | None, facts: dict[str, Any], why: str | None = None) -> None:
     first, resolve = _due(pol, priority, now)
     t.priority = priority
     if t.first_response_at is None:
@@ -166,13 +172,32 @@ def _raise_priority(session: Session, t: Ticket, pol: TicketPolicy, priority: st
     t.resolve_due = min(_aware(t.resolve_due) or resolve, resolve)
     t.updated_at = now
     t.version += 1
-    detail: dict[str, Any] = {"priority": priority}
+    detail: dict[str, Any] = {"priority": priority, **({"why": why} if why else {})}
     if t.assignee is None:
         routed, why = _route(pol, queue, priority, facts)
         if routed != t.queue:
             detail.update(from_queue=t.queue, queue=routed, routed_by=why)
             t.queue = routed
     add_event(session, t, "priority_raised", now=now, ref_id=ref_id, detail=detail)
+
+
+def raise_one_level(session: Session, ticket: Ticket, *, now: datetime, ref_id: str, why: str) -> bool:
+    """One priority level up (P3 -> P2; P1 stays), once per ``ref_id`` -- e.g. a furious message
+    (``tickets.sentiment``).  Deadlines tighten and an unowned ticket is re-routed, as when a
+    higher-priority alert joins it.  False when nothing changed."""
+    if ticket.priority == "P1":
+        return False
+    seen = session.scalars(select(TicketEvent.id).where(
+        TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "priority_raised",
+        TicketEvent.ref_id == ref_id)).first()
+    if seen is not None:
+        return False
+    higher = {"P2": "P1", "P3": "P2", "P4": "P3"}[ticket.priority]
+    acct = session.get(AccountRow, ticket.account_id)
+    facts = {"category": ticket.category, "severity": None, "tier": acct.tier if acct else None,
+             "language": ticket.locale, "source": "text"}
+    _raise_priority(session, ticket, policy_for(session), higher, now, ref_id, None, facts, why=why)
+    return True
 
 
 def add_event(
@@ -285,6 +310,8 @@ def resolve(session: Session, ticket_id: str, code: str, *, now: datetime, actor
     t.resolution_code = code
     add_event(session, t, "resolved", now=now, ref_id=None, detail={"code": code, "note": note[:2000]},
               actor=actor)
+    for hook in ON_RESOLVED:  # the holder's satisfaction survey (tickets.surveys)
+        hook(session, t, now=now)
     return t
 
 
@@ -355,6 +382,8 @@ def open_from_text(
         detail={"text": text[:4000], "locale": locale, "channel": channel, "classification": c.as_dict(),
                 "triaged": triaged},
     )
+    for hook in ON_TEXT:  # how the holder feels (tickets.sentiment)
+        hook(session, t, text, locale, now=now, ref_id=ref, source=channel)
     return TextTicket(t, c, triaged)
 
 

@@ -74,7 +74,11 @@ def sla_tick(session: Session, now: datetime, *, policy: TicketPolicy | None = N
 
 def sla_tick_report(session: Session, now: datetime) -> dict[str, int]:
     """:func:`sla_tick` as the plain counts the escalate job reports (``EscalateReport.sla``)."""
-    return sla_tick(session, now).as_dict()
+    from tickets.surveys import release_held
+
+    counts = sla_tick(session, now).as_dict()
+    counts["surveys_released"] = release_held(session, now=now)  # accounts unfrozen since
+    return counts
 
 
 def _done(session: Session, t: Ticket, kind: str, ref: str) -> bool:

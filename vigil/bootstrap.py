@@ -167,7 +167,8 @@ def bootstrap(
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
     sessions.configure(info={**ticket_session_info(settings), "answers": settings.answers.model_dump(),
-                             "allowlist_step_up": settings.suppressions.allowlist_step_up})
+                             "allowlist_step_up": settings.suppressions.allowlist_step_up,
+                             "surveys": settings.surveys})
     return App(
         settings=settings,
         engine=engine,

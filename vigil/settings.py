@@ -21,8 +21,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 import confkit
 from delivery.policy import PolicySettings
 from delivery.settings import Channels, DeliverySettings, HookSettings
+from notifiers.branding import BrandingSettings
 from tickets.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
+from tickets.surveys import SurveySettings
 from vigil.errors import ConfigError
+from vigil.web.console.settings import ConsoleSettings
 from vigil.web.hook_settings import TwilioHookSettings
 
 __all__ = ["Channels", "DeliverySettings", "HookSettings", "Settings", "load_settings"]
@@ -66,14 +69,17 @@ class WebSettings(Strict):
         default_factory=dict, description="staff API bearer tokens by name (the name is the actor); none: disabled")
     suppression_tokens: dict[str, SecretStr] = Field(
         default_factory=dict, description="bearer tokens of the suppressions feed by name; none: disabled")
+    message_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict, description="bearer tokens of the in-app messages feed by name; none: disabled")
     metrics_token: SecretStr = Field(SecretStr(""), description="bearer token for /metrics and /openapi.json on "
                                                                 "the public listener; empty: open (or internal)")
     internal_host: str = "127.0.0.1"
     internal_port: int | None = Field(None, description="serve /metrics and /openapi.json only on this port")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     twilio: TwilioHookSettings = Field(default_factory=TwilioHookSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
-    @field_validator("staff_tokens", "suppression_tokens")
+    @field_validator("staff_tokens", "suppression_tokens", "message_tokens")
     @classmethod
     def _named_tokens(cls, v: dict[str, SecretStr]) -> dict[str, SecretStr]:
         import re
@@ -163,6 +169,8 @@ class Settings(BaseSettings):
     hooks: HookSettings = Field(default_factory=HookSettings)
     models: dict[str, ModelSettings] = Field(
         default_factory=dict, description="learned-detector models by name (a rule set chooses one by name)")
+    branding: BrandingSettings = Field(default_factory=BrandingSettings)
+    surveys: SurveySettings = Field(default_factory=SurveySettings)
     default_locale: str = "en"
     default_timezone: str = "UTC"
     log_level: str = "INFO"

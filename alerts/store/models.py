@@ -276,6 +276,10 @@ class Ticket(Base):
     sla_state: Mapped[str] = mapped_column(String(16), default="ok")
     resolution_code: Mapped[str | None] = mapped_column(String(32))
     classifier_confidence: Mapped[float | None] = mapped_column(Float)
+    # the most negative sentiment the holder's words on this ticket scored (-1..1), and why it was
+    # flagged for staff ("negative", "keyword:lawyer"); see tickets/sentiment.py
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    sentiment_flag: Mapped[str | None] = mapped_column(String(64))
     external_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS)
@@ -327,6 +331,7 @@ class AccountRow(Base):
     frozen_reason: Mapped[str | None] = mapped_column(Text)
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     phone_bad: Mapped[bool] = mapped_column(Boolean, default=False)
+    survey_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime | None] = mapped_column(TS)
 
 
@@ -398,6 +403,76 @@ class Suppression(Base):
     expires_at: Mapped[datetime] = mapped_column(TS)
     created_by: Mapped[str] = mapped_column(String(128), default="user")
     created_at: Mapped[datetime] = mapped_column(TS)
+
+
+class StaffUser(Base):
+    """A person who uses the staff console: role viewer, analyst or admin; an argon2 password hash."""
+
+    __tablename__ = "vigil_staff"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    last_login_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class StaffSession(Base):
+    """A console session: the cookie holds a random token, the database only its SHA-256."""
+
+    __tablename__ = "vigil_staff_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(BigId, ForeignKey("vigil_staff.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    last_seen_at: Mapped[datetime] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
+    revoked_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class StaffAudit(Base):
+    """Every action taken in the console (and by ``vigil staff``): who, what, on what, when."""
+
+    __tablename__ = "vigil_staff_audit"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(TS, index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_kind: Mapped[str] = mapped_column(String(32), default="")
+    target_id: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class Survey(Base):
+    """One satisfaction survey for one resolved ticket: asked on the ticket's channel, answered once
+    by a single-use link (stored as SHA-256) or an SMS reply carrying ``sms_code``."""
+
+    __tablename__ = "vigil_surveys"
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(Id, ForeignKey("vigil_tickets.id"), index=True)
+    account_id: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    category: Mapped[str] = mapped_column(String(32), default="")
+    agent: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sms_code: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[int | None] = mapped_column()
+    comment: Mapped[str | None] = mapped_column(Text)
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    sent_at: Mapped[datetime | None] = mapped_column(TS)
+    answered_at: Mapped[datetime | None] = mapped_column(TS)
+    expires_at: Mapped[datetime] = mapped_column(TS)
 
 
 def _source_table(name: str) -> type[Base]:

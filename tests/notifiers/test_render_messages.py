@@ -45,6 +45,9 @@ EVIDENCE = {
     "security_alert": ("withdrawal_after_change", {**LOGIN, **WITHDRAWAL}),
     "freeze_guidance": ("new_location", LOGIN),
     "reminder": ("large_withdrawal", WITHDRAWAL),
+    # messages about the holder's request, not an alert: no evidence
+    "survey": ("generic", {}),
+    "ticket_ack": ("generic", {}),
 }
 TAKEOVER = {"new_location", "large_withdrawal", "security_alert", "reminder"}
 

@@ -49,7 +49,7 @@ def test_list_show_assign_resolve(cli: tuple[CliRunner, list[str]]) -> None:
     shown = json.loads(run(runner, "tickets", "show", ids[0], "--json").output)
     assert shown["status"] == "resolved" and shown["assignee"] == "kim"
     assert [e["kind"] for e in shown["timeline"]] == ["opened", "alert", "status", "assigned", "status",
-                                                      "resolved"]
+                                                      "resolved", "survey"]
     text = run(runner, "tickets", "show", ids[0]).output
     assert "resolution_code        risk_confirmed" in text and "staff:lee" in text
     assert json.loads(run(runner, "tickets", "list", "--status", "resolved", "--json").output)["total"] == 1

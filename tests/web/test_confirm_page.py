@@ -112,6 +112,14 @@ def test_not_me_in_the_browser_freezes_once_and_opens_a_p1_ticket(site, browser)
     page.click("[data-testid=deny]")
     page.wait_for_selector("[data-testid=result]")
     page.screenshot(path=str(ARTIFACTS / "confirm-ko-denied.png"), full_page=True)
+    # the page says what happened: frozen, the request's reference, next steps, how support will call
+    from tickets.surveys import ticket_ref
+
+    with served.app.sessions() as s:
+        ref = ticket_ref(str(s.get(AlertRow, alert.id).ticket_id))  # type: ignore[union-attr]
+    assert ref in page.locator("[data-testid=ticket-ref]").inner_text()
+    assert page.locator("[data-testid=frozen]").inner_text().strip()
+    assert page.locator("[data-testid=next-steps] li").count() == 3
     with served.app.sessions() as s:
         assert s.get(AccountRow, "A1").status == "frozen"  # type: ignore[union-attr]
         tickets = s.scalars(select(Ticket).where(Ticket.account_id == "A1", Ticket.category == "account_security")

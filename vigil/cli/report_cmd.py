@@ -39,11 +39,14 @@ def _when(value: str | None, now: datetime, option: str) -> datetime | None:
 @click.option("--until", default=None, help="Alerts before this date.")
 @click.option("--rule", default=None, help="Only this rule.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--surveys", "surveys_only", is_flag=True,
+              help="Only the satisfaction survey results (per queue, category and agent).")
 @click.pass_context
-def report_cmd(ctx: click.Context, since: str | None, until: str | None, rule: str | None, as_json: bool
-               ) -> None:
-    """Per-rule precision from ticket resolution codes and users' answers."""
+def report_cmd(ctx: click.Context, since: str | None, until: str | None, rule: str | None, as_json: bool,
+               surveys_only: bool) -> None:
+    """Per-rule precision from ticket resolution codes and users' answers, and survey results."""
     from tickets.feedback import collect, rule_precision
+    from tickets.surveys import GROUPS, results
     from vigil.cli.core import _app
     from vigil.reporting import table
 
@@ -53,9 +56,16 @@ def report_cmd(ctx: click.Context, since: str | None, until: str | None, rule: s
         with app.sessions() as s:
             labelled = collect(s, since=_when(since, now, "--since"), until=_when(until, now, "--until"),
                                rule=rule)
+            surveys = {by: results(s, by, since=_when(since, now, "--since")) for by in GROUPS}
         rows = rule_precision(labelled)
     finally:
         app.close()
+    if surveys_only:
+        if as_json:
+            click.echo(json.dumps(surveys, indent=2))
+            return
+        _echo_surveys(surveys)
+        return
     data: list[Mapping[str, Any]] = [r.as_row() for r in rows]
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -67,6 +77,17 @@ def report_cmd(ctx: click.Context, since: str | None, until: str | None, rule: s
     tp = sum(r.true_positive for r in rows)
     overall = f"{tp / n:.3f}" if n else "-"
     click.echo(f"all rules: {sum(r.alerts for r in rows)} alert(s), {n} labelled, precision {overall}")
+    click.echo("")
+    _echo_surveys(surveys)
+
+
+def _echo_surveys(surveys: Mapping[str, list[dict[str, Any]]]) -> None:
+    from vigil.reporting import table
+
+    click.echo("satisfaction surveys (1-5; satisfied = 4-5, unhappy = 1-2):")
+    for by, data in surveys.items():
+        click.echo(f"by {by}:")
+        click.echo(table(list(data)))
 
 
 COMMANDS = [report_cmd]

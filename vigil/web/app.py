@@ -27,8 +27,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'",
 }
 SPENT = ("deny", "superseded")  # a link used for "not me", or made void by an answer elsewhere
 _env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
@@ -86,9 +86,26 @@ def create_app(app: App) -> FastAPI:
     api = FastAPI(title="Vigil", docs_url=None, redoc_url=None, openapi_url=None if internal else "/openapi.json")
     secret = web.secret_key.get_secret_value()
 
+    brand = app.settings.branding
+
     def page(state: str, lang: str, s: dict[str, str], status: int = 200, **kw: Any) -> HTMLResponse:
-        html = _env.get_template("confirm.html").render(state=state, lang=lang, s=s, **kw)
+        html = _env.get_template("confirm.html").render(state=state, lang=lang, s=s, brand=brand,
+                                                        logo=bool(brand.logo_path), **kw)
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+    def denied(session: Any, alert: AlertRow, acct: AccountRow | None, lang: str, s: dict[str, str],
+               status: int = 200) -> HTMLResponse:
+        """After "not me": what happened and what comes next, never the question again (a link of a
+        denied alert is still gone, 410, but says so)."""
+        from vigil.web.after_deny import denied_view
+
+        return page("denied", lang, s, status, **denied_view(session, alert, acct, lang, brand))
+
+    @api.get("/brand/logo")
+    def logo() -> Response:
+        from vigil.web.after_deny import logo_response
+
+        return logo_response(brand.logo_path)
 
     def lookup(session: Any, token: str) -> tuple[ConfirmToken | None, AlertRow | None, AccountRow | None]:
         row = session.get(ConfirmToken, hash_token(token))
@@ -104,6 +121,8 @@ def create_app(app: App) -> FastAPI:
             lang, s = pick(acct.locale if acct else None)
             if tok is None or alert is None:
                 return page("gone", lang, s, 404, message=s["gone"])
+            if alert.status == "denied" and alert.answer == "deny":  # already said "not me": say what happened
+                return denied(session, alert, acct, lang, s, 410)
             deadline = deny_deadline(session, alert, tok.expires_at)
             if tok.used_action in SPENT or (deadline is not None and deadline <= now):
                 return page("gone", lang, s, 410, message=s["gone"])
@@ -132,13 +151,14 @@ def create_app(app: App) -> FastAPI:
             )
             if used.rowcount != 1:  # type: ignore[attr-defined]
                 if answer_ == "deny" and alert.status == "denied":  # already frozen by another answer
-                    return page("done", lang, s, message=s["done_no"])
+                    return denied(session, alert, acct, lang, s)
                 return page("gone", lang, s, 410, message=s["gone"])
             res = answer(session, alert.id, answer_, channel=f"link:{tok.channel}", now=now,
                          token_expiry=tok.expires_at)
             if answer_ == "deny":
                 if res.outcome in ("deny", "repeat"):
-                    return page("done", lang, s, message=s["done_no"])
+                    session.flush()
+                    return denied(session, alert, acct, lang, s)
                 return page("gone", lang, s, 410, message=s["gone"])
             # "it was me": the same link can still say "not me" while the deny deadline lasts
             message = {"confirm": s["done_yes"], "repeat": s["done_yes"], "unverified": s["noted"],
@@ -164,6 +184,10 @@ def create_app(app: App) -> FastAPI:
     api.include_router(twilio_hooks.router(app))
     api.include_router(push_actions.router(app))
     api.include_router(suppressions.router(app))
+    from vigil.web import console, holder
+
+    console.mount(api, app)  # the staff console at /console
+    api.include_router(holder.router(app))  # survey page, in-app messages
     guard(api, app, metrics_open=internal)
     return api
 
@@ -171,6 +195,7 @@ def create_app(app: App) -> FastAPI:
 def guard(api: FastAPI, app: App, *, metrics_open: bool = False) -> None:
     """Request limits and early credential checks (:mod:`vigil.web.limits`) for this application."""
     from vigil.web.credentials import Credentials
+    from vigil.web.holder import message_credentials
     from vigil.web.limits import FORM, JSON, RequestGuard, Route
     from vigil.web.staff import staff_credentials
     from vigil.web.suppressions import suppression_credentials
@@ -182,6 +207,7 @@ def guard(api: FastAPI, app: App, *, metrics_open: bool = False) -> None:
         Route("/push/action", JSON),
         Route("/staff/api", JSON, auth=staff_credentials(app)),
         Route("/api/suppressions", JSON, auth=suppression_credentials(app)),
+        Route("/api/messages", JSON, auth=message_credentials(app)),
     ]
     metrics = Credentials({"metrics": web.metrics_token}, what="metrics", setting="web.metrics_token")
     if metrics.enabled and not metrics_open:

@@ -222,7 +222,7 @@ def router(app: App, cfg: TwilioHookSettings | None = None) -> APIRouter:
         def handle() -> str | None:
             with app.sessions.begin() as s:
                 return handle_inbound(s, fields, now=app.clock(), cfg=settings,
-                                      default_locale=app.settings.default_locale)
+                                      default_locale=app.settings.default_locale, brand=app.settings.branding.name)
 
         return twiml(await run_in_threadpool(handle))
 
@@ -235,7 +235,7 @@ def normalise_body(body: str) -> str:
 
 
 def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg: TwilioHookSettings,
-                   default_locale: str = "en") -> str | None:
+                   default_locale: str = "en", brand: str = "Vigil") -> str | None:
     """One inbound SMS (signature already checked): the reply text, or None for an empty TwiML."""
     sender = fields.get("From", "").strip()
     sid = fields.get("MessageSid") or fields.get("SmsMessageSid") or fields.get("SmsSid") or ""
@@ -249,16 +249,22 @@ def handle_inbound(s: Session, fields: Mapping[str, str], *, now: datetime, cfg:
         return reply_text("help", locale) if body == "YES" and accounts else None
     if body in KEYWORD_ONLY:
         return None  # Twilio answers HELP/INFO
+    if accounts:  # "5 4821 thanks": the answer to a satisfaction survey sent by SMS
+        survey_reply = _survey_answer(s, accounts, fields.get("Body", ""), now, locale)
+        if survey_reply is not None:
+            return survey_reply
     m = _ANSWER.match(body)
     if m is None:
         if accounts and body not in BARE and body[:1] not in ("Y", "N") and len(body) >= 8:
-            # free text from a registered number ("I did not do this withdrawal"): a classified ticket
+            # free text from a registered number ("I did not do this withdrawal"): a classified ticket,
+            # acknowledged with its reference
             from tickets.core import open_from_text
+            from tickets.surveys import ticket_ref
+            from vigil.web.holder import ack_text
 
-            for a in accounts[:1]:
-                open_from_text(s, a.account_id, fields.get("Body", ""), a.locale or locale, now,
-                               channel="sms", ref_id=sid or None)
-            return reply_text("ticket", locale)
+            got = open_from_text(s, accounts[0].account_id, fields.get("Body", ""), accounts[0].locale or locale,
+                                 now, channel="sms", ref_id=sid or None)
+            return ack_text(locale, ticket_ref(got.ticket.id), brand)
         return reply_text("help", locale) if accounts and (body in BARE or body[:1] in ("Y", "N")) else None
     action = "deny" if m.group(1) in ("N", "NO") else "confirm"
     code = m.group(2)
@@ -314,3 +320,16 @@ def _previous_holders(s: Session, sender: str, now: datetime) -> list[str]:
     return sorted(set(s.scalars(select(ContactChange.account_id).where(
         ContactChange.kind == "phone", ContactChange.previous == sender,
         ContactChange.changed_at > now - window(s)))))
+
+
+def _survey_answer(s: Session, accounts: list[AccountRow], body: str, now: datetime, locale: str) -> str | None:
+    from tickets.surveys import SurveyError, sms_answer, ticket_ref
+    from vigil.web.holder import strings
+
+    try:
+        got = sms_answer(s, [a.account_id for a in accounts], body, now=now)
+    except SurveyError:
+        return strings(locale)[1]["gone"]
+    if got is None:
+        return None
+    return strings(locale, ref=ticket_ref(got.survey.ticket_id))[1]["thanks_reopened" if got.reopened else "thanks_sms"]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 03:48:03.694969
+Create Date: 2026-12-02 03:49:26.360315
 """
 from __future__ import annotations
 
@@ -122,6 +122,7 @@ def upgrade() -> None:
     sa.Column('frozen_reason', sa.Text(), nullable=True),
     sa.Column('sms_opt_out', sa.Boolean(), nullable=False),
     sa.Column('phone_bad', sa.Boolean(), nullable=False),
+    sa.Column('survey_opt_out', sa.Boolean(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('account_id', name=op.f('pk_vigil_accounts'))
     )
@@ -248,6 +249,38 @@ def upgrade() -> None:
     with op.batch_alter_table('vigil_runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_vigil_runs_job'), ['job'], unique=False)
 
+    op.create_table('vigil_staff',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('username', sa.String(length=128), nullable=False),
+    sa.Column('display_name', sa.String(length=200), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('password_hash', sa.String(length=256), nullable=True),
+    sa.Column('locale', sa.String(length=16), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('failed_logins', sa.Integer(), nullable=False),
+    sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vigil_staff')),
+    sa.UniqueConstraint('username', name=op.f('uq_vigil_staff_username'))
+    )
+    op.create_table('vigil_staff_audit',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=128), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('target_kind', sa.String(length=32), nullable=False),
+    sa.Column('target_id', sa.String(length=128), nullable=False),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vigil_staff_audit'))
+    )
+    with op.batch_alter_table('vigil_staff_audit', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vigil_staff_audit_action'), ['action'], unique=False)
+        batch_op.create_index(batch_op.f('ix_vigil_staff_audit_actor'), ['actor'], unique=False)
+        batch_op.create_index(batch_op.f('ix_vigil_staff_audit_at'), ['at'], unique=False)
+
     op.create_table('vigil_suppressions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('account_id', sa.String(length=128), nullable=False),
@@ -280,6 +313,8 @@ def upgrade() -> None:
     sa.Column('sla_state', sa.String(length=16), nullable=False),
     sa.Column('resolution_code', sa.String(length=32), nullable=True),
     sa.Column('classifier_confidence', sa.Float(), nullable=True),
+    sa.Column('sentiment', sa.Float(), nullable=True),
+    sa.Column('sentiment_flag', sa.String(length=64), nullable=True),
     sa.Column('external_id', sa.String(length=128), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -358,6 +393,48 @@ def upgrade() -> None:
     with op.batch_alter_table('vigil_seen_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_vigil_seen_events_run_id'), ['run_id'], unique=False)
 
+    op.create_table('vigil_staff_sessions',
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('staff_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['staff_id'], ['vigil_staff.id'], name=op.f('fk_vigil_staff_sessions_staff_id_vigil_staff')),
+    sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_vigil_staff_sessions'))
+    )
+    with op.batch_alter_table('vigil_staff_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vigil_staff_sessions_staff_id'), ['staff_id'], unique=False)
+
+    op.create_table('vigil_surveys',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('ticket_id', sa.String(length=64), nullable=False),
+    sa.Column('account_id', sa.String(length=128), nullable=False),
+    sa.Column('channel', sa.String(length=32), nullable=False),
+    sa.Column('locale', sa.String(length=16), nullable=True),
+    sa.Column('queue', sa.String(length=64), nullable=False),
+    sa.Column('category', sa.String(length=32), nullable=False),
+    sa.Column('agent', sa.String(length=128), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.String(length=64), nullable=True),
+    sa.Column('token_hash', sa.String(length=64), nullable=True),
+    sa.Column('sms_code', sa.String(length=16), nullable=True),
+    sa.Column('score', sa.Integer(), nullable=True),
+    sa.Column('comment', sa.Text(), nullable=True),
+    sa.Column('sentiment', sa.Float(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['ticket_id'], ['vigil_tickets.id'], name=op.f('fk_vigil_surveys_ticket_id_vigil_tickets')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vigil_surveys')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_vigil_surveys_token_hash'))
+    )
+    with op.batch_alter_table('vigil_surveys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vigil_surveys_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_vigil_surveys_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_vigil_surveys_ticket_id'), ['ticket_id'], unique=False)
+
     op.create_table('vigil_ticket_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('ticket_id', sa.String(length=64), nullable=False),
@@ -405,6 +482,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vigil_ticket_events_ticket_id'))
 
     op.drop_table('vigil_ticket_events')
+    with op.batch_alter_table('vigil_surveys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vigil_surveys_ticket_id'))
+        batch_op.drop_index(batch_op.f('ix_vigil_surveys_status'))
+        batch_op.drop_index(batch_op.f('ix_vigil_surveys_account_id'))
+
+    op.drop_table('vigil_surveys')
+    with op.batch_alter_table('vigil_staff_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vigil_staff_sessions_staff_id'))
+
+    op.drop_table('vigil_staff_sessions')
     with op.batch_alter_table('vigil_seen_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vigil_seen_events_run_id'))
 
@@ -435,6 +522,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vigil_suppressions_account_id'))
 
     op.drop_table('vigil_suppressions')
+    with op.batch_alter_table('vigil_staff_audit', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vigil_staff_audit_at'))
+        batch_op.drop_index(batch_op.f('ix_vigil_staff_audit_actor'))
+        batch_op.drop_index(batch_op.f('ix_vigil_staff_audit_action'))
+
+    op.drop_table('vigil_staff_audit')
+    op.drop_table('vigil_staff')
     with op.batch_alter_table('vigil_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vigil_runs_job'))
 
