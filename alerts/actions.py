@@ -104,33 +104,6 @@ def freeze_account(
     return True
 
 
-def unfreeze_account(session: Session, account_id: str, *, now: datetime, reason: str, actor: str) -> bool:
-    """Lift Vigil's freeze (staff, with a reason); False if the account was not frozen.
-
-    The reason is required: a freeze protects an account from a takeover, so lifting it is a
-    decision someone must be able to explain later.  The exchange's hook hears about it through
-    the outbox (channel ``freeze_hook``, payload ``action: unfreeze``), like the freeze itself.
-    """
-    reason = (reason or "").strip()
-    if len(reason) < 5:
-        raise ValueError("unfreezing needs a reason (at least 5 characters)")
-    acct = session.get(AccountRow, account_id, with_for_update=True)
-    if acct is None or acct.status != "frozen":
-        return False
-    frozen_at = acct.frozen_at
-    acct.status = "active"
-    acct.updated_at = now
-    oid = stable_id("o", account_id, "unfreeze_hook", now.isoformat())
-    session.add(OutboxRow(
-        id=oid, alert_id=None, account_id=account_id, channel="freeze_hook", purpose="unfreeze",
-        template="freeze_hook", priority=0,
-        payload={"action": "unfreeze", "reason": reason[:500], "actor": actor,
-                 "frozen_at": frozen_at.isoformat() if frozen_at else None},
-        status=PENDING, next_attempt_at=now, created_at=now,
-    ))
-    return True
-
-
 def acknowledge(session: Session, alert_ids: Iterable[str], *, now: datetime, actor: str) -> list[str]:
     """Staff have seen these alerts (an event on each, once per person); the ids acknowledged now."""
     from sqlalchemy import select

@@ -285,9 +285,13 @@ def smtp_server_auth() -> Iterator[SmtpServer]:
 
 
 # -- browser ------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright's sync API (never ``playwright install``)."""
+    """Headless Debian Chromium driven by Playwright's sync API (never ``playwright install``).
+
+    Module-scoped: the sync API keeps an event loop running in the main thread while it lives, so
+    a session-wide browser would break every later test that calls ``asyncio.run`` (the SDKs'
+    async clients); starting Chromium once per browser-test module costs about a second."""
     path = os.environ.get("VIGIL_CHROMIUM") or "/usr/bin/chromium"
     if not os.access(path, os.X_OK):
         _unavailable(f"Chromium not found at {path} (Debian: apt-get install chromium)", in_ci(), "CI")
@@ -304,7 +308,7 @@ def browser() -> Iterator[Any]:
         pw.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(browser: Any) -> Any:
     return browser
 

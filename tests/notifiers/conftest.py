@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from notify_support import LoopbackHTTP, loopback
+
+from tests.notifiers.notify_support import LoopbackHTTP, loopback
 
 REPO = Path(__file__).resolve().parents[2]
 TWILIO_SPEC = REPO / "node_modules/@twilio/cli-core/src/services/twilio-api/twilio_api_v2010.json"

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from notify_support import (
+from pydantic import SecretStr, ValidationError
+
+from notifiers.base import Channel, DeliveryResult
+from notifiers.registry import CHANNELS, build_channels
+from tests.notifiers.notify_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FROM,
@@ -26,10 +30,6 @@ from notify_support import (
     recording_twilio_client,
     twilio_message_json,
 )
-from pydantic import SecretStr, ValidationError
-
-from notifiers.base import Channel, DeliveryResult
-from notifiers.registry import CHANNELS, build_channels
 
 SECRET = "conformance-secret-0123456789abcdef"
 

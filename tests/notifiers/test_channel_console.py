@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 
-from notify_support import context, message
-
 from notifiers.console import ConsoleChannel, ConsoleConfig, mask
 from notifiers.render import render
+from tests.notifiers.notify_support import context, message
 
 
 def test_stands_in_for_sms_with_the_text_and_its_segment_count() -> None:

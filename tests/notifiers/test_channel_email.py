@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_support import context, message, self_signed_cert
 from pydantic import ValidationError
 
 from notifiers.email import EmailChannel, EmailConfig
 from notifiers.render import render
+from tests.notifiers.notify_support import context, message, self_signed_cert
 
 LINK = "https://alerts.exchange.example/c/tok123"
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")

@@ -9,7 +9,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from notify_support import (
+from pydantic import ValidationError
+
+from notifiers.push import PushChannel, PushConfig
+from notifiers.render import render
+from tests.notifiers.notify_support import (
     LoopbackHTTP,
     Recorded,
     Reply,
@@ -19,10 +23,6 @@ from notify_support import (
     message,
     service_account_file,
 )
-from pydantic import ValidationError
-
-from notifiers.push import PushChannel, PushConfig
-from notifiers.render import render
 
 SEND_PATH = "/v1/projects/demo-alerts/messages:send"
 OK = Reply(200, {"name": "projects/demo-alerts/messages/0:1700000000000000%abc"})
@@ -80,7 +80,7 @@ def make(fcm: LoopbackHTTP, _shared: PushChannel) -> Iterator[Any]:
 
 
 def push_message(**kw: Any) -> Any:
-    from notify_support import context
+    from tests.notifiers.notify_support import context
 
     r = render("new_location", "push", "ja", context("new_location", locale="ja"))
     return message("push", subject=r.subject, text=r.text, data=r.data, locale="ja", **kw)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from notify_support import ACCOUNT_SID, fake_firebase_credential, recording_twilio_client
 
 from notifiers.console import ConsoleChannel
 from notifiers.email import EmailChannel
 from notifiers.registry import CHANNELS, ChannelConfigError, build_channels, channel_class, validate_channels
 from notifiers.sms import SmsChannel
+from tests.notifiers.notify_support import ACCOUNT_SID, fake_firebase_credential, recording_twilio_client
 
 
 def test_the_embedded_default_is_the_console_standing_in_for_every_user_channel() -> None:

@@ -7,7 +7,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from notify_support import (
+from pydantic import ValidationError
+
+from notifiers.sms import SmsChannel, SmsConfig, result_from_callback, status_rank
+from tests.notifiers.notify_support import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     FROM,
@@ -19,9 +22,6 @@ from notify_support import (
     twilio_error_json,
     twilio_message_json,
 )
-from pydantic import ValidationError
-
-from notifiers.sms import SmsChannel, SmsConfig, result_from_callback, status_rank
 
 CALLBACK = "https://alerts.exchange.example/twilio/status"
 MESSAGES_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"

@@ -8,9 +8,9 @@ recording client in test_channel_sms.py.
 from __future__ import annotations
 
 import pytest
-from notify_support import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, message
 
 from notifiers.sms import SmsChannel, SmsConfig
+from tests.notifiers.notify_support import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, message
 
 pytestmark = pytest.mark.prism
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from notify_support import LoopbackHTTP, Reply, message
 from pydantic import ValidationError
 
 from notifiers.webhook import (
@@ -17,6 +16,7 @@ from notifiers.webhook import (
     sign,
     verify,
 )
+from tests.notifiers.notify_support import LoopbackHTTP, Reply, message
 
 SECRET = "0123456789abcdef0123456789abcdef-current"
 OLD = "fedcba9876543210fedcba9876543210-previous"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from babel import Locale
-from notify_support import context
 
 from notifiers import catalogue as cat
 from notifiers.formatting import amount, asset_decimals, device
 from notifiers.render import NO_CONFIRM, available_templates, evidence_rows, render
+from tests.notifiers.notify_support import context
 
 LINK = "https://alerts.exchange.example/c/tok123"
 EN, DE, KO = Locale.parse("en"), Locale.parse("de"), Locale.parse("ko_KR")

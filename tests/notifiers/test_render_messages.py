@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import pytest
-from notify_support import context
 
 from notifiers import catalogue as cat
 from notifiers import sms_segments
@@ -16,6 +15,7 @@ from notifiers.render import (
     available_templates,
     render,
 )
+from tests.notifiers.notify_support import context
 
 TEMPLATES = sorted(available_templates())
 LINK = "https://alerts.exchange.example/c/tok123"

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from alerts.actions import freeze_account, unfreeze_account
+from alerts.accounts import AccountError, unfreeze_account
+from alerts.actions import freeze_account
 from alerts.store.models import AccountRow, Survey, Ticket
 from delivery.deliver import Deliverer
 from tests.app.helpers import Clock, make_app
@@ -130,7 +131,7 @@ def test_opted_out_and_frozen_accounts_get_no_survey_until_unfrozen(app: Any) ->
 def test_unfreezing_needs_a_reason(app: Any) -> None:
     with app.sessions.begin() as s:
         freeze_account(s, "K1", now=app.clock(), reason="test")
-        with pytest.raises(ValueError, match="reason"):
+        with pytest.raises(AccountError, match="reason"):
             unfreeze_account(s, "K1", now=app.clock(), reason=" ", actor="staff:lee")
 
 

@@ -220,21 +220,24 @@ def router(c: Console) -> APIRouter:
 
     @r.post("/accounts/{account_id}/unfreeze")
     def unfreeze(request: Request, account_id: str, reason: str = Form(""), csrf: str = Form("")) -> Response:
-        from alerts.actions import unfreeze_account
+        from alerts.accounts import AccountError, unfreeze_account
         from tickets.surveys import release_held
 
         who = c.staff(request)
         c.check_csrf(request, csrf)
         c.need(who, "admin")
-        try:
-            with app.sessions.begin() as s:
-                now = app.clock()
-                done = unfreeze_account(s, account_id, now=now, reason=reason, actor=who.actor)
-                released = release_held(s, now=now, account_id=account_id) if done else 0
-                c.audit(s, request, who, "unfreeze", "account", account_id, reason=reason.strip(), changed=done,
-                        surveys_released=released)
-        except ValueError:
+        if not reason.strip():
             return c.back(f"{PREFIX}/accounts/{account_id}?msg=reason_needed")
+        try:
+            with app.sessions.begin() as s:  # the same service as `vigil accounts unfreeze` (audited there too)
+                now = app.clock()
+                unfreeze_account(s, account_id, now=now, reason=reason, actor=who.actor)
+                released = release_held(s, now=now, account_id=account_id)
+                c.audit(s, request, who, "unfreeze", "account", account_id, reason=reason.strip(), changed=True,
+                        surveys_released=released)
+            done = True
+        except AccountError:  # not frozen (or unknown): nothing changed
+            done = False
         return c.back(f"{PREFIX}/accounts/{account_id}?msg={'unfrozen' if done else 'not_frozen'}")
 
     return r
