@@ -34,8 +34,12 @@ def test_demo_then_serve_confirm_then_deny_freezes_and_the_log_has_no_token(tmp_
                           capture_output=True, text=True, timeout=600)
     assert demo.returncode == 0, demo.stderr[-2000:]
     links: dict[str, list[str]] = {}
-    for alert_id, _channel, link in re.findall(r"(a_[0-9a-f]+) \((\w+)\): (http\S+)", demo.stdout):
-        links.setdefault(alert_id, []).append(link)
+    current = None  # the listing: "acct-…  rule  (a_…)" then one "channel  link" line per channel
+    for line in demo.stdout.splitlines():
+        if head := re.search(r"\((a_[0-9a-f]+)\)\s*$", line):
+            current = head.group(1)
+        elif current and (row := re.match(r"\s+(\w+)\s+(http\S+)\s*$", line)):
+            links.setdefault(current, []).append(row.group(2))
     alert_id, pair = next((a, ls) for a, ls in links.items() if len(ls) >= 2)
     tokens = set(re.findall(r"/c/([A-Za-z0-9_\-]{20,})", demo.stdout))
     assert tokens

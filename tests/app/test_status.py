@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -138,6 +139,8 @@ def test_metrics_count_failed_runs(tmp_path: Path) -> None:
     _seed(db)
     with TestClient(create_app(app)) as client:
         body = client.get("/metrics").text
-    assert 'vigil_job_failures_total{job="scan",error_class="OperationalError"} 1' in body
-    assert 'vigil_job_failures_total{job="deliver",error_class="OperationalError"} 1' in body
+    failures = {(sample.labels["job"], sample.labels["error_class"]): sample.value
+                for family in text_string_to_metric_families(body) if family.name == "vigil_job_failures"
+                for sample in family.samples if sample.name == "vigil_job_failures_total"}
+    assert failures == {("scan", "OperationalError"): 1.0, ("deliver", "OperationalError"): 1.0}
     app.close()

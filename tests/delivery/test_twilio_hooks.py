@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow, Ticket
 from alerts.tokens import csrf_for
 from tests.delivery.kit import T0, account, alert, channels, outbox
+from tickets.surveys import ticket_ref
 from vigil.bootstrap import App
 from vigil.web import twilio_hooks
 from vigil.web.app import create_app
@@ -287,7 +288,7 @@ def test_free_text_from_a_registered_number_opens_a_classified_ticket(app: App, 
     with app.sessions.begin() as s:
         account(s, phone=PHONE, locale="ko")
     r = inbound(client, "제 계정에서 모르는 출금이 발생했어요 도와주세요", sid="SMfree0001")
-    assert r.status_code == 200 and "지원 요청" in r.text
+    assert r.status_code == 200 and "메시지를 받았습니다" in r.text  # acknowledged in Korean, with the reference
     again = inbound(client, "제 계정에서 모르는 출금이 발생했어요 도와주세요", sid="SMfree0001")  # replayed
     assert again.status_code == 200
     with app.sessions() as s:
@@ -295,6 +296,7 @@ def test_free_text_from_a_registered_number_opens_a_classified_ticket(app: App, 
     assert len(tickets) == 1
     assert tickets[0].category in ("deposit_withdrawal", "account_security")
     assert tickets[0].classifier_confidence is not None
+    assert ticket_ref(tickets[0].id) in r.text
     stranger = inbound(client, "please help me with my account", sid="SMfree0002", sender="+19995550000")
     assert stranger.status_code == 200
     with app.sessions() as s:

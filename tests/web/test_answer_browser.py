@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, OutboxRow, Ticket
+from notifiers.catalogue import lookup
 from tests.app.helpers import make_app, small_dir
 from tests.web.test_confirm_page import Served
 from vigil.daemon import deliver_once, scan_until_caught_up
@@ -79,7 +80,7 @@ def test_it_was_me_on_email_then_not_me_by_push_then_on_the_page(site: Any, page
     _frozen_once(served.app, "A1")
     page.click("[data-testid=deny]")  # the holder presses "not me" on the page as well
     page.wait_for_selector("[data-testid=result]")
-    assert page.inner_text("[data-testid=result]") == pick("ko")[1]["done_no"]
+    assert page.inner_text("[data-testid=result]") == lookup("ko", "page.denied_title")
     _frozen_once(served.app, "A1")
 
 
@@ -92,7 +93,7 @@ def test_it_was_me_on_email_then_not_me_on_the_page_then_by_push(site: Any, page
     page.wait_for_selector("[data-testid=deny]")
     page.click("[data-testid=deny]")
     page.wait_for_selector("[data-testid=result]")
-    assert page.inner_text("[data-testid=result]") == pick("ja")[1]["done_no"]  # A2 reads Japanese
+    assert page.inner_text("[data-testid=result]") == lookup("ja", "page.denied_title")  # A2 reads Japanese
     _frozen_once(served.app, "A2")
     r = _push(served, links[alert.id]["push"], "deny")
     assert r.status_code == 200 and r.json()["applied"] is False  # a harmless repeat
