@@ -230,6 +230,21 @@ def train_cmd(samples: str | None, out: str | None, folds: int) -> None:
             click.echo(f"saved to {out} (set tickets.model_path to use it)")
 
 
+@tickets_group.command("sentiment")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20))
+def sentiment_cmd(folds: int) -> None:
+    """Cross-validate the sentiment model on the shipped sample: accuracy per locale, and the share of
+    negative messages flagged strongly negative (model + escalation keywords)."""
+    from tickets.sentiment import cross_validate, read_sentiment_samples
+
+    with _errors():
+        cv = cross_validate(read_sentiment_samples(), folds=folds)
+    click.echo(f"{'locale':<8}{'samples':>8}{'accuracy':>10}{'negative flagged':>18}")
+    for loc in sorted(cv, key=lambda k: (k == "all", k)):
+        row = cv[loc]
+        click.echo(f"{loc:<8}{int(row['samples']):>8}{row['accuracy']:>10.3f}{row['negative_flagged']:>18.3f}")
+
+
 @tickets_group.command("classify")
 @click.argument("text")
 @click.option("--locale", default=None)
