@@ -55,7 +55,11 @@ def reachable(acct: AccountRow | None, channel: str) -> bool:
 
 
 def next_channel(channels: list[str], rows: list[OutboxRow], acct: AccountRow | None) -> str | None:
-    """The channel for the reminder (pure given the alert's outbox rows)."""
+    """The channel for the reminder (pure given the alert's outbox rows).
+
+    A copy sent to a contact changed lately (``payload.previous``) neither uses up nor fails the
+    channel: the account's current contact on it has not been tried."""
+    rows = [r for r in rows if not (r.payload or {}).get("previous")]
     failed = {r.channel for r in rows if r.status in FAILED}
     used = {r.channel for r in rows}
     usable = [c for c in channels if c not in failed and reachable(acct, c)]

@@ -27,6 +27,10 @@ def test_next_channel_rules() -> None:
         == "sms"
     assert next_channel(chans, [_row("push", "sent"), _row("sms", "failed"), _row("email", "sent")], acct) \
         == "email"
+    # a copy to the number changed lately (payload.previous) did not reach the current number: SMS is still next,
+    # and its failure does not rule the channel out
+    old_number = OutboxRow(channel="sms", status="failed", payload={"previous": True})
+    assert next_channel(chans, [_row("push", "sent"), old_number], acct) == "sms"
     # an opted-out number is skipped
     acct.sms_opt_out = True
     assert next_channel(chans, [_row("push", "sent")], acct) == "email"
