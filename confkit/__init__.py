@@ -13,6 +13,8 @@ It sits below every other package (``lint-imports``): it knows YAML and pydantic
     humanise           one pydantic error -> one sentence
     suggest            ". Did you mean 'x'?"
     locate             a pydantic location -> (line, col) in the document
+    recover            text -> the document without its broken entries, and every syntax
+                       problem at the line to fix (:mod:`confkit.recover`)
 """
 
 from __future__ import annotations
@@ -410,3 +412,8 @@ def _numeric(s: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+from confkit.recover import Recovered as Recovered  # noqa: E402  (it uses yaml_message above)
+from confkit.recover import diagnose as diagnose  # noqa: E402
+from confkit.recover import recover as recover  # noqa: E402
