@@ -314,6 +314,13 @@ def diagnose(e: MarkedYAMLError, text: str, *, unit: str = "entry") -> tuple[int
             fixed = "- " + here[1:]
             return (pm.line + 1, _indent(raw[pm.line]) + 1,
                     f"'{here}' needs a space after the '-' to start a list item (write '{fixed}')", targets)
+        for k in _above(raw, pm.line):
+            glued = _GLUED.match(raw[k].strip())
+            if glued and ": " not in raw[k] and not raw[k].rstrip().endswith(":"):
+                key, value = glued.groups()
+                targets.add(k + 1)
+                return (k + 1, _indent(raw[k]) + 1,
+                        f"'{key}:{value}' needs a space after the ':' (write '{key}: {value}')", targets)
         lines = _lines(text)
         found = _culprit(lines, pm.line)
         if found is not None:
@@ -332,16 +339,22 @@ def diagnose(e: MarkedYAMLError, text: str, *, unit: str = "entry") -> tuple[int
             targets.add(ln.no + 1)
             return ln.no + 1, ln.indent + 1, said, targets
         if cm is not None and "while scanning a simple key" in context:
-            s = raw[cm.line].strip() if cm.line < len(raw) else ""
-            m = re.match(r"^(?:- +)?([^\s:#]+):(\S.*)$", s)
-            if m:
-                return (cm.line + 1, cm.column + 1,
-                        f"'{m.group(1)}:{m.group(2)}' needs a space after the ':' (write '{m.group(1)}: {m.group(2)}')",
-                        targets)
             return (cm.line + 1, cm.column + 1,
                     "this line is not 'key: value'; if it continues the value on the line above, indent it "
                     "further than that line's key", targets)
     return line, col, msg, targets
+
+
+_GLUED = re.compile(r"^(?:- +)?([A-Za-z_][\w.-]*):([^\s:/][^:]*)$")
+
+
+def _above(raw: list[str], line: int) -> list[int]:
+    """Line ``line`` (0-based) and the structural line above it."""
+    out = [line] if line < len(raw) else []
+    k = min(line, len(raw)) - 1
+    while k >= 0 and (not raw[k].strip() or raw[k].lstrip().startswith("#")):
+        k -= 1
+    return out + ([k] if k >= 0 else [])
 
 
 def _culprit(lines: list[_Line], upto: int) -> tuple[_Line, int, _Line | None, list[int]] | None:
