@@ -22,7 +22,6 @@ things a file lists ("rule"), used in the advice.
 
 from __future__ import annotations
 
-import io
 import itertools
 import re
 from collections import Counter
@@ -71,24 +70,33 @@ class Recovered:
 
 
 def recover(text: str, *, guard: Callable[[str], list[Problem]] | None = None, unit: str = "entry",
-            max_problems: int = 20) -> Recovered:
+            max_problems: int = 20, broken: Sequence[int] = ()) -> Recovered:
     """Parse ``text``; on a syntax error, note it, blank the entry that holds it and parse again.
 
-    ``guard`` runs on text that parses (the caller's limits: size of the document once aliases
-    are expanded, nesting); what it returns is final -- the document is then not built.
+    ``guard`` runs before each attempt to build the document (the caller's limits: size of the
+    document once aliases are expanded, nesting, read from the events up to the first syntax
+    error); what it returns is final -- the document is then not built.
+    ``broken`` are lines (1-based) the caller has already reported (a tab in the indentation):
+    their entries are left out from the start.
     """
     from ruamel.yaml import YAML
 
     problems: list[Problem] = []
     skipped: list[tuple[int, int]] = []
     cur = text
+    for line in sorted(set(broken)):
+        if any(a <= line <= b for a, b in skipped):
+            continue
+        cur, rng = _blank(cur, {line})
+        if rng is not None:
+            skipped.append(rng)
     for _ in range(max_problems):
+        # the guard reads the events (no tree) up to the first syntax error, so the tree built
+        # next never holds more than it has counted
+        fatal = guard(cur) if guard else []
+        if fatal:
+            return Recovered(None, problems + fatal, skipped)
         try:
-            for _ev in YAML(typ="rt").parse(io.StringIO(cur)):  # events only: flat, no tree yet
-                pass
-            fatal = guard(cur) if guard else []
-            if fatal:
-                return Recovered(None, problems + fatal, skipped)
             return Recovered(YAML(typ="rt").load(cur), problems, skipped)
         except MarkedYAMLError as e:
             line, col, msg, targets = diagnose(e, cur, unit=unit)
@@ -191,7 +199,7 @@ def _steps(lines: Sequence[_Line]) -> tuple[int, int]:
 
 
 def _indent(s: str) -> int:
-    return len(s) - len(s.lstrip(" "))
+    return len(s) - len(s.lstrip(" \t"))
 
 
 def _spaces(n: int) -> str:
@@ -329,7 +337,8 @@ def diagnose(e: MarkedYAMLError, text: str, *, unit: str = "entry") -> tuple[int
             if cont is not None and ln.indent > want and cont.key:
                 said += f" (indented further, it reads as part of the value of '{cont.key}' on line {cont.no + 1})"
             if ln.item and not lists:
-                said += f": start the '- ' of every {unit} at the same column, so that the keys of one {unit} line up"
+                said += f": start the '- ' of every {unit} at the same column"
+                said += f", so that the keys of one {unit} line up" if ln.key is not None else ""
             elif ln.item:
                 said += ": start the '- ' of every item of a list at the same column"
             elif lists:
@@ -421,7 +430,7 @@ def _blank(text: str, targets: set[int]) -> tuple[str, tuple[int, int] | None]:
 
     def is_top(i: int) -> bool:
         ln = raw[i]
-        return not ln.startswith(" ") and (top_is_list or not ln.startswith("-"))
+        return not ln.startswith((" ", "\t")) and (top_is_list or not ln.startswith("-"))
 
     tops = [i for i in content if is_top(i)] or [first]
     lo, hi = len(raw), -1

@@ -240,11 +240,9 @@ def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
         for n, line in enumerate(text.split("\n"), 1)
         if "\t" in line[: len(line) - len(line.lstrip())]
     ]
-    if tabs:
-        return tabs
     # a syntax error leaves out the rule (or section) that holds it; the rest is still checked
-    rec = recover(text, guard=yaml_problems, unit="rule")
-    syntax = [RuleError(path, line, col, None, msg) for line, col, msg in rec.problems]
+    rec = recover(text, guard=yaml_problems, unit="rule", broken=[e.line for e in tabs])
+    syntax = tabs + [RuleError(path, line, col, None, msg) for line, col, msg in rec.problems]
     doc = rec.doc
     if doc is None and syntax:
         return syntax

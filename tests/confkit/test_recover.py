@@ -47,11 +47,16 @@ def test_a_clean_file_is_loaded_as_is_and_the_guard_has_the_last_word() -> None:
 
     def guard(text: str) -> list[tuple[int, int, str]]:
         seen.append(text)
-        return [(1, 1, "too big")]
+        return [(1, 1, "too big")] if "c: 3" in text else []
 
     r = confkit.recover("a: 1\n  b: 2\nc: 3\n", guard=guard)
-    assert r.doc is None and [p[2] for p in r.problems][-1] == "too big"
-    assert seen and seen[0].split("\n")[1] == ""  # the guard saw the text with the broken part blanked
+    assert r.doc is None and r.problems[-1] == (1, 1, "too big") and len(seen) == 1
+    seen.clear()
+    r = confkit.recover("a:\n  - 1\n  - 2\n - 3\nb: 3\n", guard=guard)
+    assert r.doc == {"a": [1, 2, None], "b": 3} and len(seen) == 2  # before each attempt to build the tree
+    assert seen[1].split("\n")[3] == "  - ~"  # the second saw the broken item left out
+    assert r.problems == [(4, 2, "this line is indented 1 space but the lines around it use 2: "
+                                 "start the '- ' of every entry at the same column")]
 
 
 def test_many_broken_entries_stop_at_the_cap_without_hanging() -> None:
