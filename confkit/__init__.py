@@ -11,7 +11,7 @@ It sits below every other package (``lint-imports``): it knows YAML and pydantic
     load_yaml          text -> round-trip document with positions, or ConfigFileError
     issues             a pydantic ValidationError -> [Issue] at the document's positions
     humanise           one pydantic error -> one sentence
-    suggest            ". Did you mean 'x'?"
+    closest, suggest   the option a misspelt word was meant to be; ". Did you mean 'x'?"
     locate             a pydantic location -> (line, col) in the document
     recover            text -> the document without its broken entries, and every syntax
                        problem at the line to fix (:mod:`confkit.recover`)
@@ -119,14 +119,26 @@ def issues(e: ValidationError, root: type[BaseModel], *, doc: Any = None, path: 
     return out
 
 
-def suggest(word: object, options: Iterable[str]) -> str:
-    """``". Did you mean 'x'?"`` for the closest option (spelling, case, or an abbreviation), or ``""``."""
+def closest(word: object, options: Iterable[str], *, loose: bool = True) -> str | None:
+    """The option ``word`` was most likely meant to be (difflib ratio >= 0.6), or None.
+
+    ``loose`` also accepts the same word in another case (first) and an abbreviation of an
+    option of at least 3 characters (last) -- what rule and settings keys want; a condition's
+    field names do without.  The one place Vigil guesses a spelling.
+    """
     opts = list(options)
     w = str(word)
-    close = [o for o in opts if o.lower() == w.lower()] or get_close_matches(w, opts, n=1, cutoff=0.6)
-    if not close:
+    close = [o for o in opts if o.lower() == w.lower()] if loose else []
+    close = close or get_close_matches(w, opts, n=1, cutoff=0.6)
+    if not close and loose:
         close = [o for o in opts if len(o) >= 3 and w.lower().startswith(o.lower())]
-    return f". Did you mean '{close[0]}'?" if close else ""
+    return close[0] if close else None
+
+
+def suggest(word: object, options: Iterable[str], *, loose: bool = True) -> str:
+    """``". Did you mean 'x'?"`` for the closest option (spelling, case, or an abbreviation), or ``""``."""
+    close = closest(word, options, loose=loose)
+    return f". Did you mean '{close}'?" if close else ""
 
 
 def show(v: Any) -> str:
