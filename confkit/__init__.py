@@ -77,8 +77,9 @@ def load_yaml(text: str, path: str, *, what: str = "a mapping") -> Any:
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
-        line, col, msg = yaml_message(e)
-        raise ConfigFileError([Issue(path, line, col, "", msg)]) from None
+        # every syntax problem, each at the line to fix (the file is refused all the same)
+        found = recover(text).problems or [yaml_message(e)]
+        raise ConfigFileError([Issue(path, line, col, "", msg) for line, col, msg in found]) from None
     except YAMLError as e:
         raise ConfigFileError([Issue(path, 1, 1, "", f"invalid YAML: {e}")]) from None
     if doc is None:

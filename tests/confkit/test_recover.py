@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import confkit
@@ -108,7 +106,11 @@ def test_a_single_indentation_slip_is_reported_at_the_slipped_line() -> None:
     assert right / broken >= 0.97, (right, broken)
 
 
-def test_load_yaml_keeps_its_one_error(tmp_path: Path) -> None:
+def test_a_settings_file_with_syntax_errors_names_each_at_its_line() -> None:
     with pytest.raises(confkit.ConfigFileError) as e:
-        confkit.load_yaml("a: 1\n  b: 2\n", "s.yaml")
-    assert len(e.value.issues) == 1
+        confkit.load_yaml("a:\n  b: 1\n   c: 2\nd:\n  e:1\n  f: 2\n", "s.yaml")
+    assert [str(i) for i in e.value.issues] == [
+        "s.yaml:3:4: this line is indented 3 spaces but the lines around it use 2 (indented further, it reads as "
+        "part of the value of 'b' on line 2): line keys that belong together up under each other",
+        "s.yaml:5:3: 'e:1' needs a space after the ':' (write 'e: 1')",
+    ]
