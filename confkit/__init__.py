@@ -11,8 +11,10 @@ It sits below every other package (``lint-imports``): it knows YAML and pydantic
     load_yaml          text -> round-trip document with positions, or ConfigFileError
     issues             a pydantic ValidationError -> [Issue] at the document's positions
     humanise           one pydantic error -> one sentence
-    suggest            ". Did you mean 'x'?"
+    closest, suggest   the option a misspelt word was meant to be; ". Did you mean 'x'?"
     locate             a pydantic location -> (line, col) in the document
+    recover            text -> the document without its broken entries, and every syntax
+                       problem at the line to fix (:mod:`confkit.recover`)
 """
 
 from __future__ import annotations
@@ -75,8 +77,9 @@ def load_yaml(text: str, path: str, *, what: str = "a mapping") -> Any:
     try:
         doc = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
-        line, col, msg = yaml_message(e)
-        raise ConfigFileError([Issue(path, line, col, "", msg)]) from None
+        # every syntax problem, each at the line to fix (the file is refused all the same)
+        found = recover(text).problems or [yaml_message(e)]
+        raise ConfigFileError([Issue(path, line, col, "", msg) for line, col, msg in found]) from None
     except YAMLError as e:
         raise ConfigFileError([Issue(path, 1, 1, "", f"invalid YAML: {e}")]) from None
     if doc is None:
@@ -117,14 +120,26 @@ def issues(e: ValidationError, root: type[BaseModel], *, doc: Any = None, path: 
     return out
 
 
-def suggest(word: object, options: Iterable[str]) -> str:
-    """``". Did you mean 'x'?"`` for the closest option (spelling, case, or an abbreviation), or ``""``."""
+def closest(word: object, options: Iterable[str], *, loose: bool = True) -> str | None:
+    """The option ``word`` was most likely meant to be (difflib ratio >= 0.6), or None.
+
+    ``loose`` also accepts the same word in another case (first) and an abbreviation of an
+    option of at least 3 characters (last) -- what rule and settings keys want; a condition's
+    field names do without.  The one place Vigil guesses a spelling.
+    """
     opts = list(options)
     w = str(word)
-    close = [o for o in opts if o.lower() == w.lower()] or get_close_matches(w, opts, n=1, cutoff=0.6)
-    if not close:
+    close = [o for o in opts if o.lower() == w.lower()] if loose else []
+    close = close or get_close_matches(w, opts, n=1, cutoff=0.6)
+    if not close and loose:
         close = [o for o in opts if len(o) >= 3 and w.lower().startswith(o.lower())]
-    return f". Did you mean '{close[0]}'?" if close else ""
+    return close[0] if close else None
+
+
+def suggest(word: object, options: Iterable[str], *, loose: bool = True) -> str:
+    """``". Did you mean 'x'?"`` for the closest option (spelling, case, or an abbreviation), or ``""``."""
+    close = closest(word, options, loose=loose)
+    return f". Did you mean '{close}'?" if close else ""
 
 
 def show(v: Any) -> str:
@@ -410,3 +425,8 @@ def _numeric(s: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+from confkit.recover import Recovered as Recovered  # noqa: E402  (it uses yaml_message above)
+from confkit.recover import diagnose as diagnose  # noqa: E402
+from confkit.recover import recover as recover  # noqa: E402

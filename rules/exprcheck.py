@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 
+from confkit import closest, suggest
 from rules.celparse import Node, Parser, Unsupported
 
 
@@ -186,8 +186,8 @@ class _Checker:
             fields = self.env.objects.get(t.obj, {})
             if name not in fields:
                 base = path[: -len(name)] if path.endswith(name) else ""
-                close = get_close_matches(name, list(fields), n=1)
-                hint = f". Did you mean '{base}{close[0]}'?" if close else f" (fields: {', '.join(fields)})"
+                close = closest(name, fields, loose=False)
+                hint = f". Did you mean '{base}{close}'?" if close else f" (fields: {', '.join(fields)})"
                 return self.err(n, f"unknown field '{path}'{hint}")
             self.fields.append(path)
             return fields[name]
@@ -443,5 +443,4 @@ def _quote_hint(a: Ty, b: Ty, n: Node) -> str:
 
 
 def _hint(word: str, options: list[str]) -> str:
-    close = get_close_matches(word, options, n=1)
-    return f". Did you mean '{close[0]}'?" if close else ""
+    return suggest(word, options, loose=False)

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from confkit import Recovered, recover
 from detectors import DETECTORS, Detector
 from rules.checks import Flagged, cross_checks
 from rules.errors import (
@@ -37,7 +36,6 @@ from rules.errors import (
     scalar_position,
     show,
     suggest,
-    yaml_message,
 )
 from rules.expr import Condition, ExpressionError
 from rules.limits import budget_problem, condition_problems, file_problems, yaml_problems
@@ -242,29 +240,30 @@ def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
         for n, line in enumerate(text.split("\n"), 1)
         if "\t" in line[: len(line) - len(line.lstrip())]
     ]
-    if tabs:
-        return tabs
-    unsafe = yaml_problems(text)
-    if unsafe:
-        return [RuleError(path, line, col, None, msg) for line, col, msg in unsafe]
-    try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as e:
-        line, col, msg = yaml_message(e)
-        return [RuleError(path, line, col, None, msg)]
-    except YAMLError as e:
-        return [RuleError(path, 1, 1, None, f"invalid YAML: {e}")]
+    # a syntax error leaves out the rule (or section) that holds it; the rest is still checked
+    rec = recover(text, guard=yaml_problems, unit="rule", broken=[e.line for e in tabs])
+    syntax = tabs + [RuleError(path, line, col, None, msg) for line, col, msg in rec.problems]
+    doc = rec.doc
+    if doc is None and syntax:
+        return syntax
     if doc is None:
         return [RuleError(path, 1, 1, None, "the file is empty; expected 'rules:' (a list of rules)")]
     if not isinstance(doc, CommentedMap):
         hint = "; put the list under a 'rules:' key" if isinstance(doc, list) else ""
-        return [RuleError(path, 1, 1, None, f"the top level must be a mapping with a 'rules:' list{hint}")]
+        return syntax or [RuleError(path, 1, 1, None,
+                                    f"the top level must be a mapping with a 'rules:' list{hint}")]
     if "rules" not in doc and "detectors" not in doc and not (set(map(str, doc)) - {"version"}):
-        return [
+        return syntax or [
             RuleError(path, 1, 1, None, "nothing here: expected 'rules:' (a list of rules) or 'detectors:'")
         ]
+    return syntax + [e for e in _check_file(path, text, doc, ctx, rec) if not rec.skips(e.line)]
+
+
+def _check_file(path: str, text: str, doc: CommentedMap, ctx: _Context, rec: Recovered) -> list[RuleError]:
     errs: list[RuleError] = []
-    head = {str(k): plain(v) for k, v in doc.items()}
+    # a section whose every entry was left out for a syntax error reads as empty: not a mistake
+    emptied = {str(k) for k in doc if doc[k] is None and rec.skips(_next_content(text, doc.lc.key(k)[0] + 1))}
+    head = {str(k): plain(v) for k, v in doc.items() if str(k) not in emptied}
     try:
         FileHead.model_validate(head)
     except ValidationError as e:
@@ -276,13 +275,24 @@ def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
             errs.append(
                 RuleError(path, line, col, None, f"{field_path(loc)}: {humanise(err, loc, FileHead)}")
             )
-    if "detectors" in doc and doc["detectors"] is not None:
+    if "detectors" in doc and doc["detectors"] is not None and "detectors" not in emptied:
         errs += ctx.params.add_section(path, doc, doc["detectors"])
     rules = doc.get("rules")
     if isinstance(rules, list):
         for i, item in enumerate(rules):
+            if item is None and rec.skips(locate(doc, ("rules", i))[0]):
+                continue  # the placeholder of a rule left out for a syntax error
             errs += _check_rule(path, text, doc, i, item, ctx)
     return errs
+
+
+def _next_content(text: str, line: int) -> int:
+    """The first line after ``line`` (1-based) that holds more than blanks or a comment."""
+    lines = text.split("\n")
+    for n in range(line, len(lines)):
+        if lines[n].strip() and not lines[n].lstrip().startswith("#"):
+            return n + 1
+    return 0
 
 
 def _check_rule(path: str, text: str, doc: CommentedMap, i: int, item: Any, ctx: _Context) -> list[RuleError]:

@@ -58,3 +58,11 @@ def test_issues_without_a_file_name_their_place_only() -> None:
         "channels.x.prot: unknown setting 'prot'. Did you mean 'port'?"]
     assert confkit.suggest("Sms", ["sms", "email"]) == ". Did you mean 'sms'?"
     assert confkit.suggest("zzz", ["sms", "email"]) == ""
+
+
+def test_closest_is_the_one_spelling_guess() -> None:
+    assert confkit.closest("smss", ["sms", "email"]) == "sms"
+    assert confkit.closest("SMS", ["sms"]) == "sms" and confkit.closest("SMS", ["sms"], loose=False) is None
+    assert confkit.closest("account_identifier", ["account_id"]) == "account_id"  # an abbreviation
+    assert confkit.closest("zzz", ["sms", "email"]) is None
+    assert confkit.suggest("teir", ["tier"], loose=False) == ". Did you mean 'tier'?"

@@ -92,3 +92,19 @@ def test_records_go_to_the_audit_table(engine: Any, pack: Path) -> None:
     assert {r["id"] for r in rows[0].rules} == {cr.id for cr in m.current.rules}
     assert rows[1].rules == [] and rows[1].errors[0]["path"] == str(f)
     assert rows[1].errors[0]["line"] == 2 and "not closed" in rows[1].errors[0]["message"]
+
+
+def test_a_syntax_error_is_refused_with_every_other_mistake_and_the_last_good_set_runs(pack: Path) -> None:
+    m = RuleSetManager(pack)
+    good = m.current
+    f = max(pack.glob("*.yaml"), key=lambda p: p.read_text().count("  - id: "))  # several rules
+    lines = f.read_text().split("\n")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("    severity: "))
+    lines[at] = "   " + lines[at].lstrip()  # one space short: a YAML syntax error
+    typo = next(i for i, ln in enumerate(lines) if i > at and ln.startswith("    detector: "))
+    lines[typo] = lines[typo] + "x"  # and an unknown detector in a later rule
+    f.write_text("\n".join(lines))
+    r = m.maybe_reload(T0)
+    assert r.status == "refused" and m.current is good
+    assert [(e.line, e.col) for e in r.errors] == [(at + 1, 4), (typo + 1, 15)], r.errors
+    assert "indented 3 spaces" in r.errors[0].message and "unknown detector" in r.errors[1].message

@@ -31,7 +31,10 @@ def test_check_reports_every_error_and_exits_1() -> None:
     assert code == 1
     lines = [ln for ln in out.split("\n") if ln.startswith(str(INVALID))]
     assert len(lines) == len((INVALID / "many-mistakes.txt").read_text().strip().split("\n"))
-    assert "Traceback" not in out and "nothing was applied" in out
+    assert "Traceback" not in out and "nothing was applied" not in out
+    assert out.rstrip().split("\n")[-1] == (
+        f"{len(lines)} mistakes in 1 file. Fix them and run the check again; a running Vigil keeps its "
+        "current rules until the set checks clean.")
 
 
 def test_check_json_for_ci() -> None:
@@ -115,3 +118,18 @@ def test_conditions_read_as_sentences() -> None:
     }
     for src, words in cases.items():
         assert describe_condition(Parser(src).parse(), src) == words
+
+
+def test_check_a_syntax_error_hides_no_other_mistake() -> None:
+    """A YAML syntax error in one rule, a mistyped key and a wrong channel in others: all at once."""
+    case = INVALID / "syntax-error-and-other-mistakes.yaml"
+    code, out = run("check", str(case))
+    assert code == 1
+    found = [ln.replace(str(INVALID) + "/", "") for ln in out.split("\n") if ln.startswith(str(INVALID))]
+    assert found == (INVALID / "syntax-error-and-other-mistakes.txt").read_text().strip().split("\n")
+    assert [ln.split(": ")[0] for ln in found] == [
+        "syntax-error-and-other-mistakes.yaml:7:4",
+        "syntax-error-and-other-mistakes.yaml:12:5",
+        "syntax-error-and-other-mistakes.yaml:19:24",
+    ]
+    assert out.rstrip().endswith("a running Vigil keeps its current rules until the set checks clean.")

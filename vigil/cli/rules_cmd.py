@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import click
 from vigil.errors import RuleSetError, VigilError
 
 if TYPE_CHECKING:
+    from rules.errors import RuleError
     from rules.loader import RuleSet
 
 
@@ -71,8 +73,7 @@ def check_cmd(ctx: click.Context, path: Path | None, fmt: str) -> None:
         else:
             for x in e.errors:
                 click.echo(str(x))
-            n_files = len({x.path for x in e.errors})
-            click.echo(f"{len(e.errors)} error(s) in {n_files} file(s); nothing was applied.", err=True)
+            click.echo(check_summary(e.errors), err=True)
         ctx.exit(1)
         return
     if fmt == "json":
@@ -87,6 +88,14 @@ def check_cmd(ctx: click.Context, path: Path | None, fmt: str) -> None:
         f"OK: {len(rs.rules)} rules in {len(rs.paths)} file(s) ({live} live, {shadow} shadow, "
         f"{off} disabled); content hash {rs.content_hash[:12]}"
     )
+
+
+def check_summary(errors: Sequence[RuleError]) -> str:
+    """The last line of a failed check: how many mistakes, and what happens to the running rules."""
+    n, files = len(errors), len({x.path for x in errors})
+    return (f"{n} {'mistake' if n == 1 else 'mistakes'} in {files} {'file' if files == 1 else 'files'}. "
+            "Fix them and run the check again; a running Vigil keeps its current rules until the set "
+            "checks clean.")
 
 
 def _summary(target: Path, rs: RuleSet) -> dict[str, Any]:
