@@ -212,6 +212,10 @@ class RateLimiter:
         with self._lock:
             return self._bucket(provider).take_many(n, now)
 
+    def per_second(self, provider: str) -> float | None:
+        r = self._rates.get(provider)
+        return r.per_second if r else None
+
     def refund(self, provider: str, n: int, now: datetime) -> None:
         """Give back tokens taken but not used (their messages were held or skipped)."""
         with self._lock:

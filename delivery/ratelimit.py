@@ -59,6 +59,8 @@ class Limiter(Protocol):
 
     def blocked_until(self, provider: str) -> datetime | None: ...
 
+    def per_second(self, provider: str) -> float | None: ...
+
 
 class SharedLimiter:
     """The parts both shared stores have in common: the settings, the local copy of each
@@ -75,6 +77,9 @@ class SharedLimiter:
     def _rate(self, provider: str) -> tuple[float | None, float]:
         r = self._rates.get(provider)
         return (r.per_second, r.burst) if r else (None, 1.0)
+
+    def per_second(self, provider: str) -> float | None:
+        return self._rate(provider)[0]
 
     def _saw_block(self, provider: str, until: datetime | None) -> None:
         with self._lock:
@@ -327,24 +332,28 @@ class Allowance:
         self.batch = batch
         self.left: Counter[str] = Counter()
         self.dry: dict[str, float] = {}  # provider -> wait: the bucket is empty for this pass
+        self.behind: Counter[str] = Counter()  # messages told to wait, per provider
 
     def acquire(self, provider: str) -> float:
-        """0.0: one message may go to ``provider`` now; else the seconds to wait."""
+        """0.0: one message may go to ``provider`` now; else the seconds to wait.  The waits are
+        spread at the provider's rate (the 1st message waits for the next token, the 2nd for the
+        one after, ...), so that the messages come back one by one rather than all at once."""
         want = max(1, self.need[provider])
         self.need[provider] = want - 1
         if self.left[provider] > 0:
             self.left[provider] -= 1
             return 0.0
-        if provider in self.dry:
-            return self.dry[provider]
-        got, wait = self.limiter.take(provider, min(want, self.batch), self.now)
-        if got == 0:
-            self.dry[provider] = wait
-            return wait
-        if got < min(want, self.batch):
-            self.dry[provider] = wait  # after these, nothing more in this pass
-        self.left[provider] = got - 1
-        return 0.0
+        if provider not in self.dry:
+            got, wait = self.limiter.take(provider, min(want, self.batch), self.now)
+            if got < min(want, self.batch):
+                self.dry[provider] = wait  # after these, nothing more in this pass
+            if got > 0:
+                self.left[provider] = got - 1
+                return 0.0
+        rate = self.limiter.per_second(provider)
+        wait = self.dry[provider] + (self.behind[provider] / rate if rate else 0.0)
+        self.behind[provider] += 1
+        return wait
 
     def close(self) -> None:
         for provider, n in self.left.items():
