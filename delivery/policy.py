@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 RateStore = Literal["auto", "memory", "database", "redis"]
 
@@ -77,6 +77,13 @@ class PolicySettings(BaseModel):
         default=300, ge=1, description="delay of the one retry an undelivered receipt earns (30003, 30008)")
     max_throttled: int = Field(
         default=20, ge=0, description="rate-limited attempts that do not count against delivery.max_attempts")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("a Redis URL starts with redis://, rediss:// (TLS) or unix://")
+        return v
 
     @model_validator(mode="after")
     def _store(self) -> PolicySettings:

@@ -362,6 +362,21 @@ class Allowance:
         self.left.clear()
 
 
+def store_problems(policy: PolicySettings, database_url: str) -> list[str]:
+    """What keeps the chosen store from working, each as ``key: what to do`` (checked when the
+    settings load, so that a replica refuses to start rather than fail at its first claim)."""
+    out = []
+    if policy.rate_store == "database" and not database_url.startswith(("postgresql", "postgres:")):
+        out.append("policy.rate_store: 'database' keeps the rate buckets in PostgreSQL, and database_url is not "
+                   "PostgreSQL; use 'memory' (one process) or set policy.redis_url")
+    if policy.redis_url is not None and policy.rate_store in ("auto", "redis"):
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            out.append("policy.redis_url: the redis package is missing; pip install 'vigil-alerts[redis]'")
+    return out
+
+
 def limiter_for(policy: PolicySettings, sessions: sessionmaker[Session] | None = None) -> Limiter:
     """The limiter ``policy.rate_store`` names; ``auto``: Redis when ``redis_url`` is set, else the
     database when it is PostgreSQL, else in-process."""

@@ -172,6 +172,22 @@ def test_the_settings_file_names_a_bad_store(tmp_path: Any) -> None:
     assert "Did you mean 'redis'?" in str(err.value)
 
 
+def test_a_store_that_cannot_work_is_refused_when_the_settings_load(tmp_path: Any) -> None:
+    from vigil.errors import ConfigError
+    from vigil.settings import load_settings
+
+    path = tmp_path / "vigil.yaml"
+    path.write_text("database_url: sqlite:///x.db\npolicy:\n  rate_store: database\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"policy\.rate_store: 'database' keeps the rate buckets in PostgreSQL"):
+        load_settings(path)
+    path.write_text("policy:\n  redis_url: http://redis.internal:6379\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"vigil\.yaml:2:14: policy\.redis_url: a Redis URL starts with redis://"):
+        load_settings(path)
+    s = load_settings(path, policy={"redis_url": "redis://:hunter2@redis.internal:6379/0"})
+    assert "hunter2" not in repr(s.policy) and "hunter2" not in s.model_dump_json()  # a secret
+    assert load_settings(None, database_url="postgresql://u@db/vigil", policy={"rate_store": "database"})
+
+
 def test_without_redis_a_worker_falls_back_to_its_own_bucket(caplog: pytest.LogCaptureFixture) -> None:
     lim = RedisLimiter(f"redis://127.0.0.1:{pick_free_port()}/0", SMS, timeout=0.5)
     with caplog.at_level(logging.ERROR, logger="vigil.deliver"):
