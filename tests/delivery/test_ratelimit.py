@@ -309,3 +309,32 @@ def test_a_worker_waiting_on_the_account_lock_sees_what_the_first_decided(pg_url
     for e in engines:
         e.dispose()
     app.close()
+
+
+def test_a_429_told_to_one_replica_holds_back_the_other(pg_url: str, clock: Any, rule_set: Any) -> None:
+    """Worker A's provider answers 429 (Retry-After 120 s); worker B, another process's limiter on
+    the same database, sends nothing to that provider until then, and then sends."""
+    from tests.delivery.conftest import make_test_app
+
+    app = make_test_app(pg_url, clock, rule_set)
+    _sms_alerts(app, 4)
+    policy = PolicySettings(budgets={}, receipt_channels=[])  # no configured rate: only the 429 stops it
+    engines = [make_engine(pg_url) for _ in range(2)]
+    told = channels(sms=lambda m: DeliveryResult("transient", error_code="20429", error="too many requests",
+                                                 action="backoff", retry_after=120))
+    fine = channels()
+    a = Deliverer(session_factory(engines[0]), app.settings, told, render, worker="a", policy=policy,
+                  concurrency={"sms": 1})
+    b = Deliverer(session_factory(engines[1]), app.settings, fine, render, worker="b", policy=policy)
+    assert a.run_once(T0, limit=1).retried == 1
+    rep = b.run_once(T0 + timedelta(seconds=1), limit=10)
+    assert (rep.claimed, rep.sent, rep.throttled) == (3, 0, 3) and fine["sms"].sent == []
+    with app.sessions() as s:
+        assert all(r.next_attempt_at >= T0 + timedelta(seconds=120) for r in outbox(s, channel="sms"))
+    rep = b.run_once(T0 + timedelta(hours=1), limit=10)
+    assert rep.sent == 4 and len(fine["sms"].sent) == 4
+    for d in (a, b):
+        d.close()
+    for e in engines:
+        e.dispose()
+    app.close()
