@@ -102,24 +102,28 @@ def _replicas(tmp: Path, db_url: str, policy: dict[str, Any]) -> tuple[Provider,
         api.route("/2010-04-01/", provider)
         config = _settings(tmp, db_url, api.url, policy)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
+        logs = [tmp / f"r{i}.log" for i in range(WORKERS)]  # a file, not a pipe: a chatty log never blocks
+        handles = [log.open("w") for log in logs]
         procs = [subprocess.Popen([sys.executable, "-m", "tests.delivery.ratelimit_worker", str(config), f"r{i}"],
-                                  cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for i in range(WORKERS)]
+                                  cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=h, text=True)
+                 for i, h in enumerate(handles)]
         try:
-            for p in procs:  # every replica is up before there is anything to send
+            for p, log in zip(procs, logs, strict=True):  # every replica is up before there is anything to send
                 assert p.stdout is not None
                 line = p.stdout.readline()
-                assert line.strip() == "ready", (line, p.stderr.read() if p.poll() is not None and p.stderr else "")
+                assert line.strip() == "ready", (line, log.read_text()[-3000:])
             _seed(db_url, MESSAGES)
-            outs = [p.communicate(timeout=GUARD) for p in procs]
+            outs = [p.communicate(timeout=GUARD)[0] for p in procs]
         finally:
             for p in procs:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
+            for h in handles:
+                h.close()
     reports = []
-    for p, (out, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
+    for p, out, log in zip(procs, outs, logs, strict=True):
+        assert p.returncode == 0, log.read_text()[-3000:]
         reports.append(json.loads(out.strip().splitlines()[-1]))
     return provider, reports
 
