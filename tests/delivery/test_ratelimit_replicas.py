@@ -156,5 +156,13 @@ def test_three_replicas_share_the_providers_rate_through_postgresql(pg_url: str,
 def test_three_replicas_share_the_providers_rate_through_redis(pg_url: str, tmp_path: Path) -> None:
     url = redis_or_skip()
     prefix = f"vigil-test:{uuid.uuid4().hex}:"
-    provider, reports = _replicas(tmp_path, pg_url, {"redis_url": url, "redis_prefix": prefix})
-    _check(provider, reports, pg_url, "redis")
+    try:
+        provider, reports = _replicas(tmp_path, pg_url, {"redis_url": url, "redis_prefix": prefix})
+        _check(provider, reports, pg_url, "redis")
+    finally:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        client.close()
