@@ -52,8 +52,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.outbox import READY
 from delivery.outbox import Job, claim
-from delivery.policy import PolicySettings, RateLimiter
+from delivery.policy import PolicySettings
 from delivery.prepare import SYSTEM_CHANNELS, DeliverReport, Preparer, Renderer
+from delivery.ratelimit import Limiter, limiter_for
 from delivery.receipts import sweep_unconfirmed
 from delivery.record import Recorder
 from delivery.settings import DeliveryConfig
@@ -93,7 +94,7 @@ class Deliverer:
 
     def __init__(self, sessions: sessionmaker[Session], settings: DeliveryConfig, channels: Mapping[str, Channel],
                  render: Renderer, *, worker: str | None = None, rng: random.Random | None = None,
-                 policy: PolicySettings | None = None, limiter: RateLimiter | None = None,
+                 policy: PolicySettings | None = None, limiter: Limiter | None = None,
                  clock: Callable[[], datetime] | None = None, concurrency: Mapping[str, int] | None = None) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -101,7 +102,7 @@ class Deliverer:
         self.worker = worker_identity(worker)
         self.rng = rng or random.Random()
         self.policy = policy or policy_of(settings)
-        self.limiter = limiter or RateLimiter.from_settings(self.policy)
+        self.limiter = limiter or limiter_for(self.policy, sessions)
         self.clock = clock
         cfg = settings.delivery
         self.lease = timedelta(seconds=cfg.lease_seconds)

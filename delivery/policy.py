@@ -11,8 +11,9 @@ Two independent brakes, both pure (no I/O, ``now`` is passed in):
   ``push`` = FCM, ...).  When a provider answers "too many requests" (HTTP 429, Twilio 20429, FCM
   ``QUOTA_EXCEEDED``: ``DeliveryResult.action == "backoff"``), the bucket is emptied and blocked
   for the provider's ``retry_after`` (or ``default_backoff_seconds``) so that no worker in this
-  process keeps hammering it.  The bucket lives in memory: with N replicas, give each ``1/N`` of
-  the provider's rate.
+  process keeps hammering it.  This bucket lives in memory, for one process (SQLite);
+  :mod:`delivery.ratelimit` keeps the same bucket in PostgreSQL or Redis, where every replica
+  takes from it (``policy.rate_store``).
 
 ``PolicySettings`` is the settings section (``policy:`` in the YAML file).
 """
@@ -23,8 +24,11 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+RateStore = Literal["auto", "memory", "database", "redis"]
 
 
 class Budget(BaseModel):
@@ -55,6 +59,15 @@ class PolicySettings(BaseModel):
         default_factory=lambda: ["guidance", "freeze", "denied"],
         description="purposes that are always critical (the freeze guidance)")
     rates: dict[str, RateLimit] = Field(default_factory=dict, description="token bucket per transport")
+    rate_store: RateStore = Field(
+        default="auto", description="where the provider buckets live: memory (one process), database "
+                                    "(PostgreSQL), redis; auto: redis when redis_url is set, else the "
+                                    "database on PostgreSQL, else memory")
+    redis_url: SecretStr | None = Field(default=None, description="redis://host:6379/0 for rate_store redis")
+    redis_prefix: str = Field(default="vigil:rate:", min_length=1, description="prefix of the buckets' Redis keys")
+    rate_batch: int = Field(
+        default=10, ge=1, le=1000, description="tokens a worker takes from a shared bucket in one round trip "
+                                               "(at most what its claim needs; unused ones go back)")
     default_backoff_seconds: float = Field(
         default=30.0, gt=0, description="the wait after a 429 that names no Retry-After")
     receipt_channels: list[str] = Field(
@@ -64,6 +77,19 @@ class PolicySettings(BaseModel):
         default=300, ge=1, description="delay of the one retry an undelivered receipt earns (30003, 30008)")
     max_throttled: int = Field(
         default=20, ge=0, description="rate-limited attempts that do not count against delivery.max_attempts")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("a Redis URL starts with redis://, rediss:// (TLS) or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _store(self) -> PolicySettings:
+        if self.rate_store == "redis" and self.redis_url is None:
+            raise ValueError("policy.rate_store is 'redis' but policy.redis_url is not set")
+        return self
 
     def is_critical(self, priority: int, purpose: str) -> bool:
         return priority <= self.critical_priority or purpose in self.critical_purposes
@@ -133,15 +159,23 @@ class TokenBucket:
 
     def take(self, now: datetime) -> float:
         """Take one token: 0.0, or the seconds to wait before asking again (nothing taken)."""
+        return self.take_many(1, now)[1]
+
+    def take_many(self, n: int, now: datetime) -> tuple[int, float]:
+        """Take up to ``n`` tokens: how many were taken, and (fewer than ``n``) the seconds to wait
+        before the next one."""
         if self.blocked_until is not None and now < self.blocked_until:
-            return (self.blocked_until - now).total_seconds()
+            return 0, (self.blocked_until - now).total_seconds()
         self._refill(now)
         if self.rate is None:
-            return 0.0
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
+            return n, 0.0
+        got = min(n, int(self.tokens + 1e-9))
+        self.tokens = max(0.0, self.tokens - got)
+        return got, 0.0 if got == n else (1.0 - self.tokens) / self.rate
+
+    def refund(self, n: int) -> None:
+        if self.rate is not None:
+            self.tokens = min(self.burst, self.tokens + n)
 
     def block(self, now: datetime, seconds: float) -> None:
         until = now + timedelta(seconds=seconds)
@@ -179,6 +213,20 @@ class RateLimiter:
         """0.0 if a request may go now, else the seconds to wait."""
         with self._lock:
             return self._bucket(provider).take(now)
+
+    def take(self, provider: str, n: int, now: datetime) -> tuple[int, float]:
+        """Up to ``n`` requests at once: how many may go, and the wait before the next one."""
+        with self._lock:
+            return self._bucket(provider).take_many(n, now)
+
+    def per_second(self, provider: str) -> float | None:
+        r = self._rates.get(provider)
+        return r.per_second if r else None
+
+    def refund(self, provider: str, n: int, now: datetime) -> None:
+        """Give back tokens taken but not used (their messages were held or skipped)."""
+        with self._lock:
+            self._bucket(provider).refund(n)
 
     def backoff(self, provider: str, now: datetime, retry_after: float | None) -> float:
         """The provider said "too many requests": stop calling it for ``retry_after`` seconds."""

@@ -7,14 +7,15 @@ Split from :mod:`delivery.deliver`, which sends and records.  Nothing here calls
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from alerts.answer_policy import PREVIOUS
@@ -37,7 +38,8 @@ from delivery.outbox import (
     put_back,
     recipient_of,
 )
-from delivery.policy import PolicySettings, RateLimiter, budget_verdict
+from delivery.policy import PolicySettings, budget_verdict
+from delivery.ratelimit import Allowance, Limiter
 from delivery.receipts import ANSWERED_SKIP_PURPOSES
 from delivery.settings import DeliveryConfig, effective_console
 from delivery.transmit import takeover
@@ -47,6 +49,12 @@ log = logging.getLogger("vigil.deliver")
 SYSTEM_CHANNELS = ("freeze_hook", "escalate", "webhook")  # not messages to the account holder
 INTERNAL_ERROR = DeliveryResult("transient", error="internal error; see the log")
 Renderer = Callable[[str, str, str, Mapping[str, Any]], Any]
+BUDGET_LOCK_NS = 0x5647_4254  # the advisory locks' first key ("VGBT"): accounts' budget checks
+
+
+def _lock_key(account_id: str) -> int:
+    """A stable 32-bit key per account (a collision only makes two accounts wait for each other)."""
+    return int.from_bytes(hashlib.blake2b(account_id.encode(), digest_size=4).digest(), "big", signed=True)
 
 
 @dataclass
@@ -77,7 +85,7 @@ class DeliverReport:
 
 class Preparer:
     def __init__(self, settings: DeliveryConfig, channels: Mapping[str, Channel], render: Renderer, *,
-                 policy: PolicySettings, limiter: RateLimiter, worker: str) -> None:
+                 policy: PolicySettings, limiter: Limiter, worker: str) -> None:
         self.settings = settings
         self.channels = channels
         self.render = render
@@ -92,26 +100,39 @@ class Preparer:
         taken = takeover(s, got.takeovers & set(order), now=now, worker=self.worker)
         pinned = preload(s, AlertRow, AlertRow.id, {r.alert_id for r in rows if r.alert_id})
         pinned += preload(s, AccountRow, AccountRow.account_id, {r.account_id for r in rows})
-        batch = Batch(rows, *self._recent(s, rows, now))
+        batch = Batch(rows, *self._recent(s, rows, now, got.token))
+        allowance = Allowance(self.limiter, self._need(rows), now, self.policy.rate_batch)
         jobs: list[Job] = []
-        for row in rows:
-            if row.id in batch.absorbed:
-                continue
-            try:
-                tk = taken.get(row.id)
-                job = None
-                if tk is not None:
-                    job = self._presumed(row, tk.worker, tk.since, tk.attempt_id)
-                if job is None:
-                    job = self._prepare_one(s, row, batch, now, report)
-            except Exception:  # one broken message (a template error) must not stop the others
-                log.exception("preparing %s", row.id)
-                job = Job(row.id, None, None, INTERNAL_ERROR)
-            if job is not None:
-                job.token, job.channel, job.now = got.token, row.channel, now
-                jobs.append(job)
+        try:
+            for row in rows:
+                if row.id in batch.absorbed:
+                    continue
+                try:
+                    tk = taken.get(row.id)
+                    job = None
+                    if tk is not None:
+                        job = self._presumed(row, tk.worker, tk.since, tk.attempt_id)
+                    if job is None:
+                        job = self._prepare_one(s, row, batch, allowance, now, report)
+                except Exception:  # one broken message (a template error) must not stop the others
+                    log.exception("preparing %s", row.id)
+                    job = Job(row.id, None, None, INTERNAL_ERROR)
+                if job is not None:
+                    job.token, job.channel, job.now = got.token, row.channel, now
+                    jobs.append(job)
+        finally:
+            allowance.close()  # tokens taken for messages that were held or skipped go back
         del pinned
         return jobs
+
+    def _need(self, rows: list[OutboxRow]) -> Counter[str]:
+        """Messages of the claim per provider: what the claim takes from each bucket at most."""
+        need: Counter[str] = Counter()
+        for row in rows:
+            transport = self.transport(row.channel, (row.payload or {}).get("target"))
+            if transport is not None:
+                need[transport.name] += 1
+        return need
 
     def _presumed(self, row: OutboxRow, worker: str | None, since: datetime | None, attempt: int | None
                   ) -> Job | None:
@@ -124,28 +145,53 @@ class Preparer:
         return Job(row.id, transport, None, DeliveryResult("sent", error=why),
                    transport.name if transport else "none", attempt_id=attempt, presumed=True)
 
-    def _recent(self, s: Session, rows: list[OutboxRow], now: datetime) -> tuple[Sends, Held]:
-        """What the budget and coalescing need, in two queries for the whole claim: recent sends
-        per (account, channel) and the messages held for them."""
+    def _recent(self, s: Session, rows: list[OutboxRow], now: datetime, token: str) -> tuple[Sends, Held]:
+        """What the budget and coalescing need, in three queries for the whole claim: recent sends
+        per (account, channel), the messages other workers are sending to them, and the messages
+        held for them.
+
+        Across workers the budget holds because a message another claim has leased (``sending``)
+        counts as sent now: it may be on its way.  On PostgreSQL the claims' budget checks are
+        also taken one account at a time (a transaction-scoped advisory lock per account), so of
+        two workers preparing messages to one account the second sees what the first decided."""
         budgeted = [c for c in {r.channel for r in rows} if c in self.policy.budgets]
         accounts = list({r.account_id for r in rows})
         sent: Sends = defaultdict(list)
         held: Held = defaultdict(list)
         if budgeted:
+            self._lock_accounts(s, {r.account_id for r in rows if r.channel in budgeted})
             since = now - timedelta(seconds=max(self.policy.budgets[c].per_seconds for c in budgeted))
             q = select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel, OutboxRow.sent_at).where(
                 OutboxRow.account_id.in_(accounts), OutboxRow.channel.in_(budgeted),
                 OutboxRow.sent_at > since)
+            seen: set[str] = set()
             for oid, acct, ch, at in s.execute(q):
                 sent[(acct, ch)].append((oid, aware(at) or now))
+                seen.add(oid)
+            mine = {r.id for r in rows}
+            leased = select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel).where(
+                OutboxRow.account_id.in_(accounts), OutboxRow.channel.in_(budgeted),
+                OutboxRow.status == OutboxStatus.SENDING.value, OutboxRow.lease_owner != token)
+            for oid, acct, ch in s.execute(leased):
+                if oid not in mine and oid not in seen:  # leased by another claim: on its way, perhaps
+                    sent[(acct, ch)].append((oid, now))
         for oid, acct, ch in s.execute(select(OutboxRow.id, OutboxRow.account_id, OutboxRow.channel).where(
                 OutboxRow.account_id.in_(accounts), OutboxRow.status == OutboxStatus.HELD.value,
                 OutboxRow.purpose.in_(ANSWERED_SKIP_PURPOSES))):
             held[(acct, ch)].append(oid)
         return sent, held
 
-    def _prepare_one(self, s: Session, row: OutboxRow, batch: Batch, now: datetime, report: DeliverReport
-                     ) -> Job | None:
+    @staticmethod
+    def _lock_accounts(s: Session, accounts: set[str]) -> None:
+        """PostgreSQL: one claim at a time checks an account's budget (in key order: no deadlock)."""
+        if not accounts or s.get_bind().dialect.name != "postgresql":
+            return
+        keys = sorted({_lock_key(a) for a in accounts})
+        s.execute(text("SELECT pg_advisory_xact_lock(:ns, k) FROM unnest(CAST(:keys AS integer[])) AS k"),
+                  {"ns": BUDGET_LOCK_NS, "keys": keys})
+
+    def _prepare_one(self, s: Session, row: OutboxRow, batch: Batch, allowance: Allowance, now: datetime,
+                     report: DeliverReport) -> Job | None:
         alert = s.get(AlertRow, row.alert_id) if row.alert_id else None  # preloaded: no query
         recipient = recipient_of(s.get(AccountRow, row.account_id), row.account_id, self.settings)
         recipient = previous_contact(recipient, row)  # a copy for a contact changed lately
@@ -159,7 +205,7 @@ class Preparer:
         if alert is not None and row.purpose in ANSWERED_SKIP_PURPOSES and alert.status not in OPEN_STATES:
             skip = f"alert already {alert.status}"  # answered by another channel meanwhile
             return Job(row.id, transport, None, DeliveryResult("skipped", error=skip), transport.name)
-        over_budget = self._admit(row, transport.name, batch, now, report)
+        over_budget = self._admit(row, transport.name, batch, allowance, now, report)
         if over_budget is None:
             return None
         batch.sent[(row.account_id, row.channel)].append((row.id, now))  # counts for the rest of the claim
@@ -196,8 +242,8 @@ class Preparer:
         return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=rendered.subject,
                        text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id)
 
-    def _admit(self, row: OutboxRow, provider: str, batch: Batch, now: datetime, report: DeliverReport
-               ) -> bool | None:
+    def _admit(self, row: OutboxRow, provider: str, batch: Batch, allowance: Allowance, now: datetime,
+               report: DeliverReport) -> bool | None:
         """The account's budget, then the provider's rate.  None: the message must wait and was put
         back; else whether it goes out beyond the budget (critical)."""
         budget = None if row.channel in SYSTEM_CHANNELS else self.policy.budgets.get(row.channel)
@@ -213,7 +259,7 @@ class Preparer:
                 report.outcomes.append((row.id, row.channel, "held"))
                 return None
             over = verdict.over_budget
-        wait = self.limiter.acquire(provider, now)
+        wait = allowance.acquire(provider)
         if wait > 0:
             put_back(row, "retry", now + timedelta(seconds=wait), f"provider '{provider}' rate limit")
             report.throttled += 1

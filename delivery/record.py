@@ -21,8 +21,9 @@ from alerts.lifecycle import can
 from alerts.outbox import OutboxStatus, apply
 from alerts.store.models import AccountRow, AlertEvent, AlertRow, Delivery, OutboxRow
 from delivery.outbox import Job, preload, put_back
-from delivery.policy import PolicySettings, RateLimiter
+from delivery.policy import PolicySettings
 from delivery.prepare import DeliverReport
+from delivery.ratelimit import Limiter
 from delivery.receipts import account_action, enqueue_fallback
 from delivery.settings import DeliveryConfig
 from notifiers.base import Channel, DeliveryResult
@@ -43,7 +44,7 @@ class _Entry:
 
 class Recorder:
     def __init__(self, sessions: sessionmaker[Session], settings: DeliveryConfig, *, policy: PolicySettings,
-                 limiter: RateLimiter, rng: random.Random, worker: str, stamp: Callable[[Job], datetime],
+                 limiter: Limiter, rng: random.Random, worker: str, stamp: Callable[[Job], datetime],
                  lease_now: Callable[[], datetime]) -> None:
         self.sessions = sessions
         self.settings = settings

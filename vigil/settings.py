@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 import confkit
 from delivery.policy import PolicySettings
+from delivery.ratelimit import store_problems
 from delivery.settings import Channels, DeliverySettings, HookSettings
 from notifiers.branding import BrandingSettings
 from tickets.helpdesk import WebhookHelpdeskSettings, ZendeskSettings
@@ -340,4 +341,5 @@ def problems(s: Settings) -> list[str]:
             and not loopback(email.host):
         out.append("channels.email: SMTP credentials are sent only over TLS; set starttls: true (port 587) or "
                    "use_ssl: true (port 465)")
+    out.extend(store_problems(s.policy, s.database_url))  # where the providers' rate buckets live
     return out

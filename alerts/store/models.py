@@ -475,6 +475,17 @@ class Survey(Base):
     expires_at: Mapped[datetime] = mapped_column(TS)
 
 
+class RateBucket(Base):
+    """A provider's token bucket, shared by every delivery worker on this database
+    (``delivery.ratelimit``): one row per provider, taken from in one atomic ``UPDATE``."""
+
+    __tablename__ = "vigil_rate_buckets"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(TS)
+    blocked_until: Mapped[datetime | None] = mapped_column(TS)  # after a provider's 429
+
+
 def _source_table(name: str) -> type[Base]:
     cols: dict[str, Any] = {
         "__tablename__": name,

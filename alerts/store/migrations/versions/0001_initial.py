@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 03:49:26.360315
+Create Date: 2026-12-02 05:04:03.152216
 """
 from __future__ import annotations
 
@@ -224,6 +224,13 @@ def upgrade() -> None:
     with op.batch_alter_table('vigil_quarantine', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_vigil_quarantine_source'), ['source'], unique=False)
 
+    op.create_table('vigil_rate_buckets',
+    sa.Column('key', sa.String(length=128), nullable=False),
+    sa.Column('tokens', sa.Float(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('blocked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_vigil_rate_buckets'))
+    )
     op.create_table('vigil_rule_sets',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
@@ -537,6 +544,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vigil_rule_sets_content_hash'))
 
     op.drop_table('vigil_rule_sets')
+    op.drop_table('vigil_rate_buckets')
     with op.batch_alter_table('vigil_quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vigil_quarantine_source'))
 
