@@ -157,6 +157,7 @@ class _Run:
         for t in plan:
             self.result.rows[t] += 0
         bounds, total = self._bounds(plan)
+        firsts = self._duplicates(plan, bounds)
         self.result.timings["read"] = time.perf_counter() - t0
         n_chunks = len(bounds) + 1
         self.result.chunks = n_chunks
@@ -178,7 +179,7 @@ class _Run:
                 acc[ACCT] = key_hash(acc["account_id"].astype(str))
                 acc_pieces = dd.from_pandas(acc, npartitions=_nparts(len(acc)), sort=False).shuffle(
                     on=ACCT, npartitions=P, shuffle_method="tasks").to_delayed()
-            validated = [delayed(validate_partition)({t: pieces[t][k] for t in plan}, bounds, attrs)
+            validated = [delayed(validate_partition)({t: pieces[t][k] for t in plan}, bounds, attrs, firsts)
                          for k in range(P)]
             groups: dict[tuple[str, str | None], list[str]] = {}
             for name, det in self.rules.detectors.items():
@@ -267,6 +268,42 @@ class _Run:
             return np.zeros(0, dtype=np.int64), total
         both = np.concatenate(pairs, axis=1)
         return bounds_of(both[0], both[1], self.chunk_events), total
+
+    def _duplicates(self, plan: Mapping[str, dict[str, Any]], bounds: np.ndarray
+                    ) -> dict[str, dict[tuple[int, str], int]]:
+        """Event ids that several rows of a table share: counted by hash over every read part (one
+        aggregation, usually empty), then the few rows behind them are placed by chunk."""
+        import dask
+        import dask.dataframe as dd
+        from dask import delayed
+
+        from vigil.backtest_parts import event_keys, firsts_of, part_event_keys, twins
+
+        meta = pd.DataFrame({"h": pd.Series([], dtype=np.uint64)})
+        with dask.config.set({"dataframe.convert-string": False}):
+            keys = [dd.from_map(part_event_keys, p["parts"], meta=meta, enforce_metadata=False)
+                    for p in plan.values() if p["parts"]]
+            keys += [dd.from_pandas(event_keys(p["whole"], t), npartitions=_nparts(len(p["whole"])), sort=False)
+                     for t, p in plan.items() if p["whole"] is not None and len(p["whole"])]
+            if not keys:
+                return {}
+            allk = dd.concat(keys) if len(keys) > 1 else keys[0]
+            counts = allk["h"].value_counts(split_out=self.partitions)
+            dups = np.asarray(self.client.compute(counts[counts > 1]).result().index, dtype=np.uint64)
+        if not len(dups):
+            return {}
+        firsts: dict[str, dict[tuple[int, str], int]] = {}
+        for t, p in plan.items():
+            if p["whole"] is not None:
+                rows = twins(None, p["whole"], t, dups)
+            else:
+                found = self.client.gather(self.client.compute([delayed(twins)(part, None, t, dups)
+                                                                for part in p["parts"]]))
+                rows = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+            f = firsts_of(rows, bounds)
+            if f:
+                firsts[t] = f
+        return firsts
 
     def _frame(self, p: Mapping[str, Any]) -> Any:
         import dask.dataframe as dd

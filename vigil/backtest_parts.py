@@ -111,6 +111,74 @@ def minute_counts(part: Part) -> tuple[np.ndarray, int]:
     return np.stack([buckets, n.astype(np.int64)]), len(ts)
 
 
+def event_keys(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Each row's event id as ingest reads it, hashed with its table: duplicates are found by hash."""
+    eid = text_key(df["event_id"]) if "event_id" in df.columns else pd.Series([""] * len(df), dtype=object)
+    return pd.DataFrame({"h": key_hash(table + "\x1f" + eid.astype(str))})
+
+
+def part_event_keys(part: Part) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(part.path)
+    if "event_id" not in f.schema_arrow.names:
+        return pd.DataFrame({"h": pd.Series([], dtype=np.uint64)})
+    df = arrow_frame(f.read_row_groups(list(part.groups), columns=["event_id"]))
+    return event_keys(df, part.table)
+
+
+def twins(part: Part | None, frame: pd.DataFrame | None, table: str, dups: np.ndarray) -> pd.DataFrame:
+    """The rows whose event id is among the duplicated hashes: (seq, time, event id)."""
+    if part is not None:
+        df = read_part(part)
+    else:
+        assert frame is not None
+        df = frame
+    if not len(dups) or "event_id" not in df.columns:
+        return pd.DataFrame({SEQ: [], TSN: [], "eid": []})
+    hit = np.isin(event_keys(df, table)["h"].to_numpy(), dups)
+    sub = df[hit]
+    return pd.DataFrame({SEQ: sub[SEQ].to_numpy(), TSN: sub[TSN].to_numpy(),
+                         "eid": text_key(sub["event_id"]).to_numpy()})
+
+
+def firsts_of(rows: pd.DataFrame, bounds: np.ndarray) -> dict[tuple[int, str], int]:
+    """For each (chunk, event id) held by several rows of a table: the first row's number in the file.
+    Ingest keeps that row and quarantines the others as duplicates, whichever accounts they name."""
+    if rows.empty:
+        return {}
+    rows = rows.assign(c=chunk_of(rows[TSN].to_numpy(dtype=np.int64), bounds))
+    rows = rows[rows["eid"] != ""]
+    g = rows.groupby(["c", "eid"])[SEQ].agg(["min", "size"])
+    g = g[g["size"] > 1]
+    return {(int(k[0]), str(k[1])): int(m) for k, m in zip(g.index.tolist(), g["min"].tolist(), strict=True)}
+
+
+GHOST = "\x00twin:"  # the _ref of a stand-in row: the first of a duplicate event id kept elsewhere
+
+
+def _with_ghosts(raw: pd.DataFrame, seqs: np.ndarray, chunk: int, firsts: Mapping[tuple[int, str], int]
+                 ) -> pd.DataFrame:
+    """Put before ``raw`` a copy of each duplicate event id's first local row whose file-first twin
+    is in another partition, so ingest flags every local copy as a duplicate, as it does locally."""
+    if not firsts or raw.empty or "event_id" not in raw.columns:
+        return raw
+    eids = text_key(raw["event_id"]).tolist()
+    present = set(seqs.tolist())
+    need: dict[str, int] = {}
+    for pos, e in enumerate(eids):
+        first = firsts.get((chunk, e))
+        if first is not None and first not in present and e not in need:
+            need[e] = pos
+    if not need:
+        return raw
+    ghosts = raw.iloc[list(need.values())].copy()
+    ghosts["_ref"] = [f"{GHOST}{i}" for i in range(len(ghosts))]
+    out = pd.concat([ghosts, raw], ignore_index=True)
+    out.attrs = dict(raw.attrs)
+    return out
+
+
 def chunk_of(tsn: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """The chunk index of each row: bounds[i-1] <= ts < bounds[i]; unreadable times go with chunk 0."""
     c = np.searchsorted(bounds, tsn, side="right")
@@ -135,8 +203,13 @@ def _raw(piece: pd.DataFrame, attrs: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def validate_partition(pieces: Mapping[str, pd.DataFrame], bounds: np.ndarray,
-                       attrs: Mapping[str, Mapping[str, Any]]) -> Validated:
-    """Cut each table's rows at the global chunk bounds, in file order, and validate chunk by chunk."""
+                       attrs: Mapping[str, Mapping[str, Any]],
+                       firsts: Mapping[str, Mapping[tuple[int, str], int]] | None = None) -> Validated:
+    """Cut each table's rows at the global chunk bounds, in file order, and validate chunk by chunk.
+
+    ``firsts`` (table -> (chunk, event id) -> first row) names the event ids several rows share in a
+    chunk, across partitions; ingest's "duplicate event_id within the batch" then falls on the same
+    rows as in the local engine."""
     from vigil.ingest import validate
 
     t0 = time.perf_counter()
@@ -150,7 +223,14 @@ def validate_partition(pieces: Mapping[str, pd.DataFrame], bounds: np.ndarray,
         for i in range(n):
             rows = piece.iloc[starts[i]:starts[i + 1]] if starts is not None else piece[c == i]
             raw = _raw(rows, attrs.get(table, {}))
-            good, bad = validate(table, raw)
+            dup = (firsts or {}).get(table)
+            if dup:
+                good, bad = validate(table, _with_ghosts(raw, rows[SEQ].to_numpy(), i, dup))
+                if "_ref" in good.columns:
+                    good = good[~good["_ref"].astype(str).str.startswith(GHOST)].reset_index(drop=True)
+                bad = [q for q in bad if not q.ref.startswith(GHOST)]
+            else:
+                good, bad = validate(table, raw)
             out.frames[i][table] = good
             out.rows[table] += len(raw)
             if bad:

@@ -182,3 +182,31 @@ def test_cli_refuses_dask_options_without_the_engine(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["backtest", "--data", str(d), "--out", str(tmp_path / "a.csv"), "--engine",
                                     "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
     assert res.exit_code == 2 and "only one" in res.output
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_duplicate_event_ids_across_accounts(tmp_path: Path, scheduler: str, fmt: str) -> None:
+    """Ingest quarantines a repeated event id within a chunk, whichever account the copies name:
+    the copies sit in different account partitions, and the same copies must be quarantined."""
+    frames = _data(2)
+    logins = frames["logins"]
+    accts = frames["accounts"]["account_id"].tolist()
+    picks = logins.index[logins["success"].astype(bool)][40:400:60].tolist()
+    rows = []
+    for n, i in enumerate(picks):
+        copy = logins.loc[i].copy()
+        copy["account_id"] = accts[(accts.index(copy["account_id"]) + 7 + n) % len(accts)]
+        rows.append((i - 0.5 if n % 2 else i + 0.5, copy))  # before or after the original, in file order
+    same = logins.loc[picks[0]].copy()  # the same account twice
+    rows.append((picks[0] + 0.25, same))
+    late = logins.loc[picks[1]].copy()  # the same id a week later: another chunk, not a duplicate
+    late["ts"] = late["ts"] + timedelta(days=7)
+    late["account_id"] = accts[3]
+    rows.append((len(logins) + 1.0, late))
+    extra = pd.DataFrame([r for _k, r in rows], index=[k for k, _r in rows])
+    frames["logins"] = pd.concat([logins, extra]).sort_index().reset_index(drop=True)
+    d = _write(frames, tmp_path / "data", fmt)
+    local, dask = _both(d, scheduler, 300)
+    dup_reasons = [q for q in local.quarantined if "duplicate event_id" in q.reason]
+    assert len(dup_reasons) >= len(picks)
+    _same(local, dask, tmp_path)
