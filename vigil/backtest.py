@@ -170,25 +170,6 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
         engine.dispose()
 
 
-def engine_runner(engine: str, *, scheduler: str | None = None, workers: int | None = None) -> Any:
-    """``run_backtest`` for ``--engine local``, or its Dask twin (imported only when asked for)."""
-    if engine == "local":
-        if scheduler or workers:
-            from vigil.errors import ConfigError
-
-            raise ConfigError("--scheduler and --workers go with --engine dask")
-        return run_backtest
-    if scheduler and workers:
-        from vigil.errors import ConfigError
-
-        raise ConfigError("--scheduler joins a running cluster, --workers starts one: give only one of them")
-    from functools import partial
-
-    from vigil.backtest_dask import run_backtest_dask
-
-    return partial(run_backtest_dask, scheduler=scheduler, workers=workers)
-
-
 class LazyResolver:
     """The IP resolver, opened on its first lookup: data that carries its own places never pays for
     loading the IP database."""

@@ -44,7 +44,7 @@ from vigil.backtest import CHUNK_EVENTS, BacktestResult
 from vigil.errors import ConfigError
 
 READ_ROWS = 250_000  # rows per read task (Parquet row groups are grouped up to about this many)
-__all__ = ["bounds_of", "run_backtest_dask"]
+__all__ = ["bounds_of", "engine_runner", "run_backtest_dask"]
 
 
 def run_backtest_dask(
@@ -78,6 +78,21 @@ def run_backtest_dask(
             _Run(client, data_dir, rules, now, geo, max(1, int(batch_rows)), tables, progress, partitions,
                  result).run()
     return result
+
+
+def engine_runner(engine: str, *, scheduler: str | None = None, workers: int | None = None) -> Any:
+    """``run_backtest`` for ``--engine local``, or its Dask twin (dask itself is imported when it runs)."""
+    if engine == "local":
+        if scheduler or workers:
+            raise ConfigError("--scheduler and --workers go with --engine dask")
+        from vigil.backtest import run_backtest
+
+        return run_backtest
+    if scheduler and workers:
+        raise ConfigError("--scheduler joins a running cluster, --workers starts one: give only one of them")
+    from functools import partial
+
+    return partial(run_backtest_dask, scheduler=scheduler, workers=workers)
 
 
 @contextmanager

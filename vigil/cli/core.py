@@ -212,7 +212,8 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
                  compare_path: str | None, chunk_events: int | None, timings: bool, engine: str,
                  scheduler: str | None, workers: int | None) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
-    from vigil.backtest import CHUNK_EVENTS, engine_runner, terminal, write_alerts
+    from vigil.backtest import CHUNK_EVENTS, terminal, write_alerts
+    from vigil.backtest_dask import engine_runner
     from vigil.bootstrap import load_rule_set
 
     run_backtest = engine_runner(engine, scheduler=scheduler, workers=workers)
