@@ -86,9 +86,13 @@ def run(engine: str, d: Path, chunk: int, workers: int | None = None) -> dict[st
         res = run_backtest(d, batch_rows=chunk, now=NOW)
         cluster_s, cpu = 0.0, [time.process_time() - c0]
     else:
+        import dask
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+        from vigil.backtest_dask import LOCAL_CONFIG
+
+        with dask.config.set(LOCAL_CONFIG), \
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
                 Client(c) as client:
             client.run(relax_budget)
             cluster_s = time.perf_counter() - t0

@@ -44,6 +44,9 @@ from vigil.backtest import CHUNK_EVENTS, BacktestResult
 from vigil.errors import ConfigError
 
 READ_ROWS = 250_000  # rows per read task (Parquet row groups are grouped up to about this many)
+# the workers' statistical profiler samples the running task every 10 ms: CPU that grows with the
+# wall time (a dashboard feature; no dashboard here)
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
 __all__ = ["bounds_of", "engine_runner", "run_backtest_dask"]
 
 
@@ -98,6 +101,7 @@ def engine_runner(engine: str, *, scheduler: str | None = None, workers: int | N
 @contextmanager
 def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
     try:
+        import dask
         from distributed import Client, LocalCluster
     except ImportError:
         raise ConfigError("the Dask engine needs the 'dask' extra: pip install 'vigil-alerts[dask]'") from None
@@ -110,8 +114,9 @@ def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
             yield client
         return
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with dask.config.set(LOCAL_CONFIG), \
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 
