@@ -210,3 +210,16 @@ def test_duplicate_event_ids_across_accounts(tmp_path: Path, scheduler: str, fmt
     dup_reasons = [q for q in local.quarantined if "duplicate event_id" in q.reason]
     assert len(dup_reasons) >= len(picks)
     _same(local, dask, tmp_path)
+
+
+def test_progress_follows_the_tasks(tmp_path: Path, scheduler: str) -> None:
+    import io
+
+    d = _write(_data(1), tmp_path / "data", "parquet")
+    out = io.StringIO()
+    res = run_backtest_dask(d, batch_rows=500, now=NOW, geo=None, scheduler=scheduler, progress=out)
+    text = out.getvalue()
+    assert res.alerts and "backtest: events" in text and "[tasks " in text
+    last = text.rstrip().split("\r")[-1]
+    done, total = (int(x) for x in last.split("[tasks ")[1].split("]")[0].split("/"))
+    assert done == total > 10 and "(100%)" in last and text.endswith("\n")
