@@ -92,7 +92,8 @@ def run(engine: str, d: Path, chunk: int, workers: int | None = None) -> dict[st
         from vigil.backtest_dask import LOCAL_CONFIG
 
         with dask.config.set(LOCAL_CONFIG), \
-                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                             dashboard_address="127.0.0.1:0") as c, \
                 Client(c) as client:
             client.run(relax_budget)
             cluster_s = time.perf_counter() - t0

@@ -115,7 +115,8 @@ def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
         return
     n = workers or os.cpu_count() or 1
     with dask.config.set(LOCAL_CONFIG), \
-            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                         dashboard_address="127.0.0.1:0",
                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 

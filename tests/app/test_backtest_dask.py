@@ -50,7 +50,8 @@ def scheduler() -> Iterator[str]:
 
     before = rules.engine.EVAL_BUDGET_SECONDS
     _relax_budget()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         client.run(_relax_budget)
         yield cluster.scheduler_address
@@ -107,7 +108,7 @@ def test_every_detector_across_chunk_bounds_parquet(tmp_path: Path, scheduler: s
 
 def test_csv_with_bad_rows_and_accounts(tmp_path: Path, scheduler: str) -> None:
     frames = _data(1)
-    logins = frames["logins"].astype({"ts": object}).copy()
+    logins = frames["logins"].astype({"ts": object, "success": object}).copy()
     logins.loc[3, "ts"] = "not a time"  # unreadable time: the first chunk, quarantined
     logins.loc[10, "success"] = "maybe"
     logins.loc[11, "account_id"] = ""
