@@ -224,3 +224,20 @@ def test_progress_follows_the_tasks(tmp_path: Path, scheduler: str) -> None:
     last = text.rstrip().split("\r")[-1]
     done, total = (int(x) for x in last.split("[tasks ")[1].split("]")[0].split("/"))
     assert done == total > 10 and "(100%)" in last and text.endswith("\n")
+
+
+def test_mapped_export_with_epoch_microseconds(tmp_path: Path, scheduler: str) -> None:
+    """The export's own names and a declared timestamp unit (``source.tables``): read by the client
+    with the mapping, the unit carried to every partition's validation."""
+    from vigil.settings import TableMap
+
+    frames = _data(1)
+    logins = frames["logins"].rename(columns={"account_id": "user", "ts": "when"})
+    # read as milliseconds unless the unit is declared: the declaration must reach every partition
+    logins["when"] = (pd.to_datetime(logins["when"], utc=True).astype("int64") // 10**3).astype("int64")
+    frames["logins"] = logins
+    d = _write(frames, tmp_path / "data", "parquet")
+    tables = {"logins": TableMap(columns={"account_id": "user", "ts": "when"}, ts_unit="us")}
+    local, dask = _both(d, scheduler, 300, tables=tables)
+    assert any(a["detector"] == "credential_stuffing" for a in local.alerts) and not local.quarantined
+    _same(local, dask, tmp_path)
