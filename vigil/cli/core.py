@@ -202,13 +202,21 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--chunk-events", type=click.IntRange(1_000, None), default=None,
               help="Events per time-ordered chunk (memory grows with it; default 250,000).")
 @click.option("--timings", is_flag=True, help="Also print the seconds spent per phase and detector.")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: one process; dask: partitioned by account on a Dask cluster (docs/scaling.md).")
+@click.option("--scheduler", default=None, help="With --engine dask: join the Dask scheduler at this address.")
+@click.option("--workers", type=click.IntRange(1, None), default=None,
+              help="With --engine dask: start a local cluster of N worker processes (default: one per core).")
 @click.pass_context
 def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str, labels: str | None,
-                 compare_path: str | None, chunk_events: int | None, timings: bool) -> None:
+                 compare_path: str | None, chunk_events: int | None, timings: bool, engine: str,
+                 scheduler: str | None, workers: int | None) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
-    from vigil.backtest import CHUNK_EVENTS, run_backtest, terminal, write_alerts
+    from vigil.backtest import CHUNK_EVENTS, terminal, write_alerts
+    from vigil.backtest_dask import engine_runner
     from vigil.bootstrap import load_rule_set
 
+    run_backtest = engine_runner(engine, scheduler=scheduler, workers=workers)
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
     configured = (ctx.find_root().obj or {}).get("config_path")  # --config or VIGIL_CONFIG

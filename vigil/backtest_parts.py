@@ -1,0 +1,452 @@
+"""The worker side of the Dask backtest (:mod:`vigil.backtest_dask`): what runs inside one task.
+
+Every function here is a plain function of frames and small values, so Dask can ship it to a
+worker process on this machine or another.  The stages, in the order the graph runs them:
+
+``read_part``          one Parquet row-group range as raw rows, with the keys the shuffles need
+``validate_partition`` one account partition: its raw rows cut at the *global* chunk bounds and
+                       validated chunk by chunk, exactly as the local engine validates a chunk
+``cross_rows``         the validated rows the cross-account detectors need, keyed for the second
+                       shuffle (credential stuffing: by IP)
+``run_cross``          one key partition: the cross-account detectors chunk by chunk, profiles
+                       carried in time order; findings keyed by account for the way back
+``process_partition``  one account partition: ``vigil.scan.process_batch`` chunk by chunk (the same
+                       detectors, rules and alert stage as the local engine), the cross-account
+                       findings handed in by a stand-in detector, alerts in a scratch SQLite file
+
+Cutting each partition at the same bounds as the local engine keeps every account's batches
+identical to the local run, so the output does not depend on the detectors' batch-split guarantee:
+a freeze that a later rule reads through ``account.status`` takes effect at the same chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from detectors.base import Detector, DetectorResult, Finding
+from detectors.batch import Batch
+from detectors.contract import EVENT_TABLES, TABLES
+from rules.loader import RuleSet
+from vigil.backtest_rules import RuleSpec, rules_from
+from vigil.chunks import NAT, arrow_frame, row_refs, ts_ns
+from vigil.ingest import Quarantined
+
+SEQ, ACCT, TSN, CHUNK, KEY = "_seq", "_ah", "_tsn", "_c", "_kh"  # helper columns, dropped before ingest
+HELPERS = (SEQ, ACCT, TSN, CHUNK, KEY)
+HASH_KEY = "vigil-backtest-0"  # 16 bytes: the same hash everywhere, on every worker
+# how a cross-account detector's rows are keyed for the second shuffle (its profiles' key)
+CROSS_KEYS: dict[str, str] = {"credential_stuffing": "ip"}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One read task: a range of row groups of a Parquet file whose ``ts`` is a timestamp column."""
+
+    table: str
+    path: str
+    groups: tuple[int, ...]
+    first_row: int  # 0-based row number of the range's first row in the file
+
+
+def text_key(values: pd.Series) -> pd.Series:
+    """Stripped text (what ingest makes of an id), "" when blank: the shuffle key before validation."""
+    from vigil.ingest import _blank, _texts
+
+    if len(values) == 0:
+        return pd.Series([], dtype=object)
+    return _texts(values, _blank(values)).astype(object)
+
+
+def key_hash(values: pd.Series | np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each text value, stable across processes and machines."""
+    arr = np.asarray(pd.Series(values, dtype=object).fillna("").astype(str), dtype=object)
+    return np.asarray(pd.util.hash_array(arr, hash_key=HASH_KEY, categorize=False), dtype=np.uint64)
+
+
+def add_keys(df: pd.DataFrame, first_row: int, *, account_column: bool = True) -> pd.DataFrame:
+    """The helper columns: file order, the account hash (shuffle key) and the time in ns."""
+    n = len(df)
+    df[SEQ] = np.arange(first_row, first_row + n, dtype=np.int64)
+    if account_column and "account_id" in df.columns:
+        df[ACCT] = key_hash(text_key(df["account_id"]))
+    else:
+        df[ACCT] = np.zeros(n, dtype=np.uint64)
+    if "ts" in df.columns:
+        df[TSN] = ts_ns(df["ts"]) if n else np.zeros(0, dtype=np.int64)
+    else:
+        df[TSN] = np.full(n, NAT, dtype=np.int64)
+    return df
+
+
+def read_part(part: Part) -> pd.DataFrame:
+    """The part's raw rows as the local engine reads them (Arrow strings, ``_ref`` = file row)."""
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(part.path)
+    df = arrow_frame(f.read_row_groups(list(part.groups)))
+    df["_ref"] = row_refs(f"{Path(part.path).name}:row ", part.first_row + 1, len(df))
+    return add_keys(df, part.first_row)
+
+
+def minute_counts(part: Part) -> tuple[np.ndarray, int]:
+    """(minute, count) pairs of the part's readable times, and how many rows it has."""
+    import pyarrow.parquet as pq
+
+    from vigil.chunks import BUCKET_NS
+
+    f = pq.ParquetFile(part.path)
+    ts = ts_ns(f.read_row_groups(list(part.groups), columns=["ts"]).column(0).to_pandas())
+    good = ts[ts != NAT]
+    buckets, n = np.unique(good // BUCKET_NS, return_counts=True)
+    return np.stack([buckets, n.astype(np.int64)]), len(ts)
+
+
+def event_keys(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Each row's event id as ingest reads it, hashed with its table: duplicates are found by hash."""
+    eid = text_key(df["event_id"]) if "event_id" in df.columns else pd.Series([""] * len(df), dtype=object)
+    return pd.DataFrame({"h": key_hash(table + "\x1f" + eid.astype(str))})
+
+
+def part_event_keys(part: Part) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(part.path)
+    if "event_id" not in f.schema_arrow.names:
+        return pd.DataFrame({"h": pd.Series([], dtype=np.uint64)})
+    df = arrow_frame(f.read_row_groups(list(part.groups), columns=["event_id"]))
+    return event_keys(df, part.table)
+
+
+def twins(part: Part | None, frame: pd.DataFrame | None, table: str, dups: np.ndarray) -> pd.DataFrame:
+    """The rows whose event id is among the duplicated hashes: (seq, time, event id)."""
+    if part is not None:
+        df = read_part(part)
+    else:
+        assert frame is not None
+        df = frame
+    if not len(dups) or "event_id" not in df.columns:
+        return pd.DataFrame({SEQ: [], TSN: [], "eid": []})
+    hit = np.isin(event_keys(df, table)["h"].to_numpy(), dups)
+    sub = df[hit]
+    return pd.DataFrame({SEQ: sub[SEQ].to_numpy(), TSN: sub[TSN].to_numpy(),
+                         "eid": text_key(sub["event_id"]).to_numpy()})
+
+
+def firsts_of(rows: pd.DataFrame, bounds: np.ndarray) -> dict[tuple[int, str], int]:
+    """For each (chunk, event id) held by several rows of a table: the first row's number in the file.
+    Ingest keeps that row and quarantines the others as duplicates, whichever accounts they name."""
+    if rows.empty:
+        return {}
+    rows = rows.assign(c=chunk_of(rows[TSN].to_numpy(dtype=np.int64), bounds))
+    rows = rows[rows["eid"] != ""]
+    g = rows.groupby(["c", "eid"])[SEQ].agg(["min", "size"])
+    g = g[g["size"] > 1]
+    return {(int(k[0]), str(k[1])): int(m) for k, m in zip(g.index.tolist(), g["min"].tolist(), strict=True)}
+
+
+GHOST = "\x00twin:"  # the _ref of a stand-in row: the first of a duplicate event id kept elsewhere
+
+
+def _with_ghosts(raw: pd.DataFrame, seqs: np.ndarray, chunk: int, firsts: Mapping[tuple[int, str], int]
+                 ) -> pd.DataFrame:
+    """Put before ``raw`` a copy of each duplicate event id's first local row whose file-first twin
+    is in another partition, so ingest flags every local copy as a duplicate, as it does locally."""
+    if not firsts or raw.empty or "event_id" not in raw.columns:
+        return raw
+    eids = text_key(raw["event_id"]).tolist()
+    present = set(seqs.tolist())
+    need: dict[str, int] = {}
+    for pos, e in enumerate(eids):
+        first = firsts.get((chunk, e))
+        if first is not None and first not in present and e not in need:
+            need[e] = pos
+    if not need:
+        return raw
+    ghosts = raw.iloc[list(need.values())].copy()
+    ghosts["_ref"] = [f"{GHOST}{i}" for i in range(len(ghosts))]
+    out = pd.concat([ghosts, raw], ignore_index=True)
+    out.attrs = dict(raw.attrs)
+    return out
+
+
+def chunk_of(tsn: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The chunk index of each row: bounds[i-1] <= ts < bounds[i]; unreadable times go with chunk 0."""
+    c = np.searchsorted(bounds, tsn, side="right")
+    c[tsn == NAT] = 0
+    return c
+
+
+@dataclass
+class Validated:
+    """One account partition, validated chunk by chunk."""
+
+    frames: list[dict[str, pd.DataFrame]]  # per chunk: table -> validated rows
+    quarantined: list[tuple[tuple[int, int, int], Quarantined]] = field(default_factory=list)  # (chunk, table, row)
+    rows: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def _raw(piece: pd.DataFrame, attrs: Mapping[str, Any]) -> pd.DataFrame:
+    out = piece.drop(columns=[c for c in HELPERS if c in piece.columns]).reset_index(drop=True)
+    out.attrs = dict(attrs)  # type: ignore[assignment]
+    return out
+
+
+def validate_partition(pieces: Mapping[str, pd.DataFrame], bounds: np.ndarray,
+                       attrs: Mapping[str, Mapping[str, Any]],
+                       firsts: Mapping[str, Mapping[tuple[int, str], int]] | None = None) -> Validated:
+    """Cut each table's rows at the global chunk bounds, in file order, and validate chunk by chunk.
+
+    ``firsts`` (table -> (chunk, event id) -> first row) names the event ids several rows share in a
+    chunk, across partitions; ingest's "duplicate event_id within the batch" then falls on the same
+    rows as in the local engine."""
+    from vigil.ingest import validate
+
+    t0 = time.perf_counter()
+    n = len(bounds) + 1
+    out = Validated([{} for _ in range(n)])
+    order = {t: i for i, t in enumerate(EVENT_TABLES)}
+    for table, piece in pieces.items():
+        piece = piece.sort_values(SEQ, kind="stable")
+        c = chunk_of(piece[TSN].to_numpy(dtype=np.int64), bounds)
+        starts = np.searchsorted(c, np.arange(n + 1)) if bool((np.diff(c) >= 0).all()) else None
+        for i in range(n):
+            rows = piece.iloc[starts[i]:starts[i + 1]] if starts is not None else piece[c == i]
+            raw = _raw(rows, attrs.get(table, {}))
+            dup = (firsts or {}).get(table)
+            if dup:
+                good, bad = validate(table, _with_ghosts(raw, rows[SEQ].to_numpy(), i, dup))
+                if "_ref" in good.columns:
+                    good = good[~good["_ref"].astype(str).str.startswith(GHOST)].reset_index(drop=True)
+                bad = [q for q in bad if not q.ref.startswith(GHOST)]
+            else:
+                good, bad = validate(table, raw)
+            out.frames[i][table] = good
+            out.rows[table] += len(raw)
+            if bad:
+                kept = set(good["_ref"].astype(str)) if "_ref" in good.columns else set()
+                seqs = [s for s, r in zip(rows[SEQ].tolist(), raw["_ref"].astype(str).tolist(), strict=True)
+                        if r not in kept] if "_ref" in raw.columns else list(range(len(bad)))
+                out.quarantined.extend(((i, order[table], s), q) for s, q in zip(seqs, bad, strict=False))
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def cross_rows(v: Validated, table: str, key: str | None) -> pd.DataFrame:
+    """The partition's validated rows of ``table`` with their chunk and the key hash (second shuffle)."""
+    parts = []
+    for i, frames in enumerate(v.frames):
+        df = frames.get(table)
+        if df is None or df.empty:
+            continue
+        df = df.copy()
+        df[CHUNK] = np.int64(i)
+        parts.append(df)
+    if not parts:
+        return pd.DataFrame({CHUNK: pd.Series([], dtype=np.int64), KEY: pd.Series([], dtype=np.uint64)})
+    df = pd.concat(parts, ignore_index=True)
+    if key is not None and key in df.columns:
+        df[KEY] = key_hash(df[key].astype(object).where(df[key].notna(), "").map(lambda x: str(x).strip()))
+    else:
+        df[KEY] = np.zeros(len(df), dtype=np.uint64)
+    return df
+
+
+@dataclass
+class CrossResult:
+    findings: pd.DataFrame  # columns _ah, _c, finding (Finding objects)
+    skips: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def run_cross(piece: pd.DataFrame, n_chunks: int, spec: RuleSpec, names: tuple[str, ...],
+              absent: Mapping[str, frozenset[str]], geo: Any, now: Any) -> CrossResult:
+    """The cross-account detectors over one key partition, chunk by chunk, profiles in memory."""
+    from vigil.profiles import MemoryProfiles
+
+    t0 = time.perf_counter()
+    rules = rules_from(spec)
+    geo = resolver(geo)
+    profiles = MemoryProfiles()
+    rows: list[tuple[np.uint64, int, Finding]] = []
+    skips: Counter[str] = Counter()
+    if len(piece):
+        piece = piece.sort_values([CHUNK, "ts", "event_id"], kind="stable")
+    c = piece[CHUNK].to_numpy(dtype=np.int64) if len(piece) else np.zeros(0, dtype=np.int64)
+    starts = np.searchsorted(c, np.arange(n_chunks + 1))
+    for i in range(n_chunks):
+        frame = piece.iloc[starts[i]:starts[i + 1]]
+        if frame.empty:
+            continue
+        frame = frame.drop(columns=[h for h in HELPERS if h in frame.columns]).reset_index(drop=True)
+        table_absent = dict(absent)
+        for name in names:
+            det = rules.detectors[name]
+            frames = {det.table: frame}
+            if geo is not None and det.table == "logins":
+                from detectors.geo import enrich, still_absent
+
+                enriched = enrich(frame, geo, absent.get("logins", frozenset()))
+                frames = {"logins": enriched.frame}
+                table_absent["logins"] = still_absent(absent.get("logins", frozenset()), enriched)
+            batch = Batch(frames, table_absent)
+            result = det.scan(batch, profiles.load(name, det.profile_keys(batch)), now=now)
+            profiles.save(name, result.profiles, now)
+            for s in result.skips:
+                skips[f"{s.detector}: {s.reason}"] += s.rows
+            rows.extend((key_hash(pd.Series([f.account_id]))[0], i, f) for f in result.findings)
+    findings = pd.DataFrame({ACCT: pd.Series([r[0] for r in rows], dtype=np.uint64),
+                             CHUNK: pd.Series([r[1] for r in rows], dtype=np.int64),
+                             "finding": pd.Series([r[2] for r in rows], dtype=object)})
+    return CrossResult(findings, skips, time.perf_counter() - t0)
+
+
+def cross_findings(r: CrossResult) -> pd.DataFrame:
+    return r.findings
+
+
+class Handed(Detector):
+    """Stands in for a cross-account detector in an account partition: returns the findings the key
+    partitions computed for this chunk's accounts (the real detector saw every account's rows)."""
+
+    name = "handed"
+    family = ""
+    table = "logins"
+    cross_account: ClassVar[bool] = True
+
+    def __init__(self, real: Detector, findings: list[Finding]) -> None:
+        self.p = dict(real.p)
+        self.real, self.found = real, findings
+        self.name = real.name  # type: ignore[misc]
+        self.family = real.family  # type: ignore[misc]
+        self.table = real.table  # type: ignore[misc]
+        self.extra_tables = real.extra_tables  # type: ignore[misc]
+
+    def profile_keys(self, batch: Batch) -> set[str]:
+        return set()
+
+    def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: Any) -> DetectorResult:
+        return DetectorResult(findings=list(self.found))
+
+
+@dataclass
+class PartResult:
+    alerts: list[dict[str, Any]]
+    sort_keys: list[tuple[Any, str]]
+    quarantined: list[tuple[tuple[int, int, int], Quarantined]]
+    rows: Counter[str]
+    findings: int
+    throttled: int
+    skips: Counter[str]
+    timings: dict[str, float]
+
+
+def process_partition(v: Validated, cross: pd.DataFrame | None, accounts: pd.DataFrame | None,
+                      accounts_attrs: Mapping[str, Any], has_accounts: bool, spec: RuleSpec,
+                      cross_names: tuple[str, ...], absent: Mapping[str, frozenset[str]], geo: Any, now: Any
+                      ) -> PartResult:
+    """``process_batch`` over the partition's chunks in time order, as ``vigil.backtest._run`` does."""
+    from sqlalchemy import select
+
+    from alerts.store.db import scratch_engine, session_factory
+    from alerts.store.models import AlertRow
+    from tickets.core import session_info
+    from vigil.backtest import alert_record
+    from vigil.profiles import MemoryProfiles
+    from vigil.scan import BatchOptions, ScanReport, process_batch
+
+    rules = rules_from(spec)
+    geo = resolver(geo)
+    by_chunk: dict[int, list[Finding]] = {}
+    if cross is not None and len(cross):
+        for c, f in zip(cross[CHUNK].tolist(), cross["finding"].tolist(), strict=True):
+            by_chunk.setdefault(int(c), []).append(f)
+    acct_frame = _accounts_frame(accounts, accounts_attrs)
+    acct_quarantine: list[tuple[tuple[int, int, int], Quarantined]] = []
+    refs_seq: dict[str, int] = {}
+    if acct_frame is not None and "_ref" in acct_frame.columns and accounts is not None:
+        refs_seq = dict(zip(acct_frame["_ref"].astype(str), accounts.sort_values(SEQ)[SEQ].tolist(), strict=True))
+
+    def lookup(ids: Any) -> pd.DataFrame:
+        if not has_accounts or acct_frame is None or acct_frame.empty or "account_id" not in acct_frame.columns:
+            if has_accounts and acct_frame is not None and "account_id" in acct_frame.columns:
+                return acct_frame.iloc[0:0]
+            return pd.DataFrame(columns=list(TABLES["accounts"].names))
+        wanted = set(ids)
+        out = acct_frame[acct_frame["account_id"].astype(str).isin(wanted)].drop_duplicates("account_id", keep="last")
+        out.attrs = dict(acct_frame.attrs)
+        return out
+
+    options = BatchOptions(deliver=False, ledger=False, store_findings=False, tickets=False, contacts=False)
+    profiles = MemoryProfiles()
+    res = PartResult([], [], list(v.quarantined), Counter(v.rows), 0, 0, Counter(), {"validate": v.seconds})
+    with tempfile.TemporaryDirectory(prefix="vigil-dask-") as tmp:
+        engine = scratch_engine(f"sqlite:///{Path(tmp) / 'part.db'}")
+        try:
+            sessions = session_factory(engine)
+            sessions.configure(info=session_info())
+            for i, frames in enumerate(v.frames):
+                report = ScanReport()
+                chunk_rules = _with_handed(rules, cross_names, by_chunk.get(i, []))
+                before = len(report.quarantined)
+                with sessions.begin() as s:
+                    process_batch(s, dict(frames), {t: absent.get(t, frozenset()) for t in frames}, chunk_rules,
+                                  now=now, report=report, geo=geo, accounts=lookup, profiles=profiles,
+                                  options=options)
+                for q in report.quarantined[before:]:  # the accounts' rows, validated with the chunk
+                    acct_quarantine.append(((i, len(EVENT_TABLES), refs_seq.get(q.ref, 0)), q))
+                res.findings += report.findings
+                res.throttled += report.stage.throttled
+                res.skips.update(report.skips)
+                for phase, secs in report.timings.items():
+                    res.timings[phase] = res.timings.get(phase, 0.0) + secs
+            with sessions() as s:
+                for a in s.scalars(select(AlertRow).where(AlertRow.status != "suppressed")):
+                    res.alerts.append(alert_record(a))
+                    res.sort_keys.append((a.ts.replace(tzinfo=None), a.id))
+        finally:
+            engine.dispose()
+    res.quarantined.extend(acct_quarantine)
+    return res
+
+
+def _accounts_frame(accounts: pd.DataFrame | None, attrs: Mapping[str, Any]) -> pd.DataFrame | None:
+    if accounts is None:
+        return None
+    out = _raw(accounts.sort_values(SEQ, kind="stable"), attrs)
+    return out
+
+
+def _with_handed(rules: RuleSet, names: tuple[str, ...], found: list[Finding]) -> RuleSet:
+    """The rule set with each cross-account detector replaced by its precomputed findings."""
+    if not names:
+        return rules
+    dets = dict(rules.detectors)
+    for name in names:
+        dets[name] = Handed(rules.detectors[name], [f for f in found if f.detector == name])
+    return dataclasses.replace(rules, detectors=dets)
+
+
+_GEO: dict[str, Any] = {}
+
+
+def resolver(geo: Any) -> Any:
+    """``"default"``: the daemon's IP resolver, opened once per worker process on first use."""
+    if geo != "default":
+        return geo
+    if "default" not in _GEO:
+        from vigil.backtest import LazyResolver
+        from vigil.bootstrap import geo_resolver
+
+        _GEO["default"] = LazyResolver(geo_resolver)
+    return _GEO["default"]
