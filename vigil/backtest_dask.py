@@ -166,15 +166,11 @@ class _Run:
         from dask import delayed
 
         from detectors.contract import EVENT_TABLES
+        from vigil.backtest_keys import ACCT, CHUNK, KEY, add_keys, key_hash
         from vigil.backtest_parts import (
-            ACCT,
-            CHUNK,
             CROSS_KEYS,
-            KEY,
-            add_keys,
             cross_findings,
             cross_rows,
-            key_hash,
             process_partition,
             run_cross,
             validate_partition,
@@ -245,7 +241,7 @@ class _Run:
     def _plan(self, table: str) -> dict[str, Any]:
         """How a table is read: Parquet row-group ranges by the workers, or whole by the client."""
         from detectors.contract import TABLES
-        from vigil.backtest_parts import Part, add_keys
+        from vigil.backtest_keys import Part, add_keys
 
         path = self.source.file_for(table)
         assert path is not None
@@ -276,7 +272,7 @@ class _Run:
     def _bounds(self, plan: Mapping[str, dict[str, Any]]) -> tuple[np.ndarray, int]:
         from dask import delayed
 
-        from vigil.backtest_parts import TSN, minute_counts
+        from vigil.backtest_keys import TSN, minute_counts
         from vigil.chunks import BUCKET_NS, NAT
 
         pairs: list[np.ndarray] = []
@@ -305,7 +301,7 @@ class _Run:
         import dask.dataframe as dd
         from dask import delayed
 
-        from vigil.backtest_parts import event_keys, firsts_of, part_event_keys, twins
+        from vigil.backtest_keys import event_keys, firsts_of, part_event_keys, twins
 
         meta = pd.DataFrame({"h": pd.Series([], dtype=np.uint64)})
         with dask.config.set({"dataframe.convert-string": False}):
@@ -336,14 +332,14 @@ class _Run:
     def _frame(self, p: Mapping[str, Any]) -> Any:
         import dask.dataframe as dd
 
-        from vigil.backtest_parts import read_part
+        from vigil.backtest_keys import read_part
 
         if p["whole"] is not None:
             return dd.from_pandas(p["whole"], npartitions=_nparts(len(p["whole"])), sort=False)
         return dd.from_map(read_part, p["parts"], meta=_parquet_meta(p["path"]), enforce_metadata=False)
 
     def _validated_meta(self, table: str, p: Mapping[str, Any]) -> pd.DataFrame:
-        from vigil.backtest_parts import HELPERS
+        from vigil.backtest_keys import HELPERS
         from vigil.ingest import validate
 
         raw = p["whole"].iloc[:0] if p["whole"] is not None else _parquet_meta(p["path"])
@@ -403,7 +399,7 @@ def _timestamp_typed(path: Path) -> bool:
 def _parquet_meta(path: Path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    from vigil.backtest_parts import add_keys
+    from vigil.backtest_keys import add_keys
     from vigil.chunks import arrow_frame
 
     df = arrow_frame(pq.read_schema(path).empty_table())
