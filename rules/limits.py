@@ -16,7 +16,9 @@ root shell, so reading it must be bounded whatever it holds:
 * an evaluation budget: the condition's worst-case cost (nodes visited, a comprehension costing
   its body once per element) must stay under :data:`COST_BUDGET`, with lists from the data
   assumed :data:`DATA_LIST_SIZE` long; and at run time a condition that takes longer than
-  :data:`EVAL_BUDGET_SECONDS` on one finding is switched off for the rest of the batch.
+  :data:`EVAL_BUDGET_SECONDS` of its thread's CPU time on one finding (timed again by CPU when
+  the clock says it overran, so a loaded machine changes nothing) is switched off for the rest
+  of the batch.
 
 Everything here is pure and raises nothing: each check returns ``(line, col, message)`` problems.
 """

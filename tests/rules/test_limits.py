@@ -133,14 +133,29 @@ def test_reload_refuses_on_any_exception_and_keeps_the_last_good_set(tmp_path: P
 
 
 class Slow:
-    """A condition that takes longer than its budget (stands in for a pathological regex)."""
+    """A condition that burns more CPU than its budget (stands in for a pathological regex)."""
 
     reads = None
     calls = 0
 
     def test(self, ctx: Any) -> tuple[bool, str | None]:
         Slow.calls += 1
-        time.sleep(0.08)
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.08:
+            pass
+        return True, None
+
+
+class Preempted:
+    """A cheap condition that a busy machine interrupted once: slow by the clock, not by CPU."""
+
+    reads = None
+    calls = 0
+
+    def test(self, ctx: Any) -> tuple[bool, str | None]:
+        Preempted.calls += 1
+        if Preempted.calls == 1:
+            time.sleep(0.08)
         return True, None
 
 
@@ -152,5 +167,16 @@ def test_a_condition_over_its_run_time_budget_stops_matching_for_the_batch(tmp_p
     findings = [Finding("new_location", f"A{i}", NOW, f"k{i}", "country", 0.9, (f"e{i}",)) for i in range(5)]
     errors: list[str] = []
     decisions = evaluate(rs, findings, {}, now=NOW, on_error=lambda rid, f, msg: errors.append(msg))
-    assert decisions == [] and Slow.calls == 1
+    assert decisions == [] and Slow.calls == 2  # timed again by CPU, then off for the batch
     assert len(errors) == 1 and "over its evaluation budget" in errors[0]
+
+
+def test_a_loaded_machine_does_not_switch_a_cheap_condition_off(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(rule("finding.score > 0.0"))
+    rs = load_rules(path)
+    rs.rules[0].condition = Preempted()  # type: ignore[assignment]
+    findings = [Finding("new_location", f"A{i}", NOW, f"k{i}", "country", 0.9, (f"e{i}",)) for i in range(5)]
+    errors: list[str] = []
+    decisions = evaluate(rs, findings, {}, now=NOW, on_error=lambda rid, f, msg: errors.append(msg))
+    assert len(decisions) == 5 and errors == [] and Preempted.calls == 6
