@@ -76,8 +76,9 @@ def eval_command(
 ) -> None:
     """Generate labelled data, run the rule pack over it, and print recall and false-alarm rates."""
     from vigil.backtest import run_backtest
+    from vigil.bootstrap import load_rule_set
     from vigil_lab.evalgen import EvalSpec, generate
-    from vigil_lab.evalscore import TARGETS, format_report, score
+    from vigil_lab.evalscore import TARGETS, format_report, prompt_rule_ids, score
 
     if accounts < attacks * 3 * 2:
         raise ConfigError(
@@ -92,8 +93,9 @@ def eval_command(
             df.to_csv(out / f"{name}.csv", index=False)
         data.labels.to_csv(out / "labels.csv", index=False)
         data.attacks.to_csv(out / "attacks.csv", index=False)
-    res = run_backtest(data.frames, rules_path)
-    rep = score(data, res.alerts, live_only=not include_shadow)
+    rules = load_rule_set(rules_path)
+    res = run_backtest(data.frames, rules=rules)
+    rep = score(data, res.alerts, live_only=not include_shadow, prompt_rules=prompt_rule_ids(rules))
     live = sum(1 for a in res.alerts if a.get("mode", "live") == "live")
     head = (
         f"vigil eval: seed {seed}, {accounts} accounts, {spec.warmup_days} days of history + {days} days "

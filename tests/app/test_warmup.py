@@ -23,15 +23,30 @@ HISTORY_DAYS = 40
 
 
 def _login(acct: str, i: int, day: float, cc: str, city: str) -> dict[str, Any]:
-    return {"event_id": f"{acct}-l{i}", "account_id": acct, "ts": iso(T0 + timedelta(days=day)), "success": "true",
-            "country": cc, "city": city, "ip": f"10.{ord(cc[0])}.{ord(cc[1])}.{i % 3}", "device_id": f"dev-{acct}",
-            "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                          "Chrome/131.0.0.0 Safari/537.36"}
+    return {
+        "event_id": f"{acct}-l{i}",
+        "account_id": acct,
+        "ts": iso(T0 + timedelta(days=day)),
+        "success": "true",
+        "country": cc,
+        "city": city,
+        "ip": f"10.{ord(cc[0])}.{ord(cc[1])}.{i % 3}",
+        "device_id": f"dev-{acct}",
+        "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+    }
 
 
 def _wd(acct: str, i: int, day: float, address: str, amount: str = "200") -> dict[str, Any]:
-    return {"event_id": f"{acct}-t{i}", "account_id": acct, "ts": iso(T0 + timedelta(days=day)),
-            "kind": "withdrawal", "asset": "USDT", "amount": amount, "address": address}
+    return {
+        "event_id": f"{acct}-t{i}",
+        "account_id": acct,
+        "ts": iso(T0 + timedelta(days=day)),
+        "kind": "withdrawal",
+        "asset": "USDT",
+        "amount": amount,
+        "address": address,
+    }
 
 
 def _data(root: Path) -> tuple[Path, Path, Path]:
@@ -57,11 +72,16 @@ def _data(root: Path) -> tuple[Path, Path, Path]:
     new_l.append(_login("A1", 110, 44.2, "JP", "Tokyo"))
     new_l.append(_login("A2", 210, 44.2, "BR", "Sao Paulo"))
     new_t += [_wd("A1", 11, 44.3, "0xaaa111"), _wd("A1", 12, 45.3, "0xBBB222"), _wd("A2", 13, 45.3, "0xDDD444")]
-    accts = [{"account_id": a, "locale": "ko", "email": f"{a.lower()}@example.com", "created_at": iso(T0)}
-             for a in ("A1", "A2")]
+    accts = [
+        {"account_id": a, "locale": "ko", "email": f"{a.lower()}@example.com", "created_at": iso(T0)}
+        for a in ("A1", "A2")
+    ]
     dirs = []
-    for name, logins, txs in (("history", hist_l, hist_t), ("recent", new_l, new_t),
-                              ("full", hist_l + new_l, hist_t + new_t)):
+    for name, logins, txs in (
+        ("history", hist_l, hist_t),
+        ("recent", new_l, new_t),
+        ("full", hist_l + new_l, hist_t + new_t),
+    ):
         d = root / name
         d.mkdir(parents=True)
         write_csv(d / "logins.csv", logins)
@@ -124,8 +144,9 @@ def test_profiles_build_then_scan(tmp_path: Path, db_url: str) -> None:
     with session_factory(eng)() as s:
         assert s.scalars(select(AlertRow)).first() is None  # learning alerts nobody
         dets = {p.detector for p in s.scalars(select(Profile).where(Profile.account_id == "A1"))}
-        addresses = s.scalars(select(Profile.state).where(Profile.account_id == "A1",
-                                                          Profile.detector == "new_address")).one()
+        addresses = s.scalars(
+            select(Profile.state).where(Profile.account_id == "A1", Profile.detector == "new_address")
+        ).one()
     eng.dispose()
     assert {"new_location", "new_address", "login_risk"} <= dets
     assert set(addresses["a"]) == {"0xaaa111", "0xbbb222"}  # EVM addresses compare in lower case
@@ -140,6 +161,7 @@ def test_profiles_build_then_scan(tmp_path: Path, db_url: str) -> None:
 
 
 def test_profiles_build_reports_bad_input(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["profiles", "build", "--data", str(tmp_path / "nope"),
-                                  "--db", f"sqlite:///{tmp_path / 'v.db'}"])
+    r = CliRunner().invoke(
+        main, ["profiles", "build", "--data", str(tmp_path / "nope"), "--db", f"sqlite:///{tmp_path / 'v.db'}"]
+    )
     assert r.exit_code != 0 and "data directory not found" in r.output and "Traceback" not in r.output
