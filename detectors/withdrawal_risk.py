@@ -117,7 +117,9 @@ class WithdrawalRisk(Detector):
         ),
         # likelihood ratios p(feature | takeover) / p(feature | owner)
         "new_address": Param(8.0, "Factor of an address the account never used.", gt=0, le=1000),
-        "first_address": Param(3.0, "Factor of the account's first withdrawal.", gt=0, le=1000),
+        "first_address": Param(
+            1.0, "Factor of the first withdrawal seen (every first goes somewhere new).", gt=0, le=1000
+        ),
         "cooling_address": Param(12.0, "Factor of an address added to the address book lately.", gt=0, le=1000),
         "known_address": Param(0.5, "Factor of an address used before or in the address book.", gt=0, le=1000),
         "max_amount_factor": Param(10.0, "Cap of the amount factor.", ge=1, le=1000),
@@ -172,6 +174,7 @@ class WithdrawalRisk(Detector):
         networks = _first_last(ok, net, profile, "k")
         book = self._book(sec, batch, profile)
         changes = self._changes(sec, profile)
+        observed = {a: ns_to_iso(np.array([int(v)]))[0] for a, v in _observed(ok, profile).items()}
         last_login = _last_login(ok, ok["device_id"] if dev_col and ok is not None else None, net, profile)
 
         amounts_seq = None
@@ -209,6 +212,7 @@ class WithdrawalRisk(Detector):
                 "d": devices["state"].get(acct, dict(old.get("d", {}))),
                 "k": networks["state"].get(acct, dict(old.get("k", {}))),
                 "l": last_login["state"].get(acct, old.get("l")),
+                "o": observed.get(acct, old.get("o")),
             }
             result.profiles[acct] = state
         return result
@@ -349,6 +353,7 @@ class WithdrawalRisk(Detector):
         # share of the balance
         before = _balance_before(tx, has_usd, profile, wd.index)
         share = np.where(priced & (before > 0), usd_c / np.where(before > 0, before, 1.0), np.nan)
+        share[share > 1.0] = np.nan  # more than the flows seen: the balance began before them, unknown
         s90, s50, s20 = (float(x) for x in p["share_factors"])
         f_share = np.where(
             np.isnan(share),
@@ -371,6 +376,7 @@ class WithdrawalRisk(Detector):
         texts["change"] = [None if f_ch[i] == 1.0 else f"{ch_kind[i]} {hours[i]:.1f} h before" for i in range(n)]
 
         # the session: last successful login before the withdrawal
+        observed_from = _observed(ok, profile)
         sess = last_login_frame(ok, ok["device_id"] if dev_col and ok is not None else None, net, profile)
         l_t, l_dev, l_net = _asof(accts, t, sess, ("device", "net"))
         since_login = (t.to_numpy(dtype=np.float64) - l_t) / NS_PER_HOUR
@@ -380,11 +386,15 @@ class WithdrawalRisk(Detector):
             ("device", l_dev, devices["frame"], p["new_device"], p["known_device"]),
             ("network", l_net, networks["frame"], p["new_network"], p["known_network"]),
         )
+        observed = accts.map(observed_from).to_numpy(dtype=np.float64)  # the account's first login seen
         for feat, vals, seen, new_f, known_f in session_feats:
             label = feat
             firsts = _lookup_first(accts, vals, seen)
-            known_v = in_session & pd.notna(vals) & ~np.isnan(firsts)
             age = t.to_numpy(dtype=np.float64) - firsts
+            # new only against history: a value first seen within trust_after_hours of the account's
+            # first observed login is unknown (cold start), not new
+            too_early = (age < trust) & ((firsts - observed) < trust)
+            known_v = in_session & pd.notna(vals) & ~np.isnan(firsts) & ~too_early
             is_new = known_v & (age < trust)
             factors[feat] = np.where(~known_v, 1.0, np.where(is_new, new_f, known_f))
             texts[feat] = [
@@ -642,6 +652,16 @@ def _last_login(
         for a, iso, d, n in zip(top["a"], isos, top["device"], top["net"], strict=True):
             state[str(a)] = [iso, _plain(d), _plain(n)]
     return {"state": state}
+
+
+def _observed(ok: pd.DataFrame | None, profile: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """account -> the first successful login seen (ns): the profile's, else the batch's earliest."""
+    out = {a: float(iso_to_ns([prof["o"]])[0]) for a, prof in profile.items() if prof.get("o")}
+    if ok is not None:
+        first = pd.Series(to_ns(ok["ts"]), index=ok.index).groupby(ok["account_id"].astype(str).to_numpy()).min()
+        for a, v in first.items():
+            out[str(a)] = min(out.get(str(a), float(v)), float(v))
+    return out
 
 
 def _plain(v: Any) -> Any:

@@ -425,7 +425,9 @@ def generate_with_labels(
     frames["accounts"] = _typed(frames["accounts"])
     ids: dict[str, list[str]] = {}
     for table, rows in b.rows.items():
-        df = pd.DataFrame(rows, columns=[c for c in TABLES[table].names if c != "event_id"])
+        # the synthetic exchange keeps no address book: no address_whitelisted column at all
+        names = [c for c in TABLES[table].names if c not in ("event_id", "address_whitelisted")]
+        df = pd.DataFrame(rows, columns=names)
         df["ts"] = pd.to_datetime(df["ts"], utc=True)
         order = np.argsort(df["ts"].to_numpy(dtype="datetime64[ns]"), kind="stable")
         width = max(6, len(str(len(df))))

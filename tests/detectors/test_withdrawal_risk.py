@@ -168,7 +168,7 @@ def test_profiles_carry_everything_between_batches() -> None:
         assert one[k].evidence == two[k].evidence, k
     assert one["x"].evidence["factors"]["address"]["text"] == "address in the address book"
     prof = profiles["a"]
-    assert set(prof) == {"v", "n", "a", "b", "w", "bal", "c", "d", "k", "l"}
+    assert set(prof) == {"v", "n", "a", "b", "w", "bal", "c", "d", "k", "l", "o"}
     assert (
         prof["n"] == 6 and prof["bal"] == 9 * 100_000 - 6 * 10_000 and prof["b"] == {"0xdef456": prof["b"]["0xdef456"]}
     )
