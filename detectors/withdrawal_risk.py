@@ -21,26 +21,30 @@ Features and their factors (parameters, defaults from the measurements in docs/q
   ``address``, or ``transactions.address_whitelisted`` true -- for at least ``cooling_off_hours``
   (``known_address`` as well); added to the address book less than ``cooling_off_hours`` ago
   (``cooling_address``: attackers add their address, then withdraw); never used (``new_address``);
-  the account's first withdrawal (``first_address``).
+  the first withdrawal seen for the account (``first_address``, neutral by default: every first
+  withdrawal goes somewhere new).
 * **amount** against the account's mean withdrawal (last ``max_history`` within ``history_days``):
   ``clip(multiple / 2, 0.5, max_amount_factor)``; before ``min_history`` withdrawals, against
   ``cold_start_usd``: ``clip(usd / cold_start_usd, 0.5, 4)``.
 * **share of balance**: the withdrawal against the account's running balance (deposits and transfers
   in minus withdrawals and transfers out, in USD, since the profile began): ``share_factors`` for
-  at least 90 %, 50 %, 20 %, else ``small_share``.  Unknown (no flows seen, or not positive): 1.
+  at least 90 %, 50 %, 20 %, else ``small_share``.  Unknown (no flows seen, not positive, or below
+  the withdrawal -- the balance began before the flows Vigil saw): 1.
 * **security change**: a password, 2FA, e-mail, phone or allow-list change within ``change_hours``
   before (``change_factor``), or within three times that (``change_factor ** 0.5``).
 * **session device and network**: the last successful login within ``session_hours`` before the
   withdrawal; its device first seen less than ``trust_after_hours`` before the withdrawal is new
   (``new_device``), else known (``known_device``); the same for its network (ASN, else the IP's
-  /24) with ``new_network`` / ``known_network``.
+  /24) with ``new_network`` / ``known_network``.  A value first seen within ``trust_after_hours``
+  of the account's first login Vigil saw is unknown, not new (cold start: no history to compare).
 * **time since login**: within ``session_hours`` (``recent_login``), none (``no_session``).
 * **account age** (``accounts.created_at``): younger than 7 days ``young_account``, than 30 days
   its square root.
 
 Profile (bounded): ``{"v": 1, "n": withdrawals, "a": {address: last_used}, "b": {address: added},
 "w": [[ts, event_id, usd_cents], ...], "bal": cents|null, "c": last_change|null,
-"d": {device: [first, last]}, "k": {network: [first, last]}, "l": [ts, device, network]|null}``: at
+"d": {device: [first, last]}, "k": {network: [first, last]}, "l": [ts, device, network]|null,
+"o": first_login_seen}``: at
 most ``max_addresses`` addresses of each kind, ``max_history`` amounts, 50 devices and networks
 (the most recently used).
 """

@@ -31,7 +31,7 @@ def test_tune_sweeps_and_marks_the_value_within_budget(tmp_path: Path) -> None:
                                   "--budget", "1", "--values", "1000,4000,10000,30000"])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert lines[0].startswith("vigil tune withdrawal-large: detector large_withdrawal, parameter absolute_usd "
+    assert lines[0].startswith("sweep of rule withdrawal-large: detector large_withdrawal, parameter absolute_usd "
                                "(now 10000), 2.0 day(s) of data, 2 labelled transactions event(s), budget 1")
     rows = {ln.split()[0]: ln for ln in lines[2:6]}
     # 1,000 is below cold_start_usd (3,000): the detector refuses it, and says why

@@ -177,7 +177,7 @@ def tune_cmd(ctx: click.Context, rule_id: str, data: str, labels: str, budget: f
             continue
         res = run_backtest(data, rules=rs, warmup_days=warmup_days)
         score_points(points, [a for a in res.alerts if a["rule_id"] == rule_id], Point(v), labelled, days)
-    click.echo(f"vigil tune {rule_id}: detector {detector}, parameter {name} (now {current:g}), "
+    click.echo(f"sweep of rule {rule_id}: detector {detector}, parameter {name} (now {current:g}), "
                f"{days:.1f} day(s) of data, {len(labelled)} labelled {base.table} event(s), "
                f"budget {budget:g} alert(s) per day")
     pick = best(points, budget)
