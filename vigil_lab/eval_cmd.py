@@ -78,7 +78,14 @@ def eval_command(
     from vigil.backtest import run_backtest
     from vigil.bootstrap import load_rule_set
     from vigil_lab.evalgen import EvalSpec, generate
-    from vigil_lab.evalscore import TARGETS, format_report, prompt_rule_ids, score
+    from vigil_lab.evalscore import (
+        MAX_LOGIN_PROMPTS,
+        MAX_WITHDRAWAL_PROMPTS,
+        TARGETS,
+        format_report,
+        prompt_rule_ids,
+        score,
+    )
 
     if accounts < attacks * 3 * 2:
         raise ConfigError(
@@ -106,8 +113,10 @@ def eval_command(
     table = format_report(rep)
     click.echo(head)
     click.echo(table)
-    if rep.login_alert_rate > 1.0:
-        click.echo("below target: more than 1 false alarm per 100 legitimate logins")
+    if (rep.login_prompt_rate or 0.0) > MAX_LOGIN_PROMPTS:
+        click.echo(f"below target: more than {MAX_LOGIN_PROMPTS:g} prompts per 100 legitimate logins")
+    if (rep.withdrawal_prompt_rate or 0.0) > MAX_WITHDRAWAL_PROMPTS:
+        click.echo(f"below target: more than {MAX_WITHDRAWAL_PROMPTS:g} prompts per 100 legitimate withdrawals")
     for r in rep.rows:
         if r["login_recall"] < TARGETS[r["attacker"]]:
             click.echo(f"below target: {r['attacker']} recall {r['login_recall']:.1%}")

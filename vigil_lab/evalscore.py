@@ -122,7 +122,10 @@ def prompt_rule_ids(rules: Any) -> set[str]:
     return out
 
 
-TARGETS = {"naive": 0.99, "vpn": 0.90, "targeted": 0.70}
+# issue 13 point 8: the default pack's targets, live alerts only (targeted: with device ids)
+TARGETS = {"naive": 0.99, "vpn": 0.95, "targeted": 0.90}
+MAX_LOGIN_PROMPTS = 0.7  # "was this you?" per 100 legitimate logins
+MAX_WITHDRAWAL_PROMPTS = 8.0  # per 100 legitimate withdrawals
 
 
 def format_report(rep: EvalReport) -> str:
@@ -140,7 +143,7 @@ def format_report(rep: EvalReport) -> str:
     lines += [
         "",
         f"False alarms on legitimate logins: {rep.login_alerts} in {rep.legit_logins} successful logins "
-        f"= **{rep.login_alert_rate:.2f} per 100** (target ≤ 1).",
+        f"= **{rep.login_alert_rate:.2f} per 100**.",
         f"False alarms on legitimate withdrawals: {rep.withdrawal_alerts} in {rep.legit_withdrawals} "
         f"withdrawals = **{rep.withdrawal_alert_rate:.2f} per 100**.",
     ]
@@ -149,7 +152,8 @@ def format_report(rep: EvalReport) -> str:
             "",
             f"Of these, \"was this you?\" prompts: {rep.login_prompts} on logins = **{rep.login_prompt_rate:.2f} "
             f"per 100 legitimate logins**, {rep.withdrawal_prompts} on withdrawals = "
-            f"**{rep.withdrawal_prompt_rate:.2f} per 100 legitimate withdrawals** (the rest are notices).",
+            f"**{rep.withdrawal_prompt_rate:.2f} per 100 legitimate withdrawals** (the rest are notices; "
+            f"targets ≤ {MAX_LOGIN_PROMPTS:g} and ≤ {MAX_WITHDRAWAL_PROMPTS:g}).",
         ]
     if rep.per_rule:
         lines += [
