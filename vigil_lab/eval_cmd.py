@@ -11,6 +11,7 @@ DIR/labels.csv`` reproduces the alerts.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -63,6 +64,14 @@ from vigil.errors import ConfigError
     help="Write the result table (Markdown) to this file.",
 )
 @click.option("--include-shadow", is_flag=True, help="Count shadow-mode alerts as alerts too.")
+@click.option("--stress", is_flag=True, help="Turn the stress knobs on at their documented defaults (docs/quality.md).")
+@click.option(
+    "--knob",
+    "knobs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set one noise or stress knob of the generator (repeatable), e.g. --knob patient_share=0.5.",
+)
 def eval_command(
     rules_path: str | None,
     seed: int,
@@ -73,6 +82,8 @@ def eval_command(
     out_dir: str | None,
     md_path: str | None,
     include_shadow: bool,
+    stress: bool,
+    knobs: tuple[str, ...],
 ) -> None:
     """Generate labelled data, run the rule pack over it, and print recall and false-alarm rates."""
     from vigil.backtest import run_backtest
@@ -91,7 +102,30 @@ def eval_command(
         raise ConfigError(
             f"--accounts {accounts} is too small for {attacks} attacks per model: use at least {attacks * 6} accounts"
         )
-    spec = EvalSpec(seed=seed, accounts=accounts, days=days, warmup_days=warmup_days, attacks_per_model=attacks)
+    from vigil_lab.evalgen import KNOBS, STRESS
+
+    values: dict[str, Any] = dict(STRESS) if stress else {}
+    for k in knobs:
+        name, _, raw = k.partition("=")
+        if name not in KNOBS:
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, KNOBS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"--knob {k!r}: unknown knob {name!r}{hint}; known: {', '.join(KNOBS)}")
+        try:
+            v = float(raw)
+        except ValueError:
+            raise ConfigError(f"--knob {k!r}: the value must be a number between 0 and 1") from None
+        if not 0 <= v <= 1:
+            raise ConfigError(f"--knob {k!r}: the value must be between 0 and 1")
+        values[name] = v
+    import dataclasses
+
+    spec = dataclasses.replace(
+        EvalSpec(seed=seed, accounts=accounts, days=days, warmup_days=warmup_days, attacks_per_model=attacks),
+        **values,
+    )
     data = generate(spec)
     if out_dir:
         out = Path(out_dir)
@@ -110,6 +144,7 @@ def eval_command(
         f"{len(data.frames['transactions'])} transactions, {attacks} takeovers per attacker model; "
         f"{live} live alerts, {len(res.alerts) - live} shadow" + (" (counted)" if include_shadow else " (not counted)")
     )
+    head += "\nknobs: " + ", ".join(f"{k}={getattr(spec, k):g}" for k in KNOBS)
     table = format_report(rep)
     click.echo(head)
     click.echo(table)
