@@ -395,8 +395,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
             df[col] = pd.to_numeric(df[col]).astype("float64")
         elif kind == "int":
             df[col] = df[col].astype("Int64")
-        elif kind == "bool":
-            df[col] = df[col].astype(bool)
+        elif kind == "bool":  # a flag no row sets (address_whitelisted: no address book here) is false, not NaN -> True
+            df[col] = df[col].astype("boolean").fillna(False).astype(bool)
         elif kind == "str":
             text = df[col].astype(object)
             text[text.isna()] = None
@@ -425,9 +425,7 @@ def generate_with_labels(
     frames["accounts"] = _typed(frames["accounts"])
     ids: dict[str, list[str]] = {}
     for table, rows in b.rows.items():
-        # the synthetic exchange keeps no address book: no address_whitelisted column at all
-        names = [c for c in TABLES[table].names if c not in ("event_id", "address_whitelisted")]
-        df = pd.DataFrame(rows, columns=names)
+        df = pd.DataFrame(rows, columns=[c for c in TABLES[table].names if c != "event_id"])
         df["ts"] = pd.to_datetime(df["ts"], utc=True)
         order = np.argsort(df["ts"].to_numpy(dtype="datetime64[ns]"), kind="stable")
         width = max(6, len(str(len(df))))
