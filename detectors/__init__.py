@@ -23,6 +23,7 @@ from detectors.new_device import NewAsn, NewDevice, NewSubnet
 from detectors.new_location import NewLocation
 from detectors.trading_spike import TradingSpike
 from detectors.withdrawal_after_change import WithdrawalAfterChange
+from detectors.withdrawal_risk import WithdrawalRisk
 
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls
@@ -39,6 +40,7 @@ DETECTORS: dict[str, type[Detector]] = {
         HighLeverage,
         NewAddress,
         WithdrawalAfterChange,
+        WithdrawalRisk,
         Draining,
         TradingSpike,
         Isolation,

@@ -54,6 +54,7 @@ SECURITY_KINDS = (
     "api_key_created",
     "whitelist_change",
     "anti_phishing_change",
+    "address_added",
 )
 LOGIN_CHANNELS = ("web", "app", "api")
 
@@ -106,6 +107,7 @@ TRANSACTIONS = Table(
         Column("network"),
         Column("symbol"),
         Column("side"),
+        Column("address_whitelisted", "bool"),
     ),
 )
 POSITIONS = Table(
@@ -132,6 +134,7 @@ SECURITY_EVENTS = Table(
         Column("kind", required=True, choices=SECURITY_KINDS),
         Column("ip"),
         Column("device_id"),
+        Column("address"),
     ),
 )
 

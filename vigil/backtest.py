@@ -43,6 +43,9 @@ class BacktestResult:
     rule_set: str = ""
     problems: dict[str, str] = field(default_factory=dict)  # table -> why its file was refused
     notes: list[str] = field(default_factory=list)
+    warmup_days: float = 0.0  # the first days of the data only taught the profiles (no alerts)
+    warmup_events: int = 0
+    warmup_until: str | None = None
 
     @property
     def all_quarantined(self) -> list[str]:
@@ -54,7 +57,11 @@ class BacktestResult:
 
     def summary(self) -> str:
         tables = ", ".join(f"{k} {v}" for k, v in sorted(self.rows.items()))
-        lines = [f"rows read: {sum(self.rows.values())} ({tables})",
+        lines = [f"rows read: {sum(self.rows.values())} ({tables})"]
+        if self.warmup_days:
+            lines.append(f"warm-up: {self.warmup_days:g} day(s), until {self.warmup_until}: {self.warmup_events} "
+                         "event(s) taught the profiles only (no findings, no alerts)")
+        lines += [
                  f"findings: {self.findings}   alerts: {len(self.alerts)}   throttled into others: {self.throttled}"]
         per_rule = Counter(a["rule_id"] for a in self.alerts)
         accounts: dict[str, set[str]] = {}
@@ -86,11 +93,14 @@ def run_backtest(
     geo: Any = "default",
     tables: Mapping[str, Any] | None = None,
     progress: TextIO | None = None,
+    warmup_days: float = 0.0,
 ) -> BacktestResult:
     """Scan ``data`` (a directory, or canonical frames) with the rule set; return the would-be alerts.
 
     ``batch_rows`` is the number of events per time-ordered chunk (all tables together);
     ``progress`` (a terminal) gets a progress line with events, events/s and the time left.
+    ``warmup_days``: the first days of the data (from its first event) only teach the profiles
+    (:mod:`vigil.warmup`), as ``vigil profiles build`` does for a deployment; nothing there alerts.
     """
     from vigil.bootstrap import load_rule_set
 
@@ -100,7 +110,7 @@ def run_backtest(
         from vigil.bootstrap import geo_resolver
 
         geo = LazyResolver(geo_resolver)
-    result = BacktestResult(rule_set=rules.content_hash[:16])
+    result = BacktestResult(rule_set=rules.content_hash[:16], warmup_days=warmup_days)
     with tempfile.TemporaryDirectory(prefix="vigil-backtest-") as tmp:
         if isinstance(data, Mapping):
             for name, df in data.items():
@@ -127,6 +137,10 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
     t0 = time.perf_counter()
     chunks = TimeChunks(data_dir, chunk_events, tables)  # ``tables``: the source.tables mapping
     result.timings["read"] = time.perf_counter() - t0
+    from vigil.warmup import LearnReport, learn_batch, split_at_warmup
+
+    cutoff = split_at_warmup(chunks, result.warmup_days)
+    learned = LearnReport()
     engine = scratch_engine(f"sqlite:///{db}")
     sessions = session_factory(engine)
     sessions.configure(info=session_info())  # the shipped ticket policy, and the desk rule actions use
@@ -136,6 +150,14 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
     try:
         t = time.perf_counter()
         for chunk in chunks:
+            if cutoff is not None and chunk.hi is not None and chunk.hi <= cutoff:  # warm-up: learn only
+                learn_batch(chunk.raw, {k: chunks.absent(k, v) for k, v in chunk.raw.items()}, rules, profiles,
+                            now=now, accounts=chunks.accounts, geo=geo, report=learned)
+                result.warmup_events += chunk.events
+                if bar is not None:
+                    bar.advance(chunk.events)
+                t = time.perf_counter()
+                continue
             report = ScanReport()
             t = report.timed("read", t)
             frames: dict[str, pd.DataFrame] = {}
@@ -163,6 +185,11 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
         if bar is not None:
             bar.done()
         result.problems, result.notes = dict(chunks.source.problems), list(chunks.source.notes)
+        result.rows.update(learned.rows)
+        result.quarantined.extend(learned.quarantined)
+        result.skips.update(learned.skips)
+        if cutoff is not None:
+            result.warmup_until = pd.Timestamp(cutoff, tz="UTC").isoformat()
         with sessions() as s:
             rows = s.scalars(select(AlertRow).where(AlertRow.status != "suppressed").order_by(AlertRow.ts, AlertRow.id))
             result.alerts = [alert_record(a) for a in rows]

@@ -88,6 +88,13 @@ class EvalSpec:
     failed_password_rate: float = 0.04  # logins preceded by a mistyped password
     big_withdrawal_share: float = 0.10  # accounts making one large (4-8x usual) withdrawal
     new_address_share: float = 0.05  # accounts paying a new address of their own
+    # stress knobs (issue 13 point 1): 0 = off, the generator's original assumptions; STRESS has
+    # the documented stress defaults (docs/quality.md, "Stress scenarios")
+    cookie_clear_rate: float = 0.0  # legitimate logins on a fresh device id (cookies cleared, private window)
+    patient_share: float = 0.0  # attacks that withdraw 1-5 days after the login, not within two hours
+    partial_share: float = 0.0  # attacks that take 20-50 % of the balance, not 85-100 %
+    device_reuse_share: float = 0.0  # attacks that replay the victim's device id and user agent
+    known_address_share: float = 0.0  # attacks that withdraw to an address the victim used before
 
     @property
     def total_days(self) -> int:
@@ -96,6 +103,25 @@ class EvalSpec:
     @property
     def window_start(self) -> datetime:
         return self.start + timedelta(days=self.warmup_days)
+
+
+STRESS: dict[str, float] = {
+    "cookie_clear_rate": 0.05,
+    "patient_share": 0.3,
+    "partial_share": 0.3,
+    "device_reuse_share": 0.2,
+    "known_address_share": 0.1,
+}
+KNOBS = (
+    "travel_share",
+    "abroad_share",
+    "vpn_share",
+    "new_phone_share",
+    "failed_password_rate",
+    "big_withdrawal_share",
+    "new_address_share",
+    *STRESS,
+)
 
 
 @dataclass
@@ -289,6 +315,9 @@ def _legit_logins(rng: np.random.Generator, w: _World, p: dict[str, Any], spec: 
             changed = p["ip_change_day"] is not None and day >= p["ip_change_day"]
             ip = p["home_ip2"] if changed else p["home_ip"]
         ts = spec.start + timedelta(days=day)
+        device_id = dev["id"]
+        if spec.cookie_clear_rate > 0 and not dev["phone"] and rng.random() < spec.cookie_clear_rate:
+            device_id = f"{dev['id']}-c{int(day * 1000)}"  # a browser that forgot its cookie
         base = {
             "account_id": p["id"],
             "ip": ip,
@@ -297,7 +326,7 @@ def _legit_logins(rng: np.random.Generator, w: _World, p: dict[str, Any], spec: 
             "lat": city[1],
             "lon": city[2],
             "asn": asn,
-            "device_id": dev["id"],
+            "device_id": device_id,
             "user_agent": _ua(dev, day),
             "channel": "app" if dev["ua"].startswith("app") else "web",
             "is_anonymous_ip": anon,
@@ -374,6 +403,13 @@ def _attacks(
         model = want.pop(0)
         aid = f"atk{len(attacks):04d}"
         ctx = _attacker(rng, w, p, model, (t - spec.start).total_seconds() / 86400)
+        if spec.device_reuse_share > 0 and rng.random() < spec.device_reuse_share:
+            victim = p["devices"][0]  # the fingerprint replayed: the victim's device id and user agent
+            ctx = {
+                **ctx,
+                "device_id": victim["id"],
+                "user_agent": _ua(victim, (t - spec.start).total_seconds() / 86400),
+            }
         for k in range(int(rng.integers(0, 4)) if rng.random() < 0.5 else 0):
             logins.append({**ctx, "account_id": p["id"], "ts": t - timedelta(seconds=30 * (k + 1)), "success": False})
             labels.append((len(logins) - 1, "logins", aid, model, "login_failed"))
@@ -384,12 +420,19 @@ def _attacks(
             secs.append({"account_id": p["id"], "kind": kind, "ts": t + timedelta(minutes=float(rng.uniform(2, 20)))})
             labels.append((len(secs) - 1, "security_events", aid, model, "security_change"))
         wts = t + timedelta(minutes=float(rng.uniform(22, 120)))
+        if spec.patient_share > 0 and rng.random() < spec.patient_share:
+            wts = t + timedelta(days=float(rng.uniform(1, 5)))
         bal = sum(
             x["amount"] if x["kind"] == "deposit" else -x["amount"]
             for x in txs
             if x["account_id"] == p["id"] and x["ts"] < wts
         )
         amt = round(max(bal * float(rng.uniform(0.85, 1.0)), 50.0), 2)
+        if spec.partial_share > 0 and rng.random() < spec.partial_share:
+            amt = round(max(bal * float(rng.uniform(0.2, 0.5)), 50.0), 2)
+        to = f"attacker-{aid}"
+        if spec.known_address_share > 0 and rng.random() < spec.known_address_share:
+            to = p["addresses"][0]  # an address the victim used (a poisoned or shared wallet)
         txs.append(
             {
                 "account_id": p["id"],
@@ -398,7 +441,7 @@ def _attacks(
                 "asset": "USDT",
                 "amount": amt,
                 "amount_usd": amt,
-                "address": f"attacker-{aid}",
+                "address": to,
             }
         )
         labels.append((len(txs) - 1, "transactions", aid, model, "withdrawal"))

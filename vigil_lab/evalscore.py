@@ -22,6 +22,18 @@ class EvalReport:
     withdrawal_alerts: int
     per_rule: dict[str, int]
     spec: dict[str, Any]
+    login_prompts: int | None = None  # false alarms that ask "was this you?" (rules with confirm: true)
+    withdrawal_prompts: int | None = None
+
+    @property
+    def login_prompt_rate(self) -> float | None:
+        return None if self.login_prompts is None else 100.0 * self.login_prompts / max(self.legit_logins, 1)
+
+    @property
+    def withdrawal_prompt_rate(self) -> float | None:
+        if self.withdrawal_prompts is None:
+            return None
+        return 100.0 * self.withdrawal_prompts / max(self.legit_withdrawals, 1)
 
     @property
     def login_alert_rate(self) -> float:
@@ -32,13 +44,21 @@ class EvalReport:
         return 100.0 * self.withdrawal_alerts / max(self.legit_withdrawals, 1)
 
 
-def score(data: EvalSet, alerts: Iterable[Mapping[str, Any]], *, live_only: bool = True) -> EvalReport:
+def score(
+    data: EvalSet,
+    alerts: Iterable[Mapping[str, Any]],
+    *,
+    live_only: bool = True,
+    prompt_rules: set[str] | None = None,
+) -> EvalReport:
     """Recall per attacker model and alert rates on legitimate activity.
 
     An attack is *caught* when an alert's ``event_ids`` include one of its login events; a
     takeover withdrawal is caught directly when an alert names it, and *covered* when a login
     alert of the same attack came first (the user could answer "not me" and freeze the account).
-    An alert is a false alarm when none of its events is an attack event.
+    An alert is a false alarm when none of its events is an attack event.  ``prompt_rules`` (the
+    rules that ask "was this you?", ``notify.confirm``) splits the false alarms into prompts and
+    notices.
     """
     al = [a for a in alerts if not live_only or a.get("mode", "live") == "live"]
     attack_events = set(data.labels["event_id"])
@@ -85,10 +105,27 @@ def score(data: EvalSet, alerts: Iterable[Mapping[str, Any]], *, live_only: bool
     false_wd = [a for a in false if set(a["event_ids"]) & tx_ids]
     per_rule = dict(Counter(a["rule_id"] for a in false_login + false_wd))
     login_alerts, wd_alerts = len(false_login), len(false_wd)
-    return EvalReport(rows, legit_logins, legit_wd, login_alerts, wd_alerts, per_rule, asdict(data.spec))
+    rep = EvalReport(rows, legit_logins, legit_wd, login_alerts, wd_alerts, per_rule, asdict(data.spec))
+    if prompt_rules is not None:
+        rep.login_prompts = sum(1 for a in false_login if a["rule_id"] in prompt_rules)
+        rep.withdrawal_prompts = sum(1 for a in false_wd if a["rule_id"] in prompt_rules)
+    return rep
 
 
-TARGETS = {"naive": 0.99, "vpn": 0.90, "targeted": 0.70}
+def prompt_rule_ids(rules: Any) -> set[str]:
+    """The ids of the rules whose message asks "was this you?" (``notify.confirm``)."""
+    out = set()
+    for r in getattr(rules, "rules", []):
+        notify = getattr(getattr(r, "rule", r), "notify", None)
+        if notify is not None and getattr(notify, "confirm", False):
+            out.add(r.id)
+    return out
+
+
+# issue 13 point 8: the default pack's targets, live alerts only (targeted: with device ids)
+TARGETS = {"naive": 0.99, "vpn": 0.95, "targeted": 0.90}
+MAX_LOGIN_PROMPTS = 0.7  # "was this you?" per 100 legitimate logins
+MAX_WITHDRAWAL_PROMPTS = 8.0  # per 100 legitimate withdrawals
 
 
 def format_report(rep: EvalReport) -> str:
@@ -106,10 +143,18 @@ def format_report(rep: EvalReport) -> str:
     lines += [
         "",
         f"False alarms on legitimate logins: {rep.login_alerts} in {rep.legit_logins} successful logins "
-        f"= **{rep.login_alert_rate:.2f} per 100** (target ≤ 1).",
+        f"= **{rep.login_alert_rate:.2f} per 100**.",
         f"False alarms on legitimate withdrawals: {rep.withdrawal_alerts} in {rep.legit_withdrawals} "
         f"withdrawals = **{rep.withdrawal_alert_rate:.2f} per 100**.",
     ]
+    if rep.withdrawal_prompts is not None and rep.login_prompts is not None:
+        lines += [
+            "",
+            f"Of these, \"was this you?\" prompts: {rep.login_prompts} on logins = **{rep.login_prompt_rate:.2f} "
+            f"per 100 legitimate logins**, {rep.withdrawal_prompts} on withdrawals = "
+            f"**{rep.withdrawal_prompt_rate:.2f} per 100 legitimate withdrawals** (the rest are notices; "
+            f"targets ≤ {MAX_LOGIN_PROMPTS:g} and ≤ {MAX_WITHDRAWAL_PROMPTS:g}).",
+        ]
     if rep.per_rule:
         lines += [
             "",

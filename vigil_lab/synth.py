@@ -395,8 +395,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
             df[col] = pd.to_numeric(df[col]).astype("float64")
         elif kind == "int":
             df[col] = df[col].astype("Int64")
-        elif kind == "bool":
-            df[col] = df[col].astype(bool)
+        elif kind == "bool":  # a flag no row sets (address_whitelisted: no address book here) is false, not NaN -> True
+            df[col] = df[col].astype("boolean").fillna(False).astype(bool)
         elif kind == "str":
             text = df[col].astype(object)
             text[text.isna()] = None

@@ -107,7 +107,7 @@ def test_a_rules_named_webhook_action_posts_to_that_webhook(db_url: str, tmp_pat
 
     pack = tmp_path / "rules"
     shutil.copytree(DEFAULT_PACK, pack)
-    f = pack / "transfers.yaml"
+    f = pack / "transfers_risk.yaml"  # withdrawal-risk-high: the live withdrawal question with on_match
     text = f.read_text()
     assert "    on_match:\n" in text
     f.write_text(text.replace("    on_match:\n", "    on_match:\n      - webhook: {name: risk-engine}\n", 1))

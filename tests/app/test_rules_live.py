@@ -66,5 +66,5 @@ def test_travel_notice_suppresses_the_new_country_alert_with_an_audit(db_url: st
         assert s.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.alert_id == a1.id)) == 0
         # the withdrawal to an attacker's address is not covered by a travel notice
         assert s.scalars(select(AlertRow).where(AlertRow.account_id == "A1",
-                                                AlertRow.rule_id == "withdrawal-large")).one().status == "new"
+                                                AlertRow.rule_id == "withdrawal-risk-high")).one().status == "new"
     app.close()

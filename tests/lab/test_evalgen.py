@@ -137,3 +137,35 @@ def test_eval_command_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "labels.csv").exists() and (tmp_path / "data" / "logins.csv").exists()
     bad = CliRunner().invoke(eval_command, ["--accounts", "60", "--attacks", "20"])
     assert bad.exit_code != 0 and "too small" in str(bad.exception or bad.output)
+
+
+def test_stress_knobs_change_what_they_say(data) -> None:  # type: ignore[no-untyped-def]
+    """Each stress knob at 1 turns every attack (or legitimate desktop login) into its stress case;
+    at 0 (the default) the data is the unstressed generator's, value for value."""
+    import dataclasses
+
+    stressed = generate(dataclasses.replace(SPEC, patient_share=1.0, partial_share=1.0, device_reuse_share=1.0,
+                                            known_address_share=1.0, cookie_clear_rate=1.0))
+    lab, tx, lg = stressed.labels, stressed.frames["transactions"].set_index("event_id"), stressed.frames["logins"]
+    logins = lg.set_index("event_id")
+    for r in stressed.attacks.itertuples(index=False):
+        login = lab[(lab["attack_id"] == r.attack_id) & (lab["role"] == "login")]["event_id"].iloc[0]
+        wd = tx.loc[r.withdrawal_event_id]
+        assert wd["ts"] - logins.loc[login, "ts"] >= pd.Timedelta(days=1)  # patient
+        own = lg[(lg["account_id"] == r.account_id) & ~lg["event_id"].isin(lab["event_id"])]
+        assert logins.loc[login, "device_id"].startswith(f"{r.account_id}-d")  # the victim's device replayed
+        assert not str(wd["address"]).startswith("attacker-")  # an address the victim used
+        assert len(own)
+    desktop = lg[lg["device_id"].str.contains("-d0")]
+    assert desktop["device_id"].str.contains("-c").mean() > 0.9  # cookies cleared on desktop logins
+    with pytest.raises(AssertionError):
+        pd.testing.assert_frame_equal(stressed.frames["transactions"], data.frames["transactions"])
+
+
+def test_eval_command_knobs(tmp_path: Path) -> None:
+    r = CliRunner().invoke(eval_command, ["--accounts", "60", "--attacks", "3", "--days", "20", "--warmup-days", "5",
+                                          "--knob", "patient_share=0.5", "--stress"])
+    assert r.exit_code == 0, r.output
+    assert "patient_share=0.5" in r.output and "device_reuse_share=0.2" in r.output
+    r = CliRunner().invoke(eval_command, ["--knob", "patient=0.5"])
+    assert r.exit_code != 0 and "unknown knob 'patient' (did you mean 'patient_share'?)" in str(r.exception)

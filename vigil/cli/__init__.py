@@ -101,7 +101,7 @@ def _register() -> None:
     import importlib
 
     for mod in ("rules_cmd", "tickets_cmd", "model_cmd", "report_cmd", "suppressions_cmd", "accounts_cmd",
-                "status_cmd", "staff_cmd"):
+                "status_cmd", "staff_cmd", "profiles_cmd", "tune_cmd"):
         m = importlib.import_module(f"vigil.cli.{mod}")
         for cmd in m.COMMANDS:
             main.add_command(cmd)

@@ -202,6 +202,8 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--chunk-events", type=click.IntRange(1_000, None), default=None,
               help="Events per time-ordered chunk (memory grows with it; default 250,000).")
 @click.option("--timings", is_flag=True, help="Also print the seconds spent per phase and detector.")
+@click.option("--warmup", "warmup_days", type=click.FloatRange(0, 3650), default=0, show_default=True,
+              help="Days from the data's start that only teach the profiles (no alerts), as 'vigil profiles build'.")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="local: one process; dask: partitioned by account on a Dask cluster (docs/scaling.md).")
 @click.option("--scheduler", default=None, help="With --engine dask: join the Dask scheduler at this address.")
@@ -209,20 +211,29 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
               help="With --engine dask: start a local cluster of N worker processes (default: one per core).")
 @click.pass_context
 def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str, labels: str | None,
-                 compare_path: str | None, chunk_events: int | None, timings: bool, engine: str,
-                 scheduler: str | None, workers: int | None) -> None:
+                 compare_path: str | None, chunk_events: int | None, timings: bool, warmup_days: float,
+                 engine: str, scheduler: str | None, workers: int | None) -> None:
     """Run rules over a data directory from a clean state; deliver nothing; write the alerts."""
     from vigil.backtest import CHUNK_EVENTS, terminal, write_alerts
     from vigil.backtest_dask import engine_runner
     from vigil.bootstrap import load_rule_set
 
-    run_backtest = engine_runner(engine, scheduler=scheduler, workers=workers)
+    if warmup_days and engine != "local":
+        raise ConfigError("--warmup runs on the local engine only (the Dask engine does not carry warm-up "
+                          "profiles yet): drop --engine dask, or build the profiles first with 'vigil profiles build'")
+    run = engine_runner(engine, scheduler=scheduler, workers=workers)
+    extra = {"warmup_days": warmup_days} if warmup_days else {}
+
+    def run_backtest(*args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("warmup_days", None)
+        return run(*args, **kwargs, **extra)
+
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
     configured = (ctx.find_root().obj or {}).get("config_path")  # --config or VIGIL_CONFIG
     tables = _settings(ctx).source.tables if configured else None  # the export's own names, if mapped
     res = run_backtest(data, rules=_with_models(ctx, load_rule_set(rules_path)), tables=tables,
-                       progress=terminal(), batch_rows=chunk_events or CHUNK_EVENTS)
+                       progress=terminal(), batch_rows=chunk_events or CHUNK_EVENTS, warmup_days=warmup_days)
     write_alerts(res.alerts, out)
     click.echo(res.summary())
     if timings:
@@ -235,7 +246,8 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
     if per_rule_report is not None:
         click.echo(_report_text(per_rule_report, res, labels, data))
         if compare_path:
-            old = run_backtest(data, rules=_with_models(ctx, load_rule_set(compare_path)), tables=tables)
+            old = run_backtest(data, rules=_with_models(ctx, load_rule_set(compare_path)), tables=tables,
+                               warmup_days=warmup_days)
             click.echo(_compare_text(compare(old.alerts, res.alerts)))
     click.echo(f"wrote {len(res.alerts)} alert(s) to {out}")
     _fail_on_unusable(res.problems, res.all_quarantined, shown=True)
@@ -254,7 +266,8 @@ def _report_text(per_rule_report: Any, res: Any, labels: str | None, data: str) 
     from vigil.reporting import data_days, format_rule_report, read_labels
 
     lab = read_labels(labels) if labels else None
-    return format_rule_report(per_rule_report(res.alerts, lab, data_days(data)))
+    days = max(1.0, data_days(data) - getattr(res, "warmup_days", 0.0))  # alerts per day after the warm-up
+    return format_rule_report(per_rule_report(res.alerts, lab, days))
 
 
 def _compare_text(diff: Any) -> str:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 05:04:03.152216
+Create Date: 2026-12-02 05:58:44.294526
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.Text(), nullable=True),
     sa.Column('ip', sa.Text(), nullable=True),
     sa.Column('device_id', sa.Text(), nullable=True),
+    sa.Column('address', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('ingest_seq', name=op.f('pk_security_events'))
     )
     op.create_table('transactions',
@@ -90,6 +91,7 @@ def upgrade() -> None:
     sa.Column('network', sa.Text(), nullable=True),
     sa.Column('symbol', sa.Text(), nullable=True),
     sa.Column('side', sa.Text(), nullable=True),
+    sa.Column('address_whitelisted', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('ingest_seq', name=op.f('pk_transactions'))
     )
     op.create_table('vigil_account_events',
