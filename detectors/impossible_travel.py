@@ -167,7 +167,7 @@ class ImpossibleTravel(Detector):
             else pd.Series(False, index=chain.index)
         )
         eff = eff.where(~(coarse & same_cc), 0.0)
-        hours = (chain["ts"] - pd.to_datetime(prev["ts"], utc=True)).dt.total_seconds() / 3600.0
+        hours = (chain["ts"] - pd.to_datetime(prev["ts"], utc=True, cache=False)).dt.total_seconds() / 3600.0
         speed = eff / hours.clip(lower=self.p["min_hours"])
         flag = (
             dist.notna()
