@@ -160,7 +160,7 @@ class ImpossibleTravel(Detector):
         slack = self.p["tolerance_km"] + _radius(prev["precision"], prev["country"]) + _radius(prec, chain["country"])
         eff = (dist - slack).clip(lower=0)
         # one point known only as "somewhere in country X" and the other in X: no evidence of travel
-        coarse = (prev["precision"].astype(str) == "country") | (prec.astype(str) == "country")
+        coarse = _is_country(prev["precision"]) | _is_country(prec)
         same_cc = (
             upper_str(prev["country"]) == upper_str(chain["country"])
             if "country" in chain.columns
@@ -292,9 +292,16 @@ def upper_str(s: pd.Series) -> np.ndarray:
     return out
 
 
+def _is_country(precision: pd.Series) -> pd.Series:
+    """``precision.astype(str) == "country"``, judged once per distinct value (nulls are not "country")."""
+    codes, uniq = pd.factorize(precision.to_numpy(dtype=object))
+    hit = np.array([str(u) == "country" for u in uniq] + [False], dtype=bool)  # code -1 picks the False
+    return pd.Series(hit[codes], index=precision.index)
+
+
 def _radius(precision: pd.Series, country: pd.Series) -> pd.Series:
     """Extra slack for points known only to country precision: the country's radius."""
-    coarse = precision.astype(str) == "country"
+    coarse = _is_country(precision)
     out = pd.Series(0.0, index=precision.index)
     if coarse.any():
         try:
