@@ -31,7 +31,7 @@ from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
 from detectors.columns import isoformat_utc, to_ns
 from detectors.geo import haversine_km, places
-from detectors.login_history import successful
+from detectors.login_history import successful_in
 from detectors.useragent import describe
 
 # Cloud, hosting and commercial-VPN networks whose addresses say nothing about where a person is.
@@ -95,7 +95,7 @@ class ImpossibleTravel(Detector):
         df = self.frame(batch)
         if df is None:
             return result
-        ok = successful(df)
+        ok = successful_in(batch, df)
         if ok.empty:
             return result
         if not (batch.has_column(self.table, "lat") and batch.has_column(self.table, "lon")):

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors.batch import Batch
 from detectors.columns import (
     NAT,
     cumcount,
@@ -44,6 +45,17 @@ from detectors.sorting import stable_argsort
 
 def successful(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["success"].fillna(False).astype(bool)]
+
+
+def successful_in(batch: Batch, df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`successful` of one of the batch's frames, filtered once per batch: the login detectors
+    all ask, and filtering every column of a large frame is not free.  Shared, so read-only (no
+    detector writes to its frames)."""
+    memo: dict[int, tuple[pd.DataFrame, int, pd.DataFrame]] = batch.__dict__.setdefault("_successful", {})
+    hit = memo.get(id(df))
+    if hit is None or hit[0] is not df or hit[1] != len(df):
+        hit = memo[id(df)] = (df, len(df), successful(df))
+    return hit[2]
 
 
 def value_is_known(s: pd.Series) -> pd.Series:
