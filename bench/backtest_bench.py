@@ -176,11 +176,13 @@ def main() -> None:
         if not args.skip_full:
             variants["full"] = (backtest(data, out, None), backtest(small, out, None))
         results: dict[str, Any] = {}
+        print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
         for _ in range(args.repeat):  # interleaved, so a busy minute hurts every variant alike
             for name, (cmd, startup) in variants.items():
                 results.setdefault(name, {"runs": [], "startup": []})["runs"].append(run(cmd))
                 if startup is not None:
                     results[name]["startup"].append(run(startup))
+        print("load average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
         report(results)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.sequence import iso_to_ns, to_ns
+from detectors.sorting import lexsort, stable_argsort
 
 __all__ = [
     "NAT",
@@ -93,7 +94,7 @@ def cumcount(code: np.ndarray) -> np.ndarray:
     n = len(code)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.argsort(code, kind="stable")
+    order = stable_argsort(code)
     sc = code[order]
     start = np.ones(n, dtype=bool)
     start[1:] = sc[1:] != sc[:-1]
@@ -110,7 +111,7 @@ def previous_in_group(key: np.ndarray) -> np.ndarray:
     out = np.full(n, -1, dtype=np.int64)
     if n < 2:
         return out
-    order = np.argsort(key, kind="stable")
+    order = stable_argsort(key)
     same = np.flatnonzero(key[order][1:] == key[order][:-1]) + 1
     out[order[same]] = order[same - 1]
     return out
@@ -122,7 +123,7 @@ def last_in_group(key: np.ndarray, *sort_keys: np.ndarray) -> np.ndarray:
     n = len(key)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((np.arange(n), *reversed(sort_keys), key))
+    order = lexsort((np.arange(n), *reversed(sort_keys), key))
     sk = key[order]
     last = np.ones(n, dtype=bool)
     last[:-1] = sk[:-1] != sk[1:]

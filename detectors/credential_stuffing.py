@@ -27,6 +27,7 @@ from detectors.base import Detector, DetectorResult, Param, Skip
 from detectors.batch import Batch
 from detectors.columns import as_str, distinct_map, iso_to_ns, isoformat_utc, to_ns
 from detectors.login_history import value_is_known
+from detectors.sorting import lexsort
 
 _MAX_EVENT_IDS = 20
 
@@ -91,11 +92,11 @@ class CredentialStuffing(Detector):
         all_hist = np.arange(len(all_ip)) < n_hist
         # order (ip, ts, event_id); event ids are ranked only where (ip, ts) ties exist
         ip_code, ip_uniq = pd.factorize(all_ip, sort=True)
-        order = np.lexsort((all_t, ip_code))
+        order = lexsort((all_t, ip_code))
         sc, st = ip_code[order], all_t[order]
         if len(order) > 1 and bool(np.any((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))):
             eid_rank, _ = pd.factorize(all_eid, sort=True)
-            order = np.lexsort((eid_rank, all_t, ip_code))
+            order = lexsort((eid_rank, all_t, ip_code))
         ip_code, all_ip, all_t = ip_code[order], all_ip[order], all_t[order]
         all_acct, all_eid, all_ok, all_hist = all_acct[order], all_eid[order], all_ok[order], all_hist[order]
         window = pd.Timedelta(minutes=self.p["window_minutes"])

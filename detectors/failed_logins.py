@@ -25,6 +25,7 @@ from detectors.base import Detector, DetectorResult, Param, Skip
 from detectors.batch import Batch
 from detectors.columns import as_str, iso_to_ns, isoformat_utc, to_ns
 from detectors.sequence import window_start
+from detectors.sorting import lexsort
 
 _MAX_EVENT_IDS = 50
 
@@ -68,11 +69,11 @@ class FailedLogins(Detector):
         is_hist = np.arange(len(acct)) < n_hist
         # order (account, ts, event_id); event ids are ranked only where (account, ts) ties exist
         code, _ = pd.factorize(acct, sort=True)
-        order = np.lexsort((t, code))
+        order = lexsort((t, code))
         sc, st = code[order], t[order]
         if len(order) > 1 and bool(np.any((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))):
             eid_rank, _ = pd.factorize(eid, sort=True)
-            order = np.lexsort((eid_rank, t, code))
+            order = lexsort((eid_rank, t, code))
         code, t, fail, is_hist = code[order], t[order], fail[order], is_hist[order]
         acct, eid, ip = acct[order], eid[order], ip[order]
         window = pd.Timedelta(minutes=self.p["window_minutes"])

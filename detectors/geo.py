@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors.columns import known_mask
 from detectors.geoip import (
     ChainResolver,
     GeoResult,
@@ -138,7 +139,8 @@ def still_absent(absent: Iterable[str], enriched: Enriched) -> frozenset[str]:
 
 
 def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.astype(str).str.strip() == "")
+    """Null or blank (``str(v).strip() == ""``), judged once per distinct value, not per row."""
+    return pd.Series(~known_mask(s), index=s.index)
 
 
 def _enrich(

@@ -31,7 +31,7 @@ from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
 from detectors.columns import isoformat_utc, to_ns
 from detectors.geo import haversine_km, places
-from detectors.login_history import successful
+from detectors.login_history import successful_in
 from detectors.useragent import describe
 
 # Cloud, hosting and commercial-VPN networks whose addresses say nothing about where a person is.
@@ -95,7 +95,7 @@ class ImpossibleTravel(Detector):
         df = self.frame(batch)
         if df is None:
             return result
-        ok = successful(df)
+        ok = successful_in(batch, df)
         if ok.empty:
             return result
         if not (batch.has_column(self.table, "lat") and batch.has_column(self.table, "lon")):
@@ -160,14 +160,14 @@ class ImpossibleTravel(Detector):
         slack = self.p["tolerance_km"] + _radius(prev["precision"], prev["country"]) + _radius(prec, chain["country"])
         eff = (dist - slack).clip(lower=0)
         # one point known only as "somewhere in country X" and the other in X: no evidence of travel
-        coarse = (prev["precision"].astype(str) == "country") | (prec.astype(str) == "country")
+        coarse = _is_country(prev["precision"]) | _is_country(prec)
         same_cc = (
             upper_str(prev["country"]) == upper_str(chain["country"])
             if "country" in chain.columns
             else pd.Series(False, index=chain.index)
         )
         eff = eff.where(~(coarse & same_cc), 0.0)
-        hours = (chain["ts"] - pd.to_datetime(prev["ts"], utc=True)).dt.total_seconds() / 3600.0
+        hours = (chain["ts"] - pd.to_datetime(prev["ts"], utc=True, cache=False)).dt.total_seconds() / 3600.0
         speed = eff / hours.clip(lower=self.p["min_hours"])
         flag = (
             dist.notna()
@@ -292,9 +292,16 @@ def upper_str(s: pd.Series) -> np.ndarray:
     return out
 
 
+def _is_country(precision: pd.Series) -> pd.Series:
+    """``precision.astype(str) == "country"``, judged once per distinct value (nulls are not "country")."""
+    codes, uniq = pd.factorize(precision.to_numpy(dtype=object))
+    hit = np.array([str(u) == "country" for u in uniq] + [False], dtype=bool)  # code -1 picks the False
+    return pd.Series(hit[codes], index=precision.index)
+
+
 def _radius(precision: pd.Series, country: pd.Series) -> pd.Series:
     """Extra slack for points known only to country precision: the country's radius."""
-    coarse = precision.astype(str) == "country"
+    coarse = _is_country(precision)
     out = pd.Series(0.0, index=precision.index)
     if coarse.any():
         try:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.columns import cumcount, iso_to_ns, isoformat_utc, to_ns
+from detectors.sorting import stable_argsort
 
 
 def group_cumsum_before(code: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -96,7 +97,7 @@ class Counts:
         """(positions in ``keys`` found among ``pkey``, their positions in ``pkey``)."""
         if len(pkey) == 0 or len(keys) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        order = np.argsort(pkey, kind="stable")
+        order = stable_argsort(pkey)
         spk = pkey[order]
         j = np.minimum(np.searchsorted(spk, keys), len(spk) - 1)
         hit = spk[j] == keys
@@ -139,8 +140,9 @@ class Counts:
             }
         for feat, top in tops.items():
             known = np.bincount(self.code, weights=self.known(levels[top]).astype(np.float64), minlength=n_acc)
-            for i, a in enumerate(self.accounts):
-                out[a]["n"][feat] = out[a]["n"].get(feat, 0) + int(known[i])
+            for a, k in zip(self.accounts, known.tolist(), strict=True):
+                n_of = out[a]["n"]
+                n_of[feat] = n_of.get(feat, 0) + int(k)
         entries: list[list[Any]] = [[c, f] for c, f in zip(self.e_count.tolist(), self.e_first_iso, strict=True)]
         alive = np.ones(len(entries), dtype=bool)
         accts = [self.e_acct]
@@ -175,7 +177,7 @@ class Counts:
         val = np.concatenate(vals_all)
         alive = np.concatenate([alive, np.ones(len(acct) - len(alive), dtype=bool)])
         idx = np.flatnonzero(alive)
-        idx = idx[np.argsort(acct[idx], kind="stable")]
+        idx = idx[stable_argsort(acct[idx])]
         names = self.accounts
         for i, lv, v, j in zip(acct[idx].tolist(), lev[idx].tolist(), val[idx].tolist(), idx.tolist(), strict=True):
             out[names[i]]["c"][lv][v] = entries[j]

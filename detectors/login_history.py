@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors.batch import Batch
 from detectors.columns import (
     NAT,
     cumcount,
@@ -39,10 +40,22 @@ from detectors.columns import (
     previous_in_group,
     to_ns,
 )
+from detectors.sorting import stable_argsort
 
 
 def successful(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["success"].fillna(False).astype(bool)]
+
+
+def successful_in(batch: Batch, df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`successful` of one of the batch's frames, filtered once per batch: the login detectors
+    all ask, and filtering every column of a large frame is not free.  Shared, so read-only (no
+    detector writes to its frames)."""
+    memo: dict[int, tuple[pd.DataFrame, int, pd.DataFrame]] = batch.__dict__.setdefault("_successful", {})
+    hit = memo.get(id(df))
+    if hit is None or hit[0] is not df or hit[1] != len(df):
+        hit = memo[id(df)] = (df, len(df), successful(df))
+    return hit[2]
 
 
 def value_is_known(s: pd.Series) -> pd.Series:
@@ -143,7 +156,7 @@ class History:
         prev_o[has] = self.ords[lvl.rows[prev[has]]]
         miss = np.flatnonzero(~has)
         if len(pkey) and len(miss):
-            order = np.argsort(pkey, kind="stable")
+            order = stable_argsort(pkey)
             spk = pkey[order]
             j = np.minimum(np.searchsorted(spk, key[miss]), len(spk) - 1)
             hit = spk[j] == key[miss]
@@ -171,7 +184,7 @@ class History:
     def stored(self, acct: int, level: str) -> np.ndarray:
         """Positions of the stored entries of one account and level, in stored order."""
         if not hasattr(self, "_by_acct"):
-            order = np.argsort(self.e_acct, kind="stable")
+            order = stable_argsort(self.e_acct)
             starts = np.searchsorted(self.e_acct[order], np.arange(len(self.accounts) + 1))
             self._by_acct = (order, starts)
         order, starts = self._by_acct
@@ -210,7 +223,7 @@ class History:
             lk = key[last]
             replace = np.ones(len(last), dtype=bool)
             if len(pkey):
-                order = np.argsort(pkey, kind="stable")
+                order = stable_argsort(pkey)
                 spk = pkey[order]
                 j = np.minimum(np.searchsorted(spk, lk), len(spk) - 1)
                 hit = spk[j] == lk
@@ -222,8 +235,11 @@ class History:
             isos = isoformat_utc(t[take])
             extra_cols = [] if lvl.extra is None else [np.asarray(v, dtype=object)[take] for v in lvl.extra.values()]
             o_take = o[take].tolist()
-            for k in range(len(take)):
-                entries.append([isos[k], o_take[k], *(_plain(c[k]) for c in extra_cols)])
+            if extra_cols:
+                plain = [[_plain(x) for x in c.tolist()] for c in extra_cols]
+                entries.extend([[iso, ordinal, *ex] for iso, ordinal, *ex in zip(isos, o_take, *plain, strict=True)])
+            else:
+                entries.extend([[iso, ordinal] for iso, ordinal in zip(isos, o_take, strict=True)])
             a_take = self.code[lvl.rows[take]]
             parts_acct.append(a_take)
             parts_level.append(np.full(len(take), level, dtype=object))
@@ -263,7 +279,7 @@ class History:
             for i in range(n_acc)
         }
         idx = np.flatnonzero(alive)
-        idx = idx[np.argsort(acct[idx], kind="stable")]
+        idx = idx[stable_argsort(acct[idx])]
         names = self.accounts
         for i, lv, v, j in zip(acct[idx].tolist(), lev[idx].tolist(), val[idx].tolist(), idx.tolist(), strict=True):
             out[names[i]]["seen"][lv][v] = entries[j]
@@ -280,7 +296,7 @@ class KnownBefore:
         self.window = window
         self.limit = limit
         acct = hist.code[lvl.rows]
-        self.order = np.argsort(acct, kind="stable")
+        self.order = stable_argsort(acct)
         self.starts = np.searchsorted(acct[self.order], np.arange(len(hist.accounts) + 1))
 
     def earlier(self, k: int) -> np.ndarray:

@@ -39,7 +39,7 @@ from detectors.base import Detector, DetectorResult, Param, Skip
 from detectors.batch import Batch
 from detectors.columns import as_str, cumcount, distinct_map, known_mask
 from detectors.login_counts import Counts
-from detectors.login_history import successful
+from detectors.login_history import successful_in
 from detectors.useragent import describe, parse_series
 
 # feature -> ordered levels (most to least specific) with Freeman / rba-algorithm weights
@@ -120,7 +120,7 @@ class LoginRisk(Detector):
         df = self.frame(batch)
         if df is None:
             return result
-        ok = successful(df)
+        ok = successful_in(batch, df)
         if ok.empty:
             return result
         levels = self._levels(ok, batch, result)

@@ -26,7 +26,7 @@ from detectors.batch import Batch
 from detectors.columns import as_str, distinct_map, known_mask
 from detectors.geo import subnet_of
 from detectors.impossible_travel import HOSTING_ASNS
-from detectors.login_history import History, Level, successful
+from detectors.login_history import History, Level, successful_in
 from detectors.useragent import describe, parse, parse_series
 
 _COMMON: dict[str, Param] = {
@@ -97,7 +97,7 @@ class _NewValue(Detector):
         df = self.frame(batch)
         if df is None:
             return result
-        ok = successful(df)
+        ok = successful_in(batch, df)
         if ok.empty:
             return result
         vals_all = self.values(ok, batch, result)

@@ -24,7 +24,7 @@ from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
 from detectors.columns import as_str, distinct_map, known_mask
 from detectors.geo import haversine_km
-from detectors.login_history import History, KnownBefore, Level, successful
+from detectors.login_history import History, KnownBefore, Level, successful_in
 from detectors.useragent import describe
 
 _LEVEL_SCORE = {"country": 0.7, "city": 0.3}
@@ -62,7 +62,7 @@ class NewLocation(Detector):
         df = self.frame(batch)
         if df is None:
             return result
-        ok = successful(df)
+        ok = successful_in(batch, df)
         if ok.empty:
             return result
         hist = History(ok, profiles)

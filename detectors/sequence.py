@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors.sorting import lexsort
+
 PROFILE_VERSION = 1
 NS_PER_HOUR = 3_600_000_000_000
 NS_PER_DAY = 24 * NS_PER_HOUR
@@ -32,7 +34,8 @@ NS_PER_DAY = 24 * NS_PER_HOUR
 
 def to_ns(ts: pd.Series) -> np.ndarray:
     """Tz-aware timestamps -> int64 nanoseconds since the epoch (UTC)."""
-    s = pd.to_datetime(ts, utc=True)
+    # cache=False: pandas' cache probe turns 10,000 timestamps into Python objects per call
+    s = pd.to_datetime(ts, utc=True, cache=False)
     return np.asarray(s.dt.as_unit("ns").dt.tz_localize(None).to_numpy().view("int64"), dtype=np.int64)
 
 
@@ -195,12 +198,12 @@ def build_seq(
     row = np.concatenate(row_parts)
     new = row >= 0
     codes, _ = pd.factorize(account)
-    order = np.lexsort((t, codes))
+    order = lexsort((t, codes))
     sc, st = codes[order], t[order]
     if len(order) > 1 and bool(np.any((sc[1:] == sc[:-1]) & (st[1:] == st[:-1]))):
         # equal (account, ts): only then does the event id decide, and ranking ids costs a sort
         eid_rank, _ = pd.factorize(eid, sort=True)
-        order = np.lexsort((eid_rank, t, codes))
+        order = lexsort((eid_rank, t, codes))
     out_cols = {n: np.concatenate(col_parts[n])[order] for n in names}
     return Seq(account[order], codes[order].astype(np.int64), t[order], eid[order], new[order], row[order], out_cols)
 
@@ -217,7 +220,7 @@ def window_start(code: np.ndarray, t: np.ndarray, horizon: int) -> np.ndarray:
     keys_c = np.concatenate([code, code])
     flag = np.concatenate([np.zeros(n, dtype=np.int8), np.ones(n, dtype=np.int8)])
     # at equal (code, t), rows sort before queries: a row at exactly t - horizon is outside
-    order = np.lexsort((flag, keys_t, keys_c))
+    order = lexsort((flag, keys_t, keys_c))
     is_row = (order < n).astype(np.int64)
     rows_before = np.cumsum(is_row) - is_row
     pos = np.empty(2 * n, dtype=np.int64)

@@ -54,8 +54,13 @@ def _arrow_text(s: pd.Series) -> pd.Series | None:
         return None
 
 
-def _blank(s: pd.Series) -> pd.Series:
-    text = _arrow_text(s)
+_UNSET: Any = object()
+
+
+def _blank(s: pd.Series, text: pd.Series | None = _UNSET) -> pd.Series:
+    """Null or blank; ``text`` is :func:`_arrow_text` of ``s`` when the caller has it already."""
+    if text is _UNSET:
+        text = _arrow_text(s)
     if text is not None:
         return (text.isna() | (text == "")).astype(bool)
     if s.dtype == object:
@@ -81,7 +86,7 @@ def parse_ts_checked(s: pd.Series, unit: str | None = None, fmt: str | None = No
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
     far = pd.Series(False, index=s.index)
     if pd.api.types.is_datetime64_any_dtype(s):
-        out = pd.to_datetime(s, utc=True)
+        out = pd.to_datetime(s, utc=True, cache=False)  # no cache probe: it makes Python objects
         return out, far
     text = s.astype("string").str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
@@ -173,7 +178,8 @@ def check(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         df[c] = None
     for col in table.columns:
         s = df[col.name]
-        blank = pd.Series(True, index=df.index) if col.name in absent else _blank(s)
+        text = None if col.name in absent else _arrow_text(s)  # stripped once, for every check
+        blank = pd.Series(True, index=df.index) if col.name in absent else _blank(s, text)
         if col.required:
             flag(blank, f"missing required field '{col.name}'")
         if col.name in absent:
@@ -198,7 +204,7 @@ def check(table_name: str, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
             flag(~blank & parsed_b.isna(), shown(s, f"not a true/false value in '{col.name}': "))
             df[col.name] = parsed_b
         else:
-            vals = _texts(s, blank)
+            vals = _texts(s, blank, text)
             flag(vals.str.contains("\x00", regex=False), f"NUL byte in '{col.name}': refused, not truncated")
             limit = limits.get((table_name, col.name))
             if limit is not None:
@@ -261,9 +267,10 @@ def absent_columns(table: Table, raw: pd.DataFrame) -> frozenset[str]:
     return frozenset(c for c in table.optional if c not in raw.columns)
 
 
-def _texts(s: pd.Series, blank: pd.Series) -> pd.Series:
+def _texts(s: pd.Series, blank: pd.Series, text: pd.Series | None = _UNSET) -> pd.Series:
     """Stripped text, vectorised; non-text values (numbers from Parquet or SQL) become their text."""
-    text = _arrow_text(s)
+    if text is _UNSET:
+        text = _arrow_text(s)
     if text is not None:
         return text.fillna("")
     return s.map(_as_text).where(~blank, "").astype("string[pyarrow]")

@@ -308,7 +308,7 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
     return plain dicts for the rules.  ``changes`` receives every (account, column, old, new) the
     refresh changed (contact history, :mod:`alerts.contacts`)."""
     names = [c for c in ("account_id", *CONTACT_FIELDS, "created_at", "status") if c in src.columns]
-    columns = [[None if pd.isna(v) else v for v in src[c].tolist()] for c in names]
+    columns = [_nulls_as_none(src[c]) for c in names]
     by_id = {str(vals[0]): dict(zip(names, vals, strict=True)) for vals in zip(*columns, strict=True)}
     table = AccountRow.__table__
     cols = [table.c[c] for c in MIRROR_COLUMNS]
@@ -334,7 +334,7 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
                         changes.append((acct_id, f, row.get(f), v))
                     row[f] = v
             created = s.get("created_at")
-            if created is not None and not pd.isna(created):
+            if created is not None:  # nulls are None already (_nulls_as_none)
                 row["created_at"] = pd.Timestamp(created).to_pydatetime()
             if s.get("status"):
                 row["source_status"] = s["status"]
@@ -353,6 +353,12 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
         {k: r[k] for k in ("account_id", *CONTACT_FIELDS, "created_at", "source_status", "updated_at")}
         for r in changed])
     return out
+
+
+def _nulls_as_none(col: pd.Series) -> list[Any]:
+    """The column's values, None where null: one vectorised null test, not ``pd.isna`` per value."""
+    null = col.isna().to_numpy(dtype=bool).tolist()
+    return [None if n else v for v, n in zip(col.tolist(), null, strict=True)]
 
 
 def _aware(dt: datetime | None) -> datetime | None:
