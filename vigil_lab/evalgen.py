@@ -318,15 +318,10 @@ def _more_transactions(
             day = pay_day + 28 * month
             if day + 0.3 >= spec.total_days:
                 break
-            out.append(row(day, "deposit", salary * float(xr.lognormal(0, 0.05)), None))
-            out.append(
-                row(
-                    day + float(xr.uniform(0.02, 0.25)),
-                    "withdrawal",
-                    salary * float(xr.uniform(0.6, 0.95)),
-                    p["addresses"][0],
-                )
-            )
+            paid = salary * float(xr.lognormal(0, 0.05))
+            out.append(row(day, "deposit", paid, None))
+            spent = paid * float(xr.uniform(0.6, 0.95))
+            out.append(row(day + float(xr.uniform(0.02, 0.25)), "withdrawal", spent, p["addresses"][0]))
     if spec.exchange_transfer_share > 0 and xr.random() < spec.exchange_transfer_share:
         for day in np.sort(xr.uniform(1, spec.total_days, int(xr.integers(1, 4)))):
             bal = sum(

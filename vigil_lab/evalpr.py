@@ -45,7 +45,7 @@ def grids(rules: Any) -> dict[str, tuple[float, ...]]:
     """The thresholds swept per risk detector the pack has: the grid plus the pack's own threshold."""
     out = {}
     for name, grid in THRESHOLDS.items():
-        if rules.detectors.get(name) is None:
+        if rules.detectors.get(name) is None or not rules.for_detector(name):  # no rule of the pack reads it
             continue
         own = pack_threshold(rules, name)
         out[name] = tuple(sorted({*grid, *([own] if own is not None and own >= min(grid) else [])}))
@@ -61,7 +61,7 @@ def sweep_rule_set(rules: Any) -> Any:
     dets: dict[str, Any] = {}
     rule_list: list[dict[str, Any]] = []
     for name, grid in grids(rules).items():
-        det = rules.detectors[name]
+        det = rules.detectors[name]  # the pack's parameters
         params = {k: list(v) if isinstance(v, tuple) else v for k, v in dict(det.p).items()}
         params["min_log10_score"] = min(grid)
         dets[name] = params
