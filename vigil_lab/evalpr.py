@@ -156,7 +156,7 @@ def write_plots(all_curves: list[Curve], out_dir: str | Path) -> list[Path]:
         ax.set_ylabel("precision (alerted events that are takeovers)")
         ax.set_title(f"{model} attacker: log10 score threshold swept (labels), * = the pack's")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="best")
         path = out / f"pr-{model}.png"
         fig.savefig(path)
         plt.close(fig)
