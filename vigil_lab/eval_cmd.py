@@ -213,6 +213,7 @@ def eval_command(
 
         written = write_plots(pr_curves, plots_dir)
         click.echo(curve_table(pr_curves))
+        outputs.append("Precision-recall (the plots' points):\n" + curve_table(pr_curves))
         click.echo("wrote " + ", ".join(str(p) for p in written))
     assert rep is not None
     if robustness:

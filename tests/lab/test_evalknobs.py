@@ -156,6 +156,7 @@ def test_eval_seed_split_and_plots(tmp_path: Path) -> None:
         assert png[:8] == PNG and len(png) > 5000
     text = md.read_text(encoding="utf-8")
     assert "Seeds by role" in text and text.count("vigil eval: seed") == 2
+    assert "withdrawal_risk: precision / recall" in text
     bad = CliRunner().invoke(eval_command, ["--tuning-seeds", "3", "--held-out-seeds", "4", "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "one run" in str(bad.exception)
 
