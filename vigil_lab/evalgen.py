@@ -95,6 +95,18 @@ class EvalSpec:
     partial_share: float = 0.0  # attacks that take 20-50 % of the balance, not 85-100 %
     device_reuse_share: float = 0.0  # attacks that replay the victim's device id and user agent
     known_address_share: float = 0.0  # attacks that withdraw to an address the victim used before
+    # more legitimate noise (issue 13 point 1); off by default, decided by a second random stream so
+    # that the figures with these knobs at 0 are the same as before they existed
+    family_device_share: float = 0.0  # accounts whose desktop (device id, user agent, home network) is
+    # shared with another account of the same household (several accounts on one device)
+    salary_share: float = 0.0  # accounts paid monthly: a salary deposit, then 60-95 % of it withdrawn
+    # to one of their own addresses within hours (a large withdrawal that is normal for them)
+    exchange_transfer_share: float = 0.0  # accounts moving 60-100 % of their balance to their deposit
+    # address at another exchange, one to three times (large, to an address used rarely)
+    first_known_share: float = 0.0  # accounts whose withdrawal history is not in the data (history
+    # before the import): their withdrawals in the window go to long-used addresses the system never saw
+    margin_share: float = 0.05  # accounts trading perpetuals (positions snapshotted every 4 h); a
+    # third of them have a margin episode (ratio climbing over 0.8, sometimes jumping several tiers)
 
     @property
     def total_days(self) -> int:
@@ -111,7 +123,14 @@ STRESS: dict[str, float] = {
     "partial_share": 0.3,
     "device_reuse_share": 0.2,
     "known_address_share": 0.1,
+    "new_phone_share": 0.5,
+    "family_device_share": 0.1,
+    "salary_share": 0.1,
+    "exchange_transfer_share": 0.05,
+    "first_known_share": 0.1,
 }
+# knobs that are not noise for the prompt rates (the robustness table leaves them alone)
+NOT_NOISE = ("margin_share",)
 KNOBS = (
     "travel_share",
     "abroad_share",
@@ -120,7 +139,8 @@ KNOBS = (
     "failed_password_rate",
     "big_withdrawal_share",
     "new_address_share",
-    *STRESS,
+    *(k for k in STRESS if k != "new_phone_share"),
+    *NOT_NOISE,
 )
 
 
@@ -130,6 +150,8 @@ class EvalSet:
     frames: dict[str, pd.DataFrame]
     labels: pd.DataFrame  # event_id, table, attack_id, attacker, role
     attacks: pd.DataFrame  # attack_id, attacker, account_id, login_ts, withdrawal_event_id
+    # account_id, symbol, start, end, peak: a position whose margin ratio reached 0.8 (warn-worthy)
+    margin_episodes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -181,10 +203,14 @@ def generate(spec: EvalSpec | None = None) -> EvalSet:
     txs: list[dict[str, Any]] = []
     secs: list[dict[str, Any]] = []
     accounts: list[dict[str, Any]] = []
-    people = []
+    people: list[dict[str, Any]] = []
+    positions: list[dict[str, Any]] = []
+    episodes: list[dict[str, Any]] = []
+    xr = np.random.default_rng([spec.seed, 1013])  # the stream of the knobs added later (see EvalSpec)
     for i in range(spec.accounts):
         cc = codes[int(rng.choice(len(codes), p=weights / weights.sum()))]
         p = _person(rng, world, f"acct{i:05d}", cc, spec)
+        _household(xr, p, people, spec)
         people.append(p)
         accounts.append(
             {
@@ -196,7 +222,9 @@ def generate(spec: EvalSpec | None = None) -> EvalSet:
             }
         )
         logins.extend(_legit_logins(rng, world, p, spec))
-        txs.extend(_legit_transactions(rng, p, spec))
+        txs.extend(_more_transactions(xr, p, spec, _legit_transactions(rng, p, spec)))
+        if xr.random() < spec.margin_share:
+            positions.extend(_positions(xr, p, spec, episodes))
         if rng.random() < 0.05:
             secs.append(
                 {
@@ -207,7 +235,13 @@ def generate(spec: EvalSpec | None = None) -> EvalSet:
             )
     attacks, labels = _attacks(rng, world, people, logins, txs, secs, spec)
     frames = _finish(accounts, logins, txs, secs, labels, attacks)
-    return EvalSet(spec, frames, frames.pop("_labels"), frames.pop("_attacks"))
+    if positions:
+        pos = pd.DataFrame(positions).sort_values(["ts", "account_id", "symbol"], kind="mergesort")
+        pos.insert(0, "event_id", [f"P{i:07d}" for i in range(len(pos))])
+        frames["positions"] = pos.reset_index(drop=True)
+    out = EvalSet(spec, frames, frames.pop("_labels"), frames.pop("_attacks"))
+    out.margin_episodes = pd.DataFrame(episodes, columns=["account_id", "symbol", "start", "end", "peak"])
+    return out
 
 
 # -- legitimate behaviour -------------------------------------------------------------------------------
@@ -242,6 +276,107 @@ def _person(rng: np.random.Generator, w: _World, pid: str, cc: str, spec: EvalSp
         "deposit": float(rng.lognormal(np.log(600), 1.0)) * (40 if rng.random() < 0.05 else 1),
         "addresses": [f"{pid}-addr{k}" for k in range(int(rng.integers(1, 3)))],
     }
+
+
+def _household(xr: np.random.Generator, p: dict[str, Any], people: list[dict[str, Any]], spec: EvalSpec) -> None:
+    """``family_device_share``: the account uses the desktop and home network of an earlier account
+    of the same country (a household sharing one computer)."""
+    if spec.family_device_share <= 0 or xr.random() >= spec.family_device_share:
+        return
+    peers = [q for q in people if q["cc"] == p["cc"] and not q["devices"][0]["phone"]]
+    if not peers:
+        return
+    q = peers[int(xr.integers(0, len(peers)))]
+    shared = q["devices"][0]
+    p["devices"] = [shared, *(d for d in p["devices"] if d["phone"])]
+    p["city"], p["home_isp"], p["home_ip"], p["home_ip2"] = q["city"], q["home_isp"], q["home_ip"], q["home_ip2"]
+    p["ip_change_day"] = q["ip_change_day"]
+    p["family_of"] = q["id"]
+
+
+def _more_transactions(
+    xr: np.random.Generator, p: dict[str, Any], spec: EvalSpec, out: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Salary days, exchange-to-exchange transfers and missing withdrawal history (see EvalSpec)."""
+
+    def row(day: float, kind: str, amt: float, addr: str | None) -> dict[str, Any]:
+        ts = spec.start + timedelta(days=day)
+        return {
+            "account_id": p["id"],
+            "ts": ts,
+            "kind": kind,
+            "asset": "USDT",
+            "amount": round(amt, 2),
+            "amount_usd": round(amt, 2),
+            "address": addr,
+        }
+
+    if spec.salary_share > 0 and xr.random() < spec.salary_share:
+        pay_day = float(xr.uniform(0, 28))
+        salary = p["deposit"] * float(xr.uniform(3, 6))
+        for month in range(int(spec.total_days // 28) + 1):
+            day = pay_day + 28 * month
+            if day + 0.3 >= spec.total_days:
+                break
+            paid = salary * float(xr.lognormal(0, 0.05))
+            out.append(row(day, "deposit", paid, None))
+            spent = paid * float(xr.uniform(0.6, 0.95))
+            out.append(row(day + float(xr.uniform(0.02, 0.25)), "withdrawal", spent, p["addresses"][0]))
+    if spec.exchange_transfer_share > 0 and xr.random() < spec.exchange_transfer_share:
+        for day in np.sort(xr.uniform(1, spec.total_days, int(xr.integers(1, 4)))):
+            bal = sum(
+                r["amount"] if r["kind"] == "deposit" else -r["amount"]
+                for r in out
+                if r["ts"] < spec.start + timedelta(days=float(day))
+            )
+            if bal > 50:
+                out.append(row(float(day), "withdrawal", bal * float(xr.uniform(0.6, 1.0)), f"{p['id']}-exchange"))
+    if spec.first_known_share > 0 and xr.random() < spec.first_known_share:
+        cut = spec.start + timedelta(days=spec.warmup_days)
+        out = [r for r in out if r["kind"] != "withdrawal" or r["ts"] >= cut]
+        p["no_history"] = True
+    return out
+
+
+def _positions(
+    xr: np.random.Generator, p: dict[str, Any], spec: EvalSpec, episodes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One perpetual position snapshotted every 4 hours, margin ratio wandering in 0.1..0.6; a third
+    have a margin episode in the evaluation window: the ratio climbs to 0.8-0.97 in one to four
+    snapshots (one: a jump over several tiers at once), stays a snapshot, then falls back."""
+    sym = str(xr.choice(["BTCUSDT", "ETHUSDT", "SOLUSDT"]))
+    n = int(spec.total_days * 6)
+    ratio = np.clip(0.35 + np.cumsum(xr.normal(0, 0.01, n)), 0.1, 0.6)
+    lev = float(xr.choice([3, 5, 10, 20]))
+    ts = [spec.start + timedelta(hours=4 * k, milliseconds=int(xr.integers(0, 360_000))) for k in range(n)]
+    if xr.random() < 1 / 3 and n > spec.warmup_days * 6 + 12:
+        k0 = int(xr.integers(int(spec.warmup_days * 6), n - 12))
+        peak = float(xr.uniform(0.8, 0.97))
+        steps = int(xr.integers(1, 5))
+        ratio[k0 : k0 + steps] = np.linspace(float(ratio[k0 - 1]), peak, steps + 1)[1:]
+        ratio[k0 + steps] = peak
+        ratio[k0 + steps + 1 : k0 + steps + 3] = [peak - 0.2, peak - 0.35]
+        hot = [k for k in range(k0, k0 + steps + 1) if ratio[k] >= 0.8]
+        episodes.append(
+            {
+                "account_id": p["id"],
+                "symbol": sym,
+                "start": ts[hot[0]],
+                "end": ts[k0 + steps + 1],
+                "peak": round(peak, 4),
+            }
+        )
+    return [
+        {
+            "account_id": p["id"],
+            "ts": ts[k],
+            "symbol": sym,
+            "leverage": lev,
+            "margin_ratio": round(float(ratio[k]), 4),
+            "notional_usd": round(p["deposit"] * lev, 2),
+        }
+        for k in range(n)
+    ]
 
 
 def _trip(

@@ -24,6 +24,12 @@ class EvalReport:
     spec: dict[str, Any]
     login_prompts: int | None = None  # false alarms that ask "was this you?" (rules with confirm: true)
     withdrawal_prompts: int | None = None
+    margin_episodes: int = 0  # positions whose margin ratio reached 0.8 in the window
+    margin_warned: int = 0  # ... of which a live margin-tier alert came during the episode
+
+    @property
+    def margin_warned_share(self) -> float | None:
+        return None if not self.margin_episodes else self.margin_warned / self.margin_episodes
 
     @property
     def login_prompt_rate(self) -> float | None:
@@ -106,10 +112,27 @@ def score(
     per_rule = dict(Counter(a["rule_id"] for a in false_login + false_wd))
     login_alerts, wd_alerts = len(false_login), len(false_wd)
     rep = EvalReport(rows, legit_logins, legit_wd, login_alerts, wd_alerts, per_rule, asdict(data.spec))
+    rep.margin_episodes, rep.margin_warned = _margin(data, al)
     if prompt_rules is not None:
         rep.login_prompts = sum(1 for a in false_login if a["rule_id"] in prompt_rules)
         rep.withdrawal_prompts = sum(1 for a in false_wd if a["rule_id"] in prompt_rules)
     return rep
+
+
+def _margin(data: EvalSet, alerts: list[Mapping[str, Any]]) -> tuple[int, int]:
+    """Margin episodes and how many of them a margin-tier alert warned while they lasted."""
+    ep = data.margin_episodes
+    if ep is None or not len(ep):
+        return 0, 0
+    warn: dict[str, list[pd.Timestamp]] = {}
+    for a in alerts:
+        if str(a.get("kind", "")).startswith("margin_tier"):
+            warn.setdefault(str(a["account_id"]), []).append(pd.Timestamp(a["ts"]))
+    warned = 0
+    for acct, start, end in zip(ep["account_id"], ep["start"], ep["end"], strict=True):
+        if any(pd.Timestamp(start) <= t <= pd.Timestamp(end) for t in warn.get(str(acct), [])):
+            warned += 1
+    return len(ep), warned
 
 
 def prompt_rule_ids(rules: Any) -> set[str]:
@@ -124,6 +147,7 @@ def prompt_rule_ids(rules: Any) -> set[str]:
 
 # issue 13 point 8: the default pack's targets, live alerts only (targeted: with device ids)
 TARGETS = {"naive": 0.99, "vpn": 0.95, "targeted": 0.90}
+MIN_MARGIN_WARNED = 0.98  # share of margin episodes warned
 MAX_LOGIN_PROMPTS = 0.7  # "was this you?" per 100 legitimate logins
 MAX_WITHDRAWAL_PROMPTS = 8.0  # per 100 legitimate withdrawals
 
@@ -154,6 +178,12 @@ def format_report(rep: EvalReport) -> str:
             f"per 100 legitimate logins**, {rep.withdrawal_prompts} on withdrawals = "
             f"**{rep.withdrawal_prompt_rate:.2f} per 100 legitimate withdrawals** (the rest are notices; "
             f"targets ≤ {MAX_LOGIN_PROMPTS:g} and ≤ {MAX_WITHDRAWAL_PROMPTS:g}).",
+        ]
+    if rep.margin_episodes:
+        lines += [
+            "",
+            f"Margin episodes warned: {rep.margin_warned} of {rep.margin_episodes} positions whose margin ratio "
+            f"reached 0.8 = **{rep.margin_warned_share:.1%}** (target ≥ {MIN_MARGIN_WARNED:.0%}).",
         ]
     if rep.per_rule:
         lines += [
