@@ -183,6 +183,11 @@ class Daemon:
         self.last_finished: dict[str, datetime] = {}
         self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR)
         sc = app.settings.scan
+        if sc.shards > 0 and app.engine.dialect.name != "postgresql":
+            from vigil.errors import ConfigError
+
+            raise ConfigError(f"scan.shards: {sc.shards} needs a PostgreSQL database_url (the replicas lease shards "
+                              f"through it); this one is {app.engine.dialect.name}. Set scan.shards: 0 for one scanner")
         self.leases = Leases(app.sessions, sc.shards, sc.lease_seconds, sc.replica_id) if sc.shards > 0 else None
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:

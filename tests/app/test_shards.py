@@ -3,6 +3,7 @@ that move to the survivors, cursors seeded from the unsharded one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -109,4 +110,46 @@ def test_leases_are_shared_and_taken_over_after_the_timeout(pg_url: str, data: P
     c = Leases(app.sessions, 6, 30, "c")
     totals = scan_leased(app, c)
     assert totals["caught_up"] and totals["rows"] > 0 and totals["replica"] == "c"
+    _status_and_metrics_show_the_shards(app)
+    app.close()
+
+
+def _status_and_metrics_show_the_shards(app: Any) -> None:
+    from vigil.status import render_text, status_report
+    from vigil.web.metrics import exposition, registry_for
+
+    with app.sessions.begin() as s:  # b's lease on shard 5 ran out and nobody took it; c is alive
+        s.execute(text("UPDATE vigil_shard_leases SET owner = 'b', expires_at = now() - interval '1 second' "
+                       "WHERE shard = 5"))
+    rep = status_report(app.sessions, app.clock())
+    body = rep["shards"]
+    assert body["count"] == 6 and body["unowned"] == ["5"]
+    c = next(r for r in body["replicas"] if r["replica"] == "c")
+    assert c["shards"] == ["cross", "0", "1", "2", "3", "4"] and c["alive"]
+    by = {sh["shard"]: sh for sh in body["shards"]}
+    assert by["0"]["owner"] == "c" and by["5"]["owner"] is None and by["5"]["last_owner"] == "b"
+    assert by["0"]["ids_behind"] == 0 and set(by["cross"]["lag"]) == {"logins"}
+    assert by["0"]["lag"]["transactions"]["ids_behind"] == 0
+    with app.sessions.begin() as s:  # new rows arrive: every shard falls behind by them
+        top = s.scalar(text("SELECT max(ingest_seq) FROM logins"))
+        s.execute(text("UPDATE vigil_cursors SET state = CAST(:st AS JSON) WHERE source = 'sql:logins#shard0of6'"),
+                  {"st": json.dumps({"pos": top - 7, "gaps": {}})})
+    assert status_report(app.sessions, app.clock())["shards"]["shards"][1]["lag"]["logins"]["ids_behind"] == 7
+    text_out = render_text(status_report(app.sessions, app.clock()))
+    assert "replica c" in text_out and "unowned: 5" in text_out
+    metrics = exposition(registry_for(app))[0].decode()
+    assert 'vigil_shard_owned{replica="c",shard="0"} 1.0' in metrics
+    assert 'vigil_shard_owned{replica="",shard="5"} 0.0' in metrics
+    assert 'vigil_shard_lag_ids{shard="0",table="logins"} 7.0' in metrics
+    assert 'vigil_replica_shards{replica="c"} 6.0' in metrics
+    assert "vigil_outbox_depth" in metrics and "vigil_replica_heartbeat_age_seconds" in metrics
+
+
+def test_a_sharded_daemon_on_sqlite_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    from vigil.daemon import Daemon
+    from vigil.errors import ConfigError
+
+    app = make_app(f"sqlite:///{tmp_path / 'v.db'}", scan={"shards": 4})
+    with pytest.raises(ConfigError, match=r"scan.shards: 4 needs a PostgreSQL database_url"):
+        Daemon(app)
     app.close()
