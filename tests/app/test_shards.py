@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from alerts.store.models import AlertRow, Cursor, FindingRow, OutboxRow, Profile
 from tests.app.helpers import make_app
@@ -29,12 +29,31 @@ def _state(app: Any) -> dict[str, Any]:
         }
 
 
+def plant_stuffing(frames: dict[str, Any], ip: str = "203.0.113.77") -> dict[str, Any]:
+    """Append a credential-stuffing wave to the logins: 12 accounts fail from one IP within half an
+    hour, then two of them log in from it -- work for the cross-account shard."""
+    import pandas as pd
+
+    logins = frames["logins"]
+    accts = sorted(logins["account_id"].unique())[:12]
+    t0 = logins["ts"].max() + pd.Timedelta(minutes=5)
+    rows = []
+    for i, acct in enumerate([*accts, *accts[:2]]):
+        row = logins[logins["account_id"] == acct].iloc[-1].copy()
+        row["event_id"] = f"stuff-{i:03d}"
+        row["ts"] = t0 + pd.Timedelta(minutes=2 * i)
+        row["success"] = i >= len(accts)
+        row["ip"] = ip
+        rows.append(row)
+    return {**frames, "logins": pd.concat([logins, pd.DataFrame(rows)], ignore_index=True)}
+
+
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     from vigil_lab import synth
 
     path = tmp_path / "data"
-    synth.write_dir(synth.generate(seed=5, accounts=40, days=12), path)
+    synth.write_dir(plant_stuffing(synth.generate(seed=5, accounts=40, days=12)), path)
     return path
 
 
@@ -64,6 +83,9 @@ def test_sharded_scan_gives_the_alerts_of_one_scanner(_postgres: Any, data: Path
         assert totals["caught_up"] and totals["shards"] == 6
         a, b = _state(single), _state(sharded)
         assert a["alerts"], "the generated data raises alerts"
+        with single.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(FindingRow).where(
+                FindingRow.detector == "credential_stuffing")), "the cross-account shard has work"
         assert b == a
         with sharded.sessions() as s:
             cursors = set(s.scalars(select(Cursor.source)))

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from alerts.store.db import upgrade
 from alerts.store.models import AlertRow, FindingRow, OutboxRow, Profile, Ticket
+from tests.app.test_shards import plant_stuffing
 from tests.faults.cluster import wait_for
 from tests.faults.providers import FakeApis, FaultRelay, channels_config, service_account
 from tests.faults.test_kills import WEB, output, vigil, write_config
@@ -87,7 +88,7 @@ def test_three_replicas_one_killed_leave_the_alerts_of_one_scanner(pg_url: str, 
     from vigil_lab import synth
 
     data = tmp_path / "data"
-    synth.write_dir(synth.generate(seed=11, accounts=60, days=20), data)
+    synth.write_dir(plant_stuffing(synth.generate(seed=11, accounts=60, days=20)), data)
     clean_name, clean_url = _postgres.create()
     apis, relay = FakeApis(), FaultRelay().start()
     procs: list[subprocess.Popen[str]] = []
@@ -103,6 +104,11 @@ def test_three_replicas_one_killed_leave_the_alerts_of_one_scanner(pg_url: str, 
         assert vigil(clean_cfg, "scan", "--once").wait(timeout=600) == 0, output(clean_cfg)
         clean = _state(clean_url)
         assert clean["alerts"] and clean["outbox"]
+        engine = create_engine(clean_url)
+        with engine.connect() as c:  # the cross-account shard has work to lose if its takeover failed
+            assert c.scalar(select(func.count()).select_from(FindingRow).where(
+                FindingRow.detector == "credential_stuffing"))
+        engine.dispose()
         cfg = write_config(tmp_path / "replicas.yaml", database_url=pg_url, web=WEB, daemon=daemon,
                            scan={"shards": SHARDS, "lease_seconds": 3},
                            channels=channels_config(apis, relay.port, service_account(tmp_path, f"{apis.url}/token")),
