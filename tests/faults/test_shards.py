@@ -67,6 +67,23 @@ def _caught_up(url: str) -> bool:
         engine.dispose()
 
 
+def _unfinished_of(url: str, owner: str) -> list[int]:
+    """The shards ``owner`` holds whose logins cursor is short of the newest row: work a survivor must finish."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            newest = c.scalar(text("SELECT max(ingest_seq) FROM logins"))
+            out = []
+            for shard in c.scalars(text("SELECT shard FROM vigil_shard_leases WHERE owner = :o"), {"o": owner}):
+                name = "sql:logins#cross" if shard < 0 else f"sql:logins#shard{shard}of{SHARDS}"
+                state = c.scalar(text("SELECT state FROM vigil_cursors WHERE source = :n"), {"n": name}) or {}
+                if int(state.get("pos", 0)) < newest:
+                    out.append(int(shard))
+            return out
+    finally:
+        engine.dispose()
+
+
 def _cross_owner(url: str) -> int | None:
     engine = create_engine(url)
     try:
@@ -78,6 +95,15 @@ def _cross_owner(url: str) -> int | None:
     finally:
         engine.dispose()
     return int(owner.rsplit(":", 1)[1]) if owner and alerts else None
+
+
+def _victim_name(url: str, pid: int) -> str:
+    engine = create_engine(url)
+    with engine.connect() as c:
+        name = c.scalar(text("SELECT owner FROM vigil_shard_leases WHERE shard = -1"))
+    engine.dispose()
+    assert name is not None and name.endswith(f":{pid}")
+    return str(name)
 
 
 @pytest.mark.timeout(900)  # real processes on a shared machine: minutes, not seconds
@@ -121,6 +147,10 @@ def test_three_replicas_one_killed_leave_the_alerts_of_one_scanner(pg_url: str, 
         dead = next(p for p in procs if p.pid == victim)
         dead.send_signal(signal.SIGKILL)
         dead.wait(timeout=60)
+        owner = _victim_name(pg_url, victim)
+        unfinished = _unfinished_of(pg_url, owner)
+        print(f"\nkilled {owner}; its shards still short of the newest login: {unfinished}")
+        assert unfinished, "the victim had finished its shards before the kill: make the input bigger"
         assert wait_for(lambda: _caught_up(pg_url), 600, 0.5), output(cfg)[-3000:]
         time.sleep(2)  # a last round of every job: anything still to come would show now
         survivors = [p for p in procs if p is not dead]
