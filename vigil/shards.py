@@ -121,6 +121,7 @@ def default_replica_id() -> str:
 _EXPIRY = "now() + make_interval(secs => CAST(:lease AS double precision))"
 _ENSURE = ("INSERT INTO vigil_shard_leases (shard) SELECT g FROM generate_series(-1, :n - 1) g "
            "ON CONFLICT (shard) DO NOTHING")
+_SHRINK = "DELETE FROM vigil_shard_leases WHERE shard >= :n AND (owner IS NULL OR expires_at < now())"
 _BEAT = ("INSERT INTO vigil_replicas (replica_id, started_at, heartbeat_at, shards) VALUES (:me, now(), now(), '[]') "
          "ON CONFLICT (replica_id) DO UPDATE SET heartbeat_at = now()")
 _LIVE = ("SELECT count(*) FROM vigil_replicas "
@@ -154,19 +155,24 @@ class Leases:
         p = {"me": self.replica_id, "lease": self.lease_seconds}
         with self.sessions.begin() as s:
             s.execute(text(_ENSURE), {"n": self.count})
+            s.execute(text(_SHRINK), {"n": self.count})  # shards of a larger count, after resizing
             s.execute(text(_BEAT), p)
             live = int(s.scalar(text(_LIVE), p) or 1)
             mine = list(s.scalars(text(_RENEW), p))
             fair = math.ceil(self.count / max(1, live))
             regular = sorted(x for x in mine if x != CROSS)
+            stale = [x for x in regular if x >= self.count]  # taken under a larger count: not ours to scan
+            if stale:
+                s.execute(text(_RELEASE + " AND shard = ANY(:extra)"), {**p, "extra": stale})
+                regular = [x for x in regular if x < self.count]
             extra = regular[fair:]
             if extra:  # more than the fair share: hand the highest back to the newcomers
                 s.execute(text(_RELEASE + " AND shard = ANY(:extra)"), {**p, "extra": extra})
                 regular = regular[:fair]
             want = fair - len(regular)
             if want > 0:
-                regular += list(s.scalars(text(_CLAIM.format(which="shard >= 0", limit="LIMIT :want")),
-                                          {**p, "want": want}))
+                regular += list(s.scalars(text(_CLAIM.format(which="shard >= 0 AND shard < :n", limit="LIMIT :want")),
+                                          {**p, "want": want, "n": self.count}))
             cross = CROSS in mine or bool(list(s.scalars(text(_CLAIM.format(which="shard = -1", limit="")), p)))
             owned = set(regular) | ({CROSS} if cross else set())
             s.execute(text("UPDATE vigil_replicas SET shards = CAST(:shards AS JSON) WHERE replica_id = :me"),

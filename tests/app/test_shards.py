@@ -124,6 +124,12 @@ def test_leases_are_shared_and_taken_over_after_the_timeout(pg_url: str, data: P
         s.execute(text("UPDATE vigil_shard_leases SET expires_at = now() - interval '1 second' WHERE owner = 'a'"))
         s.execute(text("UPDATE vigil_replicas SET heartbeat_at = now() - interval '1 minute' WHERE replica_id = 'a'"))
     assert sorted(s.index for s in b.heartbeat()) == [CROSS, 0, 1, 2, 3, 4, 5]
+    with app.sessions.begin() as s:  # resized from 8 shards: leases 6 and 7 are left over, 7 held by a dead one
+        s.execute(text("INSERT INTO vigil_shard_leases (shard, owner, expires_at) VALUES (6, NULL, NULL), "
+                       "(7, 'old', now() - interval '1 second')"))
+    assert sorted(s.index for s in b.heartbeat()) == [CROSS, 0, 1, 2, 3, 4, 5]
+    with app.sessions() as s:
+        assert s.scalar(text("SELECT max(shard) FROM vigil_shard_leases")) == 5
     b.release()
     with app.sessions() as s:
         assert s.scalar(text("SELECT count(*) FROM vigil_shard_leases WHERE owner IS NOT NULL")) == 0
