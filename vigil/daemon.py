@@ -35,21 +35,36 @@ from delivery.escalate import EscalateReport, escalate_once
 from vigil.bootstrap import App
 from vigil.isolate import scan_guarded
 from vigil.runs import RunLog, RunRecord, database_error, error_detail
+from vigil.shards import Leases, Shard
 
 log = logging.getLogger("vigil.daemon")
 SCAN_CYCLE = "scan_cycle"  # Run.job of one cycle; /metrics (vigil.web.metrics) reads the same name
 
 
-def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: bool = True) -> dict[str, Any]:
-    """Scan batch after batch until the source is exhausted; report totals and any backlog left."""
+def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: bool = True,
+                         shard: Shard | None = None, holds: Callable[[Shard], bool] | None = None) -> dict[str, Any]:
+    """Scan batch after batch until the source is exhausted; report totals and any backlog left.
+
+    With ``scan.shards`` set and no ``shard`` given (``vigil scan --once``), every shard in turn;
+    ``holds(shard)`` (the daemon's leases) is asked before each batch: a lost lease stops the loop.
+    """
+    if shard is None and app.settings.scan.shards > 0:
+        from vigil.shards import all_shards
+
+        return _sum_cycles([scan_until_caught_up(app, max_batches=max_batches, deliver=deliver, shard=sh)
+                            for sh in all_shards(app.settings.scan.shards)])
     limit = max_batches or app.settings.daemon.max_batches_per_run
     totals: dict[str, Any] = {"batches": 0, "rows": 0, "alerts": 0, "quarantined": 0, "caught_up": False,
                               "scan_seconds": 0.0}
     started, t0 = app.clock(), time.perf_counter()
     for _ in range(limit):
+        if shard is not None and holds is not None and not holds(shard):
+            log.info("shard %s: lease lost; another replica continues from its cursor", shard.label())
+            totals["caught_up"] = True  # nothing of this shard is ours to catch up
+            break
         now = app.clock()
         rep = scan_guarded(app.sessions, app.source, _rules(app), now=now, batch_rows=app.settings.daemon.batch_rows,
-                           deliver=deliver, geo=app.geo)
+                           deliver=deliver, geo=app.geo, shard=shard)
         totals["batches"] += 1
         totals["rows"] += rep.total_rows
         totals["alerts"] += len(rep.stage.created)
@@ -65,6 +80,8 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
     drain = getattr(app.source, "drain_messages", None)  # a data directory's refused files and notes
     for level, message in drain() if drain is not None else []:
         log.log(level, "source: %s", message)
+    if shard is not None:
+        totals["shard"] = shard.label()
     if not totals["caught_up"]:
         log.warning("scan: backlog remains after %d batches; the next run continues from the cursor", limit)
     totals["seconds"] = round(time.perf_counter() - t0, 3)
@@ -78,6 +95,25 @@ def scan_until_caught_up(app: App, *, max_batches: int | None = None, deliver: b
         s.add(Run(job=SCAN_CYCLE, started_at=started, finished_at=app.clock(),
                   status="caught_up" if totals["caught_up"] else "backlog", detail=dict(totals)))
     return totals
+
+
+def _sum_cycles(cycles: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"batches": 0, "rows": 0, "alerts": 0, "quarantined": 0, "caught_up": True,
+                           "scan_seconds": 0.0, "seconds": 0.0, "shards": len(cycles)}
+    for c in cycles:
+        for k in ("batches", "rows", "alerts", "quarantined", "scan_seconds", "seconds"):
+            out[k] += c[k]
+        out["caught_up"] = out["caught_up"] and c["caught_up"]
+    out["seconds"], out["scan_seconds"] = round(out["seconds"], 3), round(out["scan_seconds"], 3)
+    return out
+
+
+def scan_leased(app: App, leases: Leases) -> dict[str, Any]:
+    """The sharded daemon's scan job: renew the leases, then catch up every shard this replica holds."""
+    cycles = [scan_until_caught_up(app, shard=sh, holds=leases.holds) for sh in leases.heartbeat()]
+    out = _sum_cycles(cycles)
+    out["replica"] = leases.replica_id
+    return out
 
 
 def _rules(app: App) -> Any:
@@ -146,6 +182,13 @@ class Daemon:
             "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
         self.last_finished: dict[str, datetime] = {}
         self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR)
+        sc = app.settings.scan
+        if sc.shards > 0 and app.engine.dialect.name != "postgresql":
+            from vigil.errors import ConfigError
+
+            raise ConfigError(f"scan.shards: {sc.shards} needs a PostgreSQL database_url (the replicas lease shards "
+                              f"through it); this one is {app.engine.dialect.name}. Set scan.shards: 0 for one scanner")
+        self.leases = Leases(app.sessions, sc.shards, sc.lease_seconds, sc.replica_id) if sc.shards > 0 else None
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
         def run() -> None:
@@ -163,7 +206,7 @@ class Daemon:
                 self.runs.failure(name, started, finished, e)
                 return
             self.last_finished[name] = finished = self.app.clock()
-            if name != "scan":  # scan records its own runs per batch, in the batch's transaction
+            if name not in ("scan", "leases"):  # scan records its own runs per batch, in the batch's transaction
                 self.runs.add(RunRecord(name, started, finished, "ok", _plain(detail)))
         return run
 
@@ -214,8 +257,15 @@ class Daemon:
         d = self.app.settings.daemon
         self.scheduler.add_job(self._job("rules", lambda: reload_rules(self.app)), "interval",
                                seconds=d.rules_reload_seconds, id="rules")
-        self.scheduler.add_job(self._job("scan", lambda: scan_until_caught_up(self.app)), "interval",
-                               seconds=d.scan_every_seconds, id="scan", next_run_time=self.app.clock())
+        if self.leases is not None:  # sharded: heartbeats on their own, so a long scan never loses its leases
+            leases = self.leases
+            self.scheduler.add_job(self._job("scan", lambda: scan_leased(self.app, leases)), "interval",
+                                   seconds=d.scan_every_seconds, id="scan", next_run_time=self.app.clock())
+            self.scheduler.add_job(self._job("leases", leases.heartbeat), "interval",
+                                   seconds=max(0.2, leases.lease_seconds / 3), id="leases")
+        else:
+            self.scheduler.add_job(self._job("scan", lambda: scan_until_caught_up(self.app)), "interval",
+                                   seconds=d.scan_every_seconds, id="scan", next_run_time=self.app.clock())
         self.scheduler.add_job(self._job("deliver", self._deliver),
                                "interval", seconds=d.deliver_every_seconds, id="deliver")
         self.scheduler.add_job(self._job("escalate", lambda: escalate_all(self.app).__dict__),
@@ -238,6 +288,12 @@ class Daemon:
                 pass
         finally:
             self.scheduler.shutdown(wait=True)
+            if self.leases is not None:
+                try:
+                    self.leases.release()
+                except Exception as e:  # the database is away: the leases simply expire
+                    log.warning("could not give the shard leases back (%s); they expire in %.0f s", e,
+                                self.leases.lease_seconds)
             if self._deliverer is not None:
                 self._deliverer.close(wait=True)  # sends under way finish; the rest is given back
             if not self.runs.flush():

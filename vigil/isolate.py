@@ -117,12 +117,14 @@ class Replay:
 
 
 def scan_guarded(sessions: sessionmaker[Session], source: Any, rules: RuleSet, *, now: datetime,
-                 batch_rows: int = 200_000, deliver: bool = True, geo: Any = None) -> ScanReport:
+                 batch_rows: int = 200_000, deliver: bool = True, geo: Any = None, shard: Any = None
+                 ) -> ScanReport:
     """One committed batch; rows the database refuses are isolated and quarantined (module docstring)."""
     replay = Replay(source)
 
     def scan(s: Session) -> ScanReport:
-        return scan_once(s, replay, rules, now=now, batch_rows=batch_rows, deliver=deliver, geo=geo)  # type: ignore[arg-type]
+        return scan_once(s, replay, rules, now=now, batch_rows=batch_rows, deliver=deliver, geo=geo,  # type: ignore[arg-type]
+                         shard=shard)
 
     try:
         with sessions.begin() as s:

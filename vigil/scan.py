@@ -37,6 +37,7 @@ from vigil.ingest import Quarantined, validate
 from vigil.profiles import ProfileStore, SqlProfiles
 
 if TYPE_CHECKING:
+    from vigil.shards import Shard
     from vigil.sources import FileSource, SqlSource
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class BatchOptions:
     store_findings: bool = True
     tickets: bool = True  # False: only actions later rules can see (freeze); see alerts.stage
     contacts: bool = True  # record contact changes (they matter only to what is delivered)
+    detectors: str = "all"  # "account": per-account detectors only; "cross": cross-account only (vigil/shards.py)
+    write_accounts: bool = True  # False: read the account mirror, never write it (the cross-account shard)
 
 
 def scan_once(
@@ -88,8 +91,12 @@ def scan_once(
     batch_rows: int = 200_000,
     deliver: bool = True,
     geo: Any = None,
+    shard: Shard | None = None,
 ) -> ScanReport:
     """One batch inside the caller's transaction (the caller commits).
+
+    ``shard`` (``vigil/shards.py``): only that shard's accounts' rows, from the shard's own cursors;
+    the cross-account shard runs only the cross-account detectors, over every account's rows.
 
     ``geo`` is an IP resolver (``detectors.geoip``): logins missing country, city, coordinates or
     ASN are enriched from the IP and city centroids; what stays unknown is counted, never fatal.
@@ -97,7 +104,12 @@ def scan_once(
     t0 = time.perf_counter()
     report = ScanReport()
     if session.bind is not None and session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCAN_LOCK_KEY})
+        if shard is None:
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCAN_LOCK_KEY})
+        else:
+            from vigil.shards import lock_shard
+
+            lock_shard(session, shard)
     run = Run(job="scan", started_at=now, status="running", detail={})
     session.add(run)
     session.flush()
@@ -107,26 +119,42 @@ def scan_once(
     absent: dict[str, frozenset[str]] = {}
     cursors: dict[str, tuple[Cursor, dict[str, Any]]] = {}
     conn = session.connection()
-    for table in source.tables():
-        name = f"{source.kind}:{table}"
+    tables = source.tables()
+    if shard is not None and shard.cross:  # only what the cross-account detectors read
+        wanted = {t for d in rules.detectors.values() if getattr(d, "cross_account", False)
+                  for t in (d.table, *d.extra_tables)}
+        tables = [t for t in tables if t in wanted]
+    for table in tables:
+        name = f"{source.kind}:{table}" + (shard.suffix if shard is not None else "")
         cur = session.get(Cursor, name, with_for_update=True)
         if cur is None:
-            cur = Cursor(source=name, state={}, version=0)
+            state: dict[str, Any] = {}
+            if shard is not None:
+                from vigil.shards import seed_state
+
+                state = seed_state(session, f"{source.kind}:{table}", shard.count)
+            cur = Cursor(source=name, state=state, version=0)
             session.add(cur)
         rr = source.read(table, cur.state or {}, batch_rows, now, conn=conn)
+        raw = rr.raw
+        if shard is not None and not shard.cross and "account_id" in raw.columns:
+            from vigil.shards import shard_mask
+
+            raw = raw[shard_mask(raw["account_id"], shard.count, shard.index)].reset_index(drop=True)
         t = time.perf_counter()
-        good, bad = validate(table, rr.raw)
+        good, bad = validate(table, raw)
         report.timed("validate", t)
         frames[table] = good
         absent[table] = rr.absent
-        report.rows[table] = len(rr.raw)
-        report.quarantined.extend(bad)
+        report.rows[table] = len(raw)
+        if shard is None or not shard.cross:  # the account shards quarantine a bad row, once
+            report.quarantined.extend(bad)
         report.exhausted = report.exhausted and rr.exhausted
         cursors[table] = (cur, rr.state)
 
     process_batch(session, frames, absent, rules, now=now, report=report, geo=geo, run_id=run.id,
                   accounts=lambda ids: source.accounts(ids, conn=conn), profiles=SqlProfiles(session),
-                  options=BatchOptions(deliver=deliver))
+                  options=_shard_options(shard, deliver))
     store_quarantine(session, report.quarantined, run.id, now)
     for cur, state in cursors.values():
         cur.state = state
@@ -142,7 +170,17 @@ def scan_once(
         "replayed_events": report.replayed_events, "skips": report.skips,
         "rule_set": rules.content_hash[:16], "seconds": round(report.seconds, 3),
     }
+    if shard is not None:
+        run.detail["shard"] = shard.label()
     return report
+
+
+def _shard_options(shard: Shard | None, deliver: bool) -> BatchOptions:
+    if shard is None:
+        return BatchOptions(deliver=deliver)
+    if shard.cross:  # the account shards record the events seen, the contacts and the mirror
+        return BatchOptions(deliver=deliver, detectors="cross", ledger=False, contacts=False, write_accounts=False)
+    return BatchOptions(deliver=deliver, detectors="account")
 
 
 def process_batch(
@@ -189,11 +227,11 @@ def process_batch(
         acct_frame, acct_bad = validate("accounts", accounts(ids))
         report.quarantined.extend(acct_bad)
         batch.frames["accounts"] = acct_frame
-        mirror = sync_accounts(session, acct_frame, ids, now, contact_changes)
+        mirror = sync_accounts(session, acct_frame, ids, now, contact_changes, write=options.write_accounts)
     if options.contacts:
         record_contact_changes(session, contact_changes, batch.get("security_events"), now)
     t = report.timed("accounts", t)
-    findings = run_detectors(profiles, rules, batch, mirror, now=now, report=report)
+    findings = run_detectors(profiles, rules, batch, mirror, now=now, report=report, which=options.detectors)
     t = time.perf_counter()
     if options.store_findings:
         store_findings(session, findings, now, run_id)
@@ -216,6 +254,7 @@ def run_detectors(
     *,
     now: datetime,
     report: ScanReport,
+    which: str = "all",
 ) -> list[Finding]:
     """Run every detector with the profiles of the batch's keys only; store profile updates.
 
@@ -230,6 +269,8 @@ def run_detectors(
     for name, base in rules.detectors.items():
         if not rules.for_detector(name):  # no enabled rule (live or shadow) reads it: skip the work
             continue
+        if which != "all" and getattr(base, "cross_account", False) != (which == "cross"):
+            continue  # a sharded scanner: this shard runs the other kind (vigil/shards.py)
         tables = (base.table, *base.extra_tables)
         if all(batch.get(t) is None for t in tables):
             continue
@@ -303,7 +344,8 @@ MIRROR_COLUMNS = ("account_id", *CONTACT_FIELDS, "created_at", "source_status", 
 
 
 def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: datetime,
-                  changes: list[tuple[str, str, Any, Any]] | None = None) -> dict[str, dict[str, Any]]:
+                  changes: list[tuple[str, str, Any, Any]] | None = None, *, write: bool = True
+                  ) -> dict[str, dict[str, Any]]:
     """Refresh the account mirror for the batch's accounts (set-based: what changed is written);
     return plain dicts for the rules.  ``changes`` receives every (account, column, old, new) the
     refresh changed (contact history, :mod:`alerts.contacts`)."""
@@ -347,6 +389,8 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
             "account_id": acct_id, "tier": row["tier"], "locale": row["locale"], "timezone": row["timezone"],
             "status": row["status"], "created_at": _aware(row["created_at"]),
         }
+    if not write:
+        return out
     insert_rows(session, table, fresh)  # type: ignore[arg-type]
     # the mirror's own columns (status, freeze) are never overwritten from the source
     update_rows(session, table, "account_id", [  # type: ignore[arg-type]

@@ -122,6 +122,17 @@ class DaemonSettings(Strict):
     max_batches_per_run: int = Field(50, ge=1)
 
 
+class ScanSettings(Strict):
+    """Sharded live scanners (``vigil/shards.py``, docs/operations.md "Running N scanner replicas")."""
+
+    shards: int = Field(0, ge=0, le=4096, description="split accounts into this many shards leased by "
+                        "replicas (PostgreSQL); 0: one scanner at a time under one lock")
+    lease_seconds: float = Field(30, gt=0, le=3600, description="a replica that sent no heartbeat for this "
+                                 "long loses its shards to the others")
+    replica_id: str | None = Field(None, max_length=120, description="this replica's name in `vigil status`; "
+                                   "default host:pid")
+
+
 class GeoSettings(Strict):
     """IP and place enrichment of logins (docs/configuration.md#geo)."""
 
@@ -161,6 +172,7 @@ class Settings(BaseSettings):
     channels: Channels = Field(default_factory=Channels)
     web: WebSettings = Field(default_factory=WebSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    scan: ScanSettings = Field(default_factory=ScanSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     answers: AnswerSettings = Field(default_factory=AnswerSettings)
     suppressions: SuppressionSettings = Field(default_factory=SuppressionSettings)

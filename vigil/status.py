@@ -14,11 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.outbox import DEAD_LETTERS, READY, OutboxStatus
-from alerts.store.models import Delivery, OutboxRow, Run
+from alerts.store.models import Cursor, Delivery, OutboxRow, Replica, Run, ShardLease
 
 Section = Callable[[Session, datetime], dict[str, Any]]
 ERROR = "error"  # Run.status of a failed job run
@@ -87,12 +87,79 @@ def outbox_section(s: Session, now: datetime) -> dict[str, Any]:
     }
 
 
-SECTIONS: dict[str, Section] = {"runs": runs_section, "failures": failures_section, "outbox": outbox_section}
+def _age(now: datetime, dt: datetime | None) -> float | None:
+    dt = aware(dt)
+    return round((now - dt).total_seconds(), 1) if dt is not None else None
+
+
+def shards_section(s: Session, now: datetime) -> dict[str, Any]:
+    """Sharded scanners (``scan.shards``): each replica with its shards and last heartbeat, each shard
+    with its owner, lease and lag.  Empty -- and left out of the report -- when sharding is off.
+
+    A shard's lag is per table: ``ids_behind`` is the newest ``ingest_seq`` of the engine's own
+    table minus the shard's cursor (an upper bound: other shards' rows count too; shown when the
+    source is the engine's database), ``scanned_ago_seconds`` the age of the cursor's last write.
+    """
+    leases = list(s.scalars(select(ShardLease).order_by(ShardLease.shard)))
+    if not leases:
+        return {}
+    count = sum(1 for x in leases if x.shard >= 0)
+    db_now = aware(s.scalar(select(func.now()))) or now  # leases live by the database's clock (vigil/shards.py)
+    cursors: dict[str, dict[str, tuple[Any, datetime | None]]] = {}
+    for c in s.scalars(select(Cursor).where(Cursor.source.like("%#%"))):
+        base, _, suffix = c.source.partition("#")
+        label = "cross" if suffix == "cross" else suffix.removeprefix("shard").split("of")[0]
+        if suffix == "cross" or suffix.endswith(f"of{count}"):
+            cursors.setdefault(label, {})[base.split(":", 1)[-1]] = ((c.state or {}).get("pos"), c.updated_at)
+    newest = _newest(s, {t for by in cursors.values() for t in by})
+    shards: list[dict[str, Any]] = []
+    for x in leases:
+        label = "cross" if x.shard < 0 else str(x.shard)
+        lag = {}
+        for table, (pos, at) in sorted(cursors.get(label, {}).items()):
+            top = newest.get(table)
+            behind = top - int(pos or 0) if top is not None and _is_int(pos) else None
+            lag[table] = {"ids_behind": behind, "scanned_ago_seconds": _age(now, at)}
+        live = x.owner is not None and x.expires_at is not None and aware(x.expires_at) > db_now  # type: ignore[operator]
+        shards.append({"shard": label, "owner": x.owner if live else None, "last_owner": x.owner,
+                       "heartbeat_age_seconds": _age(db_now, x.heartbeat_at), "lease_expired": not live,
+                       "ids_behind": max((v["ids_behind"] or 0 for v in lag.values()), default=0), "lag": lag})
+    replicas = []
+    for r in s.scalars(select(Replica).order_by(Replica.replica_id)):
+        held = sorted((sh["shard"] for sh in shards if sh["owner"] == r.replica_id), key=_shard_order)
+        replicas.append({"replica": r.replica_id, "heartbeat_age_seconds": _age(db_now, r.heartbeat_at),
+                         "started_at": _iso(r.started_at), "shards": held, "alive": bool(held)})
+    return {"count": count, "replicas": replicas, "unowned": [sh["shard"] for sh in shards if sh["owner"] is None],
+            "shards": shards}
+
+
+def _shard_order(label: str) -> int:
+    return -1 if label == "cross" else int(label)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) or (isinstance(v, str) and v.isdigit())
+
+
+def _newest(s: Session, tables: set[str]) -> dict[str, int | None]:
+    """The newest ``ingest_seq`` of each canonical table in the engine's database (absent: None)."""
+    present = set(inspect(s.get_bind()).get_table_names())
+    out: dict[str, int | None] = {}
+    for t in sorted(tables & present):
+        if t.isidentifier():
+            out[t] = s.scalar(text(f"SELECT max(ingest_seq) FROM {t}"))  # a canonical table name
+    return out
+
+
+SECTIONS: dict[str, Section] = {"runs": runs_section, "failures": failures_section, "outbox": outbox_section,
+                                "shards": shards_section}
 
 
 def status_report(sessions: sessionmaker[Session], now: datetime) -> dict[str, dict[str, Any]]:
+    """Every section; one with nothing to say (sharding off) is left out."""
     with sessions() as s:
-        return {name: section(s, now) for name, section in SECTIONS.items()}
+        out = {name: section(s, now) for name, section in SECTIONS.items()}
+    return {name: body for name, body in out.items() if body}
 
 
 def failure_counts(s: Session) -> list[tuple[str, str, int]]:
@@ -137,9 +204,20 @@ def _outbox(body: dict[str, Any]) -> list[str]:
             "  by status: " + (", ".join(f"{k} {v}" for k, v in sorted(body["by_status"].items())) or "empty")]
 
 
+def _shards(body: dict[str, Any]) -> list[str]:
+    out = [f"  {body['count']} shard(s) + cross-account; unowned: {', '.join(body['unowned']) or 'none'}"]
+    for r in body["replicas"]:
+        out.append(f"  replica {r['replica']:<28} heartbeat {r['heartbeat_age_seconds']} s ago  "
+                   f"shards {', '.join(r['shards']) or 'none'}")
+    for sh in body["shards"]:
+        out.append(f"  shard {sh['shard']:>5}  owner {sh['owner'] or '-':<28} "
+                   f"heartbeat {sh['heartbeat_age_seconds']} s ago  ids behind {sh['ids_behind']}")
+    return out
+
+
 def _generic(body: dict[str, Any]) -> list[str]:
     return [f"  {k}: {v}" for k, v in body.items()]
 
 
 _RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {"runs": _runs, "failures": _failures,
-                                                              "outbox": _outbox}
+                                                              "outbox": _outbox, "shards": _shards}

@@ -110,6 +110,31 @@ class Cursor(Base):
     updated_at: Mapped[datetime | None] = mapped_column(TS)
 
 
+class ShardLease(Base):
+    """Who scans one account shard (``vigil/shards.py``); shard -1 is the cross-account detectors'.
+
+    A replica renews its leases with heartbeats; a lease whose ``expires_at`` passed is free for any
+    replica to take.  Only used when ``scan.shards`` > 0 (PostgreSQL).
+    """
+
+    __tablename__ = "vigil_shard_leases"
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    acquired_at: Mapped[datetime | None] = mapped_column(TS)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(TS)
+    expires_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Replica(Base):
+    """A scanner replica's last heartbeat: the live ones share the shards between them."""
+
+    __tablename__ = "vigil_replicas"
+    replica_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(TS)
+    heartbeat_at: Mapped[datetime] = mapped_column(TS)
+    shards: Mapped[list[Any]] = mapped_column(default=list)
+
+
 class Profile(Base):
     """Per-account, per-detector baseline; ``version`` increments on every change (an unchanged state
     is not written again).  ``state`` is packed JSON (:class:`PackedJSON`)."""

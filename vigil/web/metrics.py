@@ -47,6 +47,40 @@ class StoreCollector(Collector):
             yield from self._deliveries(s)
             yield from self._alerts_and_tickets(s)
             yield from self._failures(s)
+            yield from self._shards(s, now)
+
+    def _shards(self, s: Session, now: datetime) -> Iterator[Metric]:
+        """Sharded scanners (``vigil status`` section ``shards``); nothing when sharding is off."""
+        from vigil.status import shards_section
+
+        body = shards_section(s, now)
+        if not body:
+            return
+        beat = GaugeMetricFamily("vigil_replica_heartbeat_age_seconds", "Seconds since each scanner replica's "
+                                 "last heartbeat", labels=["replica"])
+        held = GaugeMetricFamily("vigil_replica_shards", "Shards each replica holds a live lease on",
+                                 labels=["replica"])
+        for r in body["replicas"]:
+            beat.add_metric([r["replica"]], float(r["heartbeat_age_seconds"] or 0.0))
+            held.add_metric([r["replica"]], float(len(r["shards"])))
+        yield beat
+        yield held
+        owned = GaugeMetricFamily("vigil_shard_owned", "1 if the shard has a live lease, 0 if it waits for a "
+                                  "replica", labels=["shard", "replica"])
+        behind = GaugeMetricFamily("vigil_shard_lag_ids", "Newest source id minus the shard's cursor, by table",
+                                   labels=["shard", "table"])
+        scanned = GaugeMetricFamily("vigil_shard_scanned_age_seconds", "Seconds since the shard's cursor last "
+                                    "moved, by table", labels=["shard", "table"])
+        for sh in body["shards"]:
+            owned.add_metric([sh["shard"], sh["owner"] or ""], 0.0 if sh["owner"] is None else 1.0)
+            for table, lag in sh["lag"].items():
+                if lag["ids_behind"] is not None:
+                    behind.add_metric([sh["shard"], table], float(lag["ids_behind"]))
+                if lag["scanned_ago_seconds"] is not None:
+                    scanned.add_metric([sh["shard"], table], float(lag["scanned_ago_seconds"]))
+        yield owned
+        yield behind
+        yield scanned
 
     def _failures(self, s: Session) -> Iterator[Metric]:
         from vigil.status import failure_counts

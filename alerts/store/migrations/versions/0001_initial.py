@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 05:58:44.294526
+Create Date: 2026-12-02 06:05:11.330692
 """
 from __future__ import annotations
 
@@ -233,6 +233,13 @@ def upgrade() -> None:
     sa.Column('blocked_until', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_vigil_rate_buckets'))
     )
+    op.create_table('vigil_replicas',
+    sa.Column('replica_id', sa.String(length=200), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('shards', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('replica_id', name=op.f('pk_vigil_replicas'))
+    )
     op.create_table('vigil_rule_sets',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
@@ -258,6 +265,14 @@ def upgrade() -> None:
     with op.batch_alter_table('vigil_runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_vigil_runs_job'), ['job'], unique=False)
 
+    op.create_table('vigil_shard_leases',
+    sa.Column('shard', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('owner', sa.String(length=200), nullable=True),
+    sa.Column('acquired_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('shard', name=op.f('pk_vigil_shard_leases'))
+    )
     op.create_table('vigil_staff',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('username', sa.String(length=128), nullable=False),
@@ -538,6 +553,7 @@ def downgrade() -> None:
 
     op.drop_table('vigil_staff_audit')
     op.drop_table('vigil_staff')
+    op.drop_table('vigil_shard_leases')
     with op.batch_alter_table('vigil_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vigil_runs_job'))
 
@@ -546,6 +562,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vigil_rule_sets_content_hash'))
 
     op.drop_table('vigil_rule_sets')
+    op.drop_table('vigil_replicas')
     op.drop_table('vigil_rate_buckets')
     with op.batch_alter_table('vigil_quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vigil_quarantine_source'))
