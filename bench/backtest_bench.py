@@ -18,9 +18,11 @@ wall time and by CPU time (which other processes disturb less).
     python bench/backtest_bench.py --events 300000 --repeat 1 --skip-full
     python bench/backtest_bench.py --data DIR              # an existing data directory (Parquet)
     python bench/backtest_bench.py --memory-scaling 200000 # peak RSS at 1x and 10x the history
+    python bench/backtest_bench.py --startup 5             # only the start-up: --help, 50-row backtest
 
 Targets (issue 11): (b) marginal ratio <= 3.0, (c) <= 15, (c) peak RSS <= 1 GiB; 10x the history
-<= 1.2x the peak memory.  Run by hand, never as a timed test.
+<= 1.2x the peak memory; start-up: ``vigil --help`` under 0.3 s, the 50-row backtest under 1.5 s.
+Run by hand, never as a timed test.
 """
 
 from __future__ import annotations
@@ -155,9 +157,13 @@ def main() -> None:
                     help="instead: peak RSS of the full backtest on EVENTS and on 10x the history")
     ap.add_argument("--chunk-events", type=int, default=0,
                     help="events per backtest chunk for --memory-scaling (default: a quarter of EVENTS)")
+    ap.add_argument("--startup", type=int, default=0, metavar="N",
+                    help="instead: only the start-up, N runs each of `vigil --help` and the 50-row full-pack backtest")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bt-bench-") as tmp_s:
         tmp = Path(tmp_s)
+        if args.startup:
+            return startup_only(tmp, args.data, args.startup)
         if args.memory_scaling:
             return memory_scaling(tmp, args.memory_scaling, args.repeat, args.chunk_events or args.memory_scaling // 4)
         data = args.data or tmp / "data"
@@ -206,6 +212,27 @@ def report(results: dict[str, Any]) -> None:
         print(f"{name:<8}{wall:>9.2f}{cpu:>9.2f}{s_wall:>12.2f}{m_wall:>12.2f}{m_wall / d_wall:>14.2f}"
               f"{m_cpu / d_cpu:>13.2f}{rss:>14.0f}")
     print(json.dumps(table))
+
+
+def startup_only(tmp: Path, data: Path | None, repeat: int) -> None:
+    """The fixed cost alone: ``vigil --help`` and the full-pack backtest on 50 rows a table, N runs
+    each, interleaved; medians of wall and CPU (targets 0.3 s and 1.5 s)."""
+    if data is None:
+        data = tmp / "data"
+        generate(data, 20_000)
+    small = tmp / "small"
+    head(data, small)
+    cmds = {"vigil --help": [*VIGIL, "--help"], "backtest, 50 rows a table": backtest(small, tmp / "alerts.csv", None)}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cmds}
+    print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    for _ in range(repeat):
+        for name, cmd in cmds.items():
+            runs[name].append(run(cmd))
+    print("load average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    for name, r in runs.items():
+        cpus = ", ".join(f"{x['cpu']:.2f}" for x in r)
+        print(f"{name:<28} wall {median(r, 'wall'):.2f} s  cpu {median(r, 'cpu'):.2f} s  (median of {repeat}; "
+              f"cpu runs {cpus})")
 
 
 def memory_scaling(tmp: Path, events: int, repeat: int, chunk: int) -> None:

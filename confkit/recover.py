@@ -70,7 +70,8 @@ class Recovered:
 
 
 def recover(text: str, *, guard: Callable[[str], list[Problem]] | None = None, unit: str = "entry",
-            max_problems: int = 20, broken: Sequence[int] = ()) -> Recovered:
+            max_problems: int = 20, broken: Sequence[int] = (),
+            event_guard: Callable[[], Callable[[Any], Problem | None]] | None = None) -> Recovered:
     """Parse ``text``; on a syntax error, note it, blank the entry that holds it and parse again.
 
     ``guard`` runs before each attempt to build the document (the caller's limits: size of the
@@ -78,6 +79,11 @@ def recover(text: str, *, guard: Callable[[str], list[Problem]] | None = None, u
     error); what it returns is final -- the document is then not built.
     ``broken`` are lines (1-based) the caller has already reported (a tab in the indentation):
     their entries are left out from the start.
+    ``event_guard`` makes the same limits cost one parse instead of two: it returns a fresh check
+    that is given each parser event of the load itself, in order, before the tree holds it; the
+    first problem it returns is final, as the guard's is.  ``guard`` then runs only when the load
+    fails (a composer error such as an unknown alias stops the load where the guard's event scan
+    would go on), so the answer is the one the guard alone gives.
     """
     from ruamel.yaml import YAML
 
@@ -93,22 +99,67 @@ def recover(text: str, *, guard: Callable[[str], list[Problem]] | None = None, u
     for _ in range(max_problems):
         # the guard reads the events (no tree) up to the first syntax error, so the tree built
         # next never holds more than it has counted
-        fatal = guard(cur) if guard else []
-        if fatal:
-            return Recovered(None, problems + fatal, skipped)
+        if event_guard is None:
+            fatal = guard(cur) if guard else []
+            if fatal:
+                return Recovered(None, problems + fatal, skipped)
         try:
-            return Recovered(YAML(typ="rt").load(cur), problems, skipped)
-        except MarkedYAMLError as e:
+            doc = YAML(typ="rt").load(cur) if event_guard is None else _checked_load(cur, event_guard())
+            return Recovered(doc, problems, skipped)
+        except _OverLimit as over:
+            return Recovered(None, [*problems, over.problem], skipped)
+        except YAMLError as e:
+            fatal = guard(cur) if guard and event_guard is not None else []
+            if fatal:
+                return Recovered(None, problems + fatal, skipped)
+            if not isinstance(e, MarkedYAMLError):
+                problems.append((1, 1, f"invalid YAML: {e}"))
+                break
             line, col, msg, targets = diagnose(e, cur, unit=unit)
             problems.append((line, col, msg))
             cur, rng = _blank(cur, targets)
             if rng is None:
                 break
             skipped.append(rng)
-        except YAMLError as e:
-            problems.append((1, 1, f"invalid YAML: {e}"))
-            break
     return Recovered(None, problems, skipped)
+
+
+class _OverLimit(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem[2])
+        self.problem = problem
+
+
+def _checked_load(text: str, check: Callable[[Any], Problem | None]) -> Any:
+    """``YAML(typ="rt").load(text)``, with ``check`` given each event as the parser makes it."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.parser import RoundTripParser
+
+    class _Checked(RoundTripParser):
+        def _next(self) -> None:
+            if self.current_event is None and self.state:
+                ev = self.current_event = self.state()
+                problem = check(ev) if ev is not None else None
+                if problem is not None:
+                    raise _OverLimit(problem)
+
+        def check_event(self, *choices: Any) -> bool:
+            self._next()
+            return super().check_event(*choices)
+
+        def peek_event(self) -> Any:
+            self._next()
+            return super().peek_event()
+
+        def get_event(self) -> Any:
+            self._next()
+            return super().get_event()
+
+    yaml = YAML(typ="rt")
+    if yaml.Parser is not RoundTripParser:  # pragma: no cover - a ruamel that changed its round-trip parser
+        raise RuntimeError(f"unexpected ruamel parser {yaml.Parser!r}")
+    yaml.Parser = _Checked
+    return yaml.load(text)
 
 
 # -- reading lines the way a person does ----------------------------------------------------------

@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from requests.adapters import HTTPAdapter
-
 _CURRENT: ContextVar[Handover | None] = ContextVar("vigil_handover", default=None)
 
 
@@ -55,19 +53,33 @@ def handing_over(h: Handover) -> Iterator[Handover]:
         _CURRENT.reset(token)
 
 
-class HandoverAdapter(HTTPAdapter):
-    """A ``requests`` transport adapter that calls the current :class:`Handover` right before it
-    writes a POST (the SDKs' message-creating calls); every other request passes untouched."""
+def _adapter_class() -> type:
+    """:class:`HandoverAdapter`, defined on first use: ``requests`` is imported by the channels that
+    send through it, not by everything that imports the :class:`Handover` hook."""
+    from requests.adapters import HTTPAdapter
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        h = _CURRENT.get()
-        if h is not None and (request.method or "").upper() == "POST":
-            h()
-        return super().send(request, *args, **kwargs)
+    class HandoverAdapter(HTTPAdapter):
+        """A ``requests`` transport adapter that calls the current :class:`Handover` right before it
+        writes a POST (the SDKs' message-creating calls); every other request passes untouched."""
+
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            h = _CURRENT.get()
+            if h is not None and (request.method or "").upper() == "POST":
+                h()
+            return super().send(request, *args, **kwargs)
+
+    globals()["HandoverAdapter"] = HandoverAdapter
+    return HandoverAdapter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HandoverAdapter":
+        return globals().get("HandoverAdapter") or _adapter_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def mount(session: Any, *, max_retries: int = 0) -> None:
     """Route a ``requests`` session's HTTP and HTTPS through a :class:`HandoverAdapter`."""
-    adapter = HandoverAdapter(max_retries=max_retries)
+    adapter = __getattr__("HandoverAdapter")(max_retries=max_retries)
     for prefix in ("https://", "http://"):
         session.mount(prefix, adapter)

@@ -22,11 +22,10 @@ from confkit import suggest
 from notifiers.base import Channel, ChannelConfig
 from notifiers.console import ConsoleChannel, ConsoleConfig
 from notifiers.email import EmailChannel
+from notifiers.names import ENTRY_POINT_GROUP
 from notifiers.push import PushChannel
 from notifiers.sms import SmsChannel
 from notifiers.webhook import WebhookChannel
-
-ENTRY_POINT_GROUP = "vigil.channels"
 
 CHANNELS: dict[str, type[Channel]] = {
     "console": ConsoleChannel,
@@ -43,13 +42,6 @@ class ChannelConfigError(ValueError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("invalid channel settings:\n  " + "\n  ".join(errors))
         self.errors = errors
-
-
-def channel_names() -> tuple[str, ...]:
-    """The built-in channels plus third-party ones from the ``vigil.channels`` entry points."""
-    from importlib.metadata import entry_points
-
-    return tuple(dict.fromkeys([*CHANNELS, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))]))
 
 
 def channel_class(name: str) -> type[Channel]:

@@ -27,7 +27,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -35,8 +34,8 @@ import jinja2
 from notifiers import catalogue as cat
 from notifiers import formatting as fmt
 from notifiers import sms_segments
+from notifiers.names import TEMPLATE_DIR, available_templates
 
-TEMPLATE_DIR = Path(__file__).parent / "templates"
 RENDER_CHANNELS = ("sms", "push", "email", "webhook", "console")
 DEFAULT_SMS_SEGMENTS = 2
 _FILES = {"sms": ("sms.txt.j2",), "push": ("push.txt.j2",), "email": ("email.txt.j2", "email.html.j2")}
@@ -82,19 +81,6 @@ def _environment(template_dirs: tuple[str, ...]) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-
-
-def available_templates(template_dirs: Sequence[str] = ()) -> set[str]:
-    """Template names: directories that hold a template for every channel."""
-    names: set[str] = set()
-    for d in [*template_dirs, str(TEMPLATE_DIR)]:
-        root = Path(d)
-        if not root.is_dir():
-            continue
-        for sub in root.iterdir():
-            if sub.is_dir() and not sub.name.startswith("_") and (sub / "sms.txt.j2").is_file():
-                names.add(sub.name)
-    return names
 
 
 _KNOWN: dict[tuple[str, ...], tuple[float, set[str]]] = {}

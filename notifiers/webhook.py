@@ -32,12 +32,14 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from notifiers.base import BACKOFF, OPS_ALERT, Channel, ChannelConfig, DeliveryResult, Message
+
+if TYPE_CHECKING:  # imported when a channel is built: loading settings needs only the config model
+    import httpx
 
 SIGNATURE_HEADER = "X-Vigil-Signature"
 TIMESTAMP_HEADER = "X-Vigil-Timestamp"
@@ -93,6 +95,8 @@ class WebhookChannel(Channel):
     ) -> None:
         self.config = config
         self._clock = clock
+        import httpx
+
         verify: ssl.SSLContext | bool = config.verify_tls
         if config.ca_file:
             verify = ssl.create_default_context(cafile=config.ca_file)
@@ -130,6 +134,8 @@ class WebhookChannel(Channel):
             TIMESTAMP_HEADER: str(ts),
             SIGNATURE_HEADER: ",".join(sign(s, ts, raw) for s in secrets),
         }
+        import httpx
+
         try:
             resp = self._client.post(cfg.url, content=raw, headers=headers)
         except httpx.HTTPError as e:

@@ -60,47 +60,67 @@ def yaml_problems(text: str) -> list[Problem]:
     """Node count (aliases expanded) and depth, from the event stream (no tree is built).
 
     YAML syntax errors are left to the full load, which words them; this pass stops at the
-    first one it meets.
+    first one it meets.  The loader does not call this: it runs :class:`YamlLimits` on the
+    events of the load itself (``confkit.recover(event_guard=...)``), one parse, not two.
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.events import (
-        AliasEvent,
-        CollectionEndEvent,
-        CollectionStartEvent,
-        NodeEvent,
-    )
 
-    out: list[Problem] = []
-    expanded = depth = 0
-    sizes: dict[str, int] = {}  # anchor -> nodes it stands for (aliases inside it expanded)
-    open_: list[tuple[str | None, int]] = []  # collections being read: (anchor, count before them)
+    check = YamlLimits()
     try:
         for ev in YAML(typ="rt").parse(io.StringIO(text)):
-            pos = (ev.start_mark.line + 1, ev.start_mark.column + 1) if ev.start_mark else (1, 1)
-            if isinstance(ev, AliasEvent):
-                expanded += sizes.get(str(ev.anchor), 1)
-            elif isinstance(ev, NodeEvent):
-                expanded += 1
-                if isinstance(ev, CollectionStartEvent):
-                    open_.append((ev.anchor, expanded - 1))
-                    depth += 1
-                    if depth > MAX_YAML_DEPTH:
-                        return [(*pos, f"nested more than {MAX_YAML_DEPTH} levels deep")]
-                elif ev.anchor:
-                    sizes[str(ev.anchor)] = 1
-            elif isinstance(ev, CollectionEndEvent) and open_:
-                anchor, before = open_.pop()
-                depth -= 1
-                if anchor:
-                    sizes[str(anchor)] = expanded - before
-            if expanded > MAX_YAML_NODES:
-                what = " once its aliases are expanded" if sizes else ""
-                return [(*pos, f"the file holds more than {MAX_YAML_NODES:,} YAML nodes{what}; "
-                               "split it (or write out what the aliases repeat)")]
+            problem = check(ev)
+            if problem is not None:
+                return [problem]
     except YAMLError:
         pass
-    return out
+    return []
+
+
+class YamlLimits:
+    """The limits of :func:`yaml_problems`, judged one parser event at a time.
+
+    Called with each event in stream order, it returns the problem at the first event over a
+    limit (and ``None`` before): a caller that stops there has built nothing bigger than what
+    was counted.  One instance per pass over a text.
+    """
+
+    def __init__(self) -> None:
+        from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
+
+        self._types = (AliasEvent, NodeEvent, CollectionStartEvent, CollectionEndEvent)
+        self.expanded = 0
+        self.depth = 0
+        self.sizes: dict[str, int] = {}  # anchor -> nodes it stands for (aliases inside it expanded)
+        self.open: list[tuple[str | None, int]] = []  # collections being read: (anchor, count before them)
+
+    def __call__(self, ev: Any) -> Problem | None:
+        alias_t, node_t, start_t, end_t = self._types
+        if isinstance(ev, alias_t):
+            self.expanded += self.sizes.get(str(ev.anchor), 1)
+        elif isinstance(ev, node_t):
+            self.expanded += 1
+            if isinstance(ev, start_t):
+                self.open.append((ev.anchor, self.expanded - 1))
+                self.depth += 1
+                if self.depth > MAX_YAML_DEPTH:
+                    return (*_pos(ev), f"nested more than {MAX_YAML_DEPTH} levels deep")
+            elif ev.anchor:
+                self.sizes[str(ev.anchor)] = 1
+        elif isinstance(ev, end_t) and self.open:
+            anchor, before = self.open.pop()
+            self.depth -= 1
+            if anchor:
+                self.sizes[str(anchor)] = self.expanded - before
+        if self.expanded > MAX_YAML_NODES:
+            what = " once its aliases are expanded" if self.sizes else ""
+            return (*_pos(ev), f"the file holds more than {MAX_YAML_NODES:,} YAML nodes{what}; "
+                               "split it (or write out what the aliases repeat)")
+        return None
+
+
+def _pos(ev: Any) -> tuple[int, int]:
+    return (ev.start_mark.line + 1, ev.start_mark.column + 1) if ev.start_mark else (1, 1)
 
 
 def condition_problems(source: str) -> list[tuple[int, str]]:

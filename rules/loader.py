@@ -38,7 +38,7 @@ from rules.errors import (
     suggest,
 )
 from rules.expr import Condition, ExpressionError
-from rules.limits import budget_problem, condition_problems, file_problems, yaml_problems
+from rules.limits import YamlLimits, budget_problem, condition_problems, file_problems, yaml_problems
 from rules.params import DetectorConfig, ParamCollector
 from rules.schema import CHANNELS, FileHead, Rule
 
@@ -241,7 +241,7 @@ def _load_file(f: Path, data: bytes | None, ctx: _Context) -> list[RuleError]:
         if "\t" in line[: len(line) - len(line.lstrip())]
     ]
     # a syntax error leaves out the rule (or section) that holds it; the rest is still checked
-    rec = recover(text, guard=yaml_problems, unit="rule", broken=[e.line for e in tabs])
+    rec = recover(text, guard=yaml_problems, event_guard=YamlLimits, unit="rule", broken=[e.line for e in tabs])
     syntax = tabs + [RuleError(path, line, col, None, msg) for line, col, msg in rec.problems]
     doc = rec.doc
     if doc is None and syntax:

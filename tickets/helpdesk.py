@@ -29,15 +29,17 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.store.models import Ticket, TicketEvent
 from tickets.lifecycle import ACTIVE, CLOSED, RESOLUTION_CODES, RESOLVED, can
+
+if TYPE_CHECKING:  # imported when a helpdesk is built: loading settings needs only the models
+    import httpx
 
 ZD_PRIORITY = {"P1": "urgent", "P2": "high", "P3": "normal", "P4": "low"}
 ZD_STATUS = {"new": "new", "open": "open", "pending_user": "pending", "resolved": "solved",
@@ -135,6 +137,8 @@ class WebhookExporter(Helpdesk):
 
     def __init__(self, cfg: WebhookHelpdeskSettings, *, client: httpx.Client | None = None) -> None:
         self.cfg = cfg
+        import httpx
+
         self.client = client or httpx.Client(timeout=cfg.timeout)
 
     def sign(self, body: bytes, ts: int) -> str:
@@ -144,6 +148,8 @@ class WebhookExporter(Helpdesk):
     def push(self, snap: TicketSnapshot) -> str | None:
         body = json.dumps({"event": "ticket.updated", "ticket": asdict(snap)}, sort_keys=True).encode()
         ts = int(time.time())
+        import httpx
+
         try:
             resp = self.client.post(self.cfg.url, content=body, headers={
                 "Content-Type": "application/json", "X-Vigil-Signature": self.sign(body, ts),
@@ -163,11 +169,15 @@ class ZendeskHelpdesk(Helpdesk):
     def __init__(self, cfg: ZendeskSettings, *, client: httpx.Client | None = None) -> None:
         self.cfg = cfg
         token = base64.b64encode(f"{cfg.email}/token:{cfg.api_token.get_secret_value()}".encode()).decode()
+        import httpx
+
         self.client = client or httpx.Client(timeout=cfg.timeout)
         self.headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
         self.base = cfg.base_url.rstrip("/")
 
     def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        import httpx
+
         url = f"{self.base}{path}"
         try:
             resp = self.client.request(method, url, headers=self.headers, **kw)

@@ -70,8 +70,7 @@ class App:
 def rule_inputs() -> dict[str, Any]:
     """What rule files are checked against besides detectors: the templates the notifiers can
     render and the channels they know (built in and from the ``vigil.channels`` entry points)."""
-    from notifiers.registry import channel_names
-    from notifiers.render import available_templates
+    from notifiers.names import available_templates, channel_names  # names only: no SDK, no Jinja
 
     return {"templates": available_templates(), "channels": channel_names()}
 

@@ -17,8 +17,6 @@ import logging
 import re
 from typing import Any
 
-from notifiers.console import mask
-
 _LINK = re.compile(r"(/c/)[A-Za-z0-9_\-]{8,}")
 _PARAM = re.compile(r"(?i)\b((?:token|csrf|access_token|signature)=)[^&\s\"']+")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
@@ -29,6 +27,8 @@ REDACTED = "[redacted]"
 
 def redact(text: str) -> str:
     """The text with confirmation tokens removed and phone numbers and email addresses masked."""
+    from notifiers.console import mask  # here: logging is set up by every command, the console channel is not
+
     text = _LINK.sub(r"\1" + REDACTED, text)
     text = _PARAM.sub(r"\1" + REDACTED, text)
     text = _BEARER.sub(r"\1" + REDACTED, text)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from difflib import get_close_matches
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, MetaData, Table, and_, inspect, select
@@ -27,7 +27,9 @@ from vigil.files import FileSource
 from vigil.ingest import declare_ts
 from vigil.mapping import MappingError, plan
 from vigil.readresult import ReadResult
-from vigil.settings import SourceSettings, TableMap
+
+if TYPE_CHECKING:  # the settings models (and the channel configs they hold) only where a source is built
+    from vigil.settings import SourceSettings, TableMap
 
 log = logging.getLogger(__name__)
 MAX_TRACKED_GAPS = 10_000

@@ -117,3 +117,12 @@ def test_the_registry_is_closed_and_complete() -> None:
     assert set(CHANNELS) == {"console", "email", "push", "sms", "webhook"}
     for name, cls in CHANNELS.items():
         assert cls.name == name and cls.config_model.model_config.get("extra") == "forbid"
+
+
+def test_the_names_a_rule_file_is_checked_against_are_the_registry_s() -> None:
+    """notifiers.names lists the built-in channels without importing them (a backtest loads rules,
+    never a channel's SDK); the list must be the registry's."""
+    from notifiers.names import BUILTIN_CHANNELS, channel_names
+
+    assert set(BUILTIN_CHANNELS) == set(CHANNELS)
+    assert set(channel_names()) >= set(CHANNELS)

@@ -180,3 +180,29 @@ def test_a_loaded_machine_does_not_switch_a_cheap_condition_off(tmp_path: Path) 
     errors: list[str] = []
     decisions = evaluate(rs, findings, {}, now=NOW, on_error=lambda rid, f, msg: errors.append(msg))
     assert len(decisions) == 5 and errors == [] and Preempted.calls == 6
+
+
+DEEP = "a: " + "[" * 70 + "]" * 70 + "\n"
+BOMB = "a: &a [" + ",".join(["x"] * 300) + "]\nb: &b [" + ",".join(["*a"] * 300) + "]\n"
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\nb: [1, 2]\n",
+    "defaults: &n {channels: [push]}\na: *n\nb: *n\n",
+    BOMB,
+    DEEP,
+    "x: *nowhere\n" + BOMB,  # the composer stops at the unknown alias; the event scan goes on to the bomb
+    "a:\n  - 1\n - 2\nb: 3\n" + BOMB,  # a syntax error before the bomb: the error, then the bomb
+    BOMB.replace("b: &b", "b: &b [x]\n  c:"),  # a syntax error inside the bomb
+    "a: 1\n---\nb: 2\n",
+    "rules:\n  - id: r\n    when: 'true'\n  - id: s\n   when: 'x'\n",
+])
+def test_limits_on_the_load_s_events_answer_as_a_separate_scan_does(text: str) -> None:
+    """One parse (the limits judged on the events the load reads) gives exactly what the
+    two-parse flow (a scan of the events, then the load) gives: document, problems, lines left out."""
+    from confkit import recover
+    from rules.limits import YamlLimits
+
+    one = recover(text, guard=yaml_problems, event_guard=YamlLimits, unit="rule")
+    two = recover(text, guard=yaml_problems, unit="rule")
+    assert (one.doc, one.problems, one.skipped) == (two.doc, two.problems, two.skipped)
