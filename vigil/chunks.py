@@ -106,8 +106,12 @@ class _Table:
     def _batches(self, columns: list[str] | None = None) -> Iterator[Any]:
         import pyarrow.parquet as pq
 
-        f = pq.ParquetFile(self.path)
-        yield from f.iter_batches(batch_size=READ_ROWS, columns=columns)
+        with pq.ParquetFile(self.path) as f:  # closed with the generator, not at interpreter teardown
+            batches = f.iter_batches(batch_size=READ_ROWS, columns=columns)
+            try:
+                yield from batches
+            finally:
+                del batches
 
     def _ts_batches(self) -> Iterator[np.ndarray]:
         for b in self._batches(["ts"]):

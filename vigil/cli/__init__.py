@@ -84,6 +84,13 @@ def _lab_missing(name: str) -> click.Command:
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, db_url: str | None, log_level: str | None) -> None:
     """Vigil: proactive account alerts for cryptocurrency exchanges."""
+    import atexit
+    import gc
+
+    # Parquet readers that end up in reference cycles must be freed while Arrow is still alive: a
+    # reader's thread met in the interpreter's final teardown aborts the process (exit 134 after the
+    # work is done, apache/arrow#34314). atexit runs before that teardown.
+    atexit.register(gc.collect)
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["db_url"] = db_url
