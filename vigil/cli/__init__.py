@@ -84,13 +84,7 @@ def _lab_missing(name: str) -> click.Command:
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, db_url: str | None, log_level: str | None) -> None:
     """Vigil: proactive account alerts for cryptocurrency exchanges."""
-    import atexit
-    import gc
-
-    # Parquet readers that end up in reference cycles must be freed while Arrow is still alive: a
-    # reader's thread met in the interpreter's final teardown aborts the process (exit 134 after the
-    # work is done, apache/arrow#34314). atexit runs before that teardown.
-    atexit.register(gc.collect)
+    _collect_before_teardown()
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["db_url"] = db_url
@@ -98,6 +92,23 @@ def main(ctx: click.Context, config_path: str | None, db_url: str | None, log_le
     from vigil.logs import configure
 
     configure(log_level or "INFO")  # until the settings are read: then their log_level and log_format
+
+
+_COLLECT_AT_EXIT: list[bool] = []
+
+
+def _collect_before_teardown() -> None:
+    """Parquet readers that end up in reference cycles must be freed while Arrow is still alive: a
+    reader's thread met in the interpreter's final teardown aborts the process (exit 134 after the
+    work is done, apache/arrow#34314). atexit runs before that teardown; registered once per process
+    (a test runner invokes the CLI many times)."""
+    if _COLLECT_AT_EXIT:
+        return
+    import atexit
+    import gc
+
+    atexit.register(gc.collect)
+    _COLLECT_AT_EXIT.append(True)
 
 
 def _register() -> None:
