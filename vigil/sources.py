@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -34,6 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from confkit import closest
 from detectors.contract import EVENT_TABLES, TABLES
 from vigil.errors import ConfigError, SourceError
 from vigil.files import FileSource
@@ -87,9 +87,9 @@ class SqlSource:
                 if phys in physical:
                     colmap[canon] = phys
                 elif canon in tmap.columns:
-                    close = get_close_matches(phys, physical, n=1)
+                    close = closest(phys, physical)
                     raise ConfigError(f"source.tables.{name}.columns.{canon}: column {phys!r} not found "
-                                      f"in table {phys_table!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+                                      f"in table {phys_table!r}" + (f"; did you mean {close!r}?" if close else ""))
             if any(c not in colmap for c in contract.required):
                 try:  # every missing column at once, each with a guess, and the snippet to paste
                     plan(name, physical, colmap, filename=f"table {phys_table!r}", where=f"source.tables.{name}",
