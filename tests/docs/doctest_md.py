@@ -34,7 +34,7 @@ FENCE = re.compile(r"^```([^\s`]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 NOT_RUN = re.compile(r"^#\s*not run:\s*(.*)$")
 COMMAND_LIKE = re.compile(r"^\s*(\$ |vigil |\.venv/bin/|bash scripts/|npm |pip install |python -[mc] )")
 REPO_DIRS = ("alerts/", "bench/", "delivery/", "detectors/", "docs/", "notifiers/", "rules/", "scripts/",
-             "tests/", "tickets/", "vigil/", "vigil_lab/")
+             "tests/", "tickets/", "vigil/", "lab/")
 
 
 def doc_files() -> list[Path]:
