@@ -187,6 +187,7 @@ def build_view(
     view: dict[str, Any] = {
         "brand": fmt.safe_text(context.get("brand") or "Vigil", 24),
         "brand_color": _colour(context.get("brand_color")),
+        "brand_logo": bool(context.get("brand_logo")),
         "ticket_ref": fmt.safe_text(context.get("ticket_ref"), 40),
         "locale": loc,
         "template": template,
