@@ -70,13 +70,18 @@ def run_backtest_dask(
     workers: int | None = None,
     scheduler: str | None = None,
     partitions: int | None = None,
+    warmup_days: float = 0.0,
 ) -> BacktestResult:
-    """:func:`vigil.backtest.run_backtest` on Dask; the same result (alerts, counts, quarantine)."""
+    """:func:`vigil.backtest.run_backtest` on Dask; the same result (alerts, counts, quarantine).
+
+    ``warmup_days``: the first days of the data only teach the profiles, as for the local engine: the
+    chunk bounds get the same cut, and each partition runs its warm-up chunks through the detectors
+    for their profiles only (:func:`vigil.warmup.learn_frames`)."""
     from vigil.bootstrap import load_rule_set
 
     rules = rules or load_rule_set(rules_path)
     now = now or datetime.now(UTC)
-    result = BacktestResult(rule_set=rules.content_hash[:16])
+    result = BacktestResult(rule_set=rules.content_hash[:16], warmup_days=warmup_days)
     with tempfile.TemporaryDirectory(prefix="vigil-backtest-") as tmp:
         if isinstance(data, Mapping):
             for name, df in data.items():
@@ -199,10 +204,12 @@ class _Run:
         for t in plan:
             self.result.rows[t] += 0
         bounds, total = self._bounds(plan)
+        n_warm = self._warmup(bounds)
+        bounds = self._bounds_with_cut
         firsts = self._duplicates(plan, bounds)
         self.result.timings["read"] = time.perf_counter() - t0
         n_chunks = len(bounds) + 1
-        self.result.chunks = n_chunks
+        self.result.chunks = n_chunks - n_warm  # as the local engine counts: the chunks that were scanned
         self.result.problems, self.result.notes = dict(self.source.problems), list(self.source.notes)
         if not plan:
             return
@@ -236,7 +243,8 @@ class _Run:
                 rows = dd.from_delayed([delayed(cross_rows)(v, table, key) for v in validated], meta=meta,
                                        verify_meta=False)
                 by_key = rows.shuffle(on=KEY, npartitions=P, shuffle_method="tasks").to_delayed()
-                crossed = [delayed(run_cross)(piece, n_chunks, self.spec, tuple(group), absent, self.geo, self.now)
+                crossed = [delayed(run_cross)(piece, n_chunks, self.spec, tuple(group), absent, self.geo, self.now,
+                                              n_warm)
                            for piece in by_key]
                 skips.extend(delayed(_skips)(c) for c in crossed)
                 fmeta = pd.DataFrame({ACCT: pd.Series([], dtype=np.uint64), CHUNK: pd.Series([], dtype=np.int64),
@@ -248,7 +256,7 @@ class _Run:
                 allf = dd.concat(found) if len(found) > 1 else found[0]
                 cross_pieces = allf.shuffle(on=ACCT, npartitions=P, shuffle_method="tasks").to_delayed()
             parts = [delayed(process_partition)(validated[k], cross_pieces[k], acc_pieces[k], acc_attrs,
-                                                has_accounts, self.spec, names, absent, self.geo, self.now)
+                                                has_accounts, self.spec, names, absent, self.geo, self.now, n_warm)
                      for k in range(P)]
             futures = self.client.compute(parts + skips)
             self._wait(futures, total)
@@ -307,9 +315,29 @@ class _Run:
                 pairs.append(np.stack([b, n_.astype(np.int64)]))
                 total += len(ts)
         if not pairs:
+            self._minutes = np.zeros((2, 0), dtype=np.int64)
             return np.zeros(0, dtype=np.int64), total
         both = np.concatenate(pairs, axis=1)
+        self._minutes = both
         return bounds_of(both[0], both[1], self.chunk_events), total
+
+    def _warmup(self, bounds: np.ndarray) -> int:
+        """How many leading chunks are warm-up (0: none); the cut joins the bounds as
+        :func:`vigil.warmup.split_at_warmup` adds it for the local engine."""
+        from vigil.chunks import BUCKET_NS
+
+        self._bounds_with_cut = bounds
+        days = self.result.warmup_days
+        if days <= 0 or not self._minutes.shape[1]:
+            return 0
+        first = int(self._minutes[0].min())
+        cutoff = int(first * BUCKET_NS + round(days * 86400 / 60) * BUCKET_NS)
+        cut = sorted({*(int(b) for b in bounds.tolist()), cutoff})
+        self._bounds_with_cut = np.asarray(cut, dtype=np.int64)
+        self.result.warmup_until = pd.Timestamp(cutoff, tz="UTC").isoformat()
+        warm = self._minutes[0] * BUCKET_NS < cutoff
+        self.result.warmup_events = int(self._minutes[1][warm].sum())
+        return cut.index(cutoff) + 1
 
     def _duplicates(self, plan: Mapping[str, dict[str, Any]], bounds: np.ndarray
                     ) -> dict[str, dict[tuple[int, str], int]]:

@@ -130,8 +130,9 @@ class CrossResult:
 
 
 def run_cross(piece: pd.DataFrame, n_chunks: int, spec: RuleSpec, names: tuple[str, ...],
-              absent: Mapping[str, frozenset[str]], geo: Any, now: Any) -> CrossResult:
-    """The cross-account detectors over one key partition, chunk by chunk, profiles in memory."""
+              absent: Mapping[str, frozenset[str]], geo: Any, now: Any, n_warm: int = 0) -> CrossResult:
+    """The cross-account detectors over one key partition, chunk by chunk, profiles in memory; the
+    first ``n_warm`` chunks (warm-up) only teach the profiles."""
     from vigil.profiles import MemoryProfiles
 
     t0 = time.perf_counter()
@@ -164,7 +165,8 @@ def run_cross(piece: pd.DataFrame, n_chunks: int, spec: RuleSpec, names: tuple[s
             profiles.save(name, result.profiles, now)
             for s in result.skips:
                 skips[f"{s.detector}: {s.reason}"] += s.rows
-            rows.extend((key_hash(pd.Series([f.account_id]))[0], i, f) for f in result.findings)
+            if i >= n_warm:
+                rows.extend((key_hash(pd.Series([f.account_id]))[0], i, f) for f in result.findings)
     findings = pd.DataFrame({ACCT: pd.Series([r[0] for r in rows], dtype=np.uint64),
                              CHUNK: pd.Series([r[1] for r in rows], dtype=np.int64),
                              "finding": pd.Series([r[2] for r in rows], dtype=object)})
@@ -213,9 +215,10 @@ class PartResult:
 
 def process_partition(v: Validated, cross: pd.DataFrame | None, accounts: pd.DataFrame | None,
                       accounts_attrs: Mapping[str, Any], has_accounts: bool, spec: RuleSpec,
-                      cross_names: tuple[str, ...], absent: Mapping[str, frozenset[str]], geo: Any, now: Any
-                      ) -> PartResult:
-    """``process_batch`` over the partition's chunks in time order, as ``vigil.backtest._run`` does."""
+                      cross_names: tuple[str, ...], absent: Mapping[str, frozenset[str]], geo: Any, now: Any,
+                      n_warm: int = 0) -> PartResult:
+    """``process_batch`` over the partition's chunks in time order, as ``vigil.backtest._run`` does;
+    the first ``n_warm`` chunks (warm-up) only teach the profiles, alerting nobody."""
     from sqlalchemy import select
 
     from alerts.store.db import scratch_engine, session_factory
@@ -256,6 +259,19 @@ def process_partition(v: Validated, cross: pd.DataFrame | None, accounts: pd.Dat
             sessions = session_factory(engine)
             sessions.configure(info=session_info())
             for i, frames in enumerate(v.frames):
+                if i < n_warm:
+                    from vigil.warmup import LearnReport, learn_frames
+
+                    learned = LearnReport()
+                    t_learn = time.perf_counter()
+                    learn_frames(dict(frames), {t: absent.get(t, frozenset()) for t in frames},
+                                 _with_handed(rules, cross_names, []), profiles, now=now, accounts=lookup, geo=geo,
+                                 report=learned)
+                    for q in learned.quarantined:  # the accounts' rows, validated with the chunk
+                        acct_quarantine.append(((i, len(EVENT_TABLES), refs_seq.get(q.ref, 0)), q))
+                    res.skips.update(learned.skips)
+                    res.timings["warmup"] = res.timings.get("warmup", 0.0) + time.perf_counter() - t_learn
+                    continue
                 report = ScanReport()
                 chunk_rules = _with_handed(rules, cross_names, by_chunk.get(i, []))
                 before = len(report.quarantined)

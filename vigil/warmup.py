@@ -111,12 +111,29 @@ def learn_batch(
 ) -> None:
     """Validate one chunk of raw rows and run the rule set's detectors over it for their profiles only."""
     frames: dict[str, pd.DataFrame] = {}
-    absent = dict(absent)
     for table, df in raw.items():
         good, bad = validate(table, df)
         frames[table] = good
         report.rows[table] += len(df)
         report.quarantined.extend(bad)
+    learn_frames(frames, absent, rules, profiles, now=now, accounts=accounts, geo=geo, report=report)
+
+
+def learn_frames(
+    frames: dict[str, pd.DataFrame],
+    absent: Mapping[str, frozenset[str]],
+    rules: RuleSet,
+    profiles: ProfileStore,
+    *,
+    now: datetime,
+    accounts: Callable[[list[str]], pd.DataFrame],
+    geo: Any = None,
+    report: LearnReport,
+) -> None:
+    """Run the rule set's detectors over one chunk of validated rows for their profiles only (the
+    Dask engine's partitions call this directly: their rows are validated already)."""
+    absent = dict(absent)
+    for good in frames.values():
         if len(good) and "ts" in good.columns:
             lo, hi = good["ts"].min(), good["ts"].max()
             report.first = lo if report.first is None or lo < report.first else report.first

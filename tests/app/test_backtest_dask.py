@@ -106,6 +106,20 @@ def test_every_detector_across_chunk_bounds_parquet(tmp_path: Path, scheduler: s
     _same(local, dask, tmp_path)
 
 
+def test_warmup_days_learn_without_alerting_as_the_local_engine_does(tmp_path: Path, scheduler: str) -> None:
+    """``--warmup DAYS`` on Dask: the same cut, the same profiles learned, the same alerts after it."""
+    d = _write(_data(), tmp_path / "data", "parquet")
+    ts = pd.concat([pd.read_parquet(d / f"{t}.parquet")["ts"] for t in ("logins", "transactions")])
+    days = (ts.max() - ts.min()).total_seconds() / 86400 / 2
+    cold_local, _ = _both(d, scheduler, 300)
+    local, dask = _both(d, scheduler, 300, warmup_days=days)
+    assert local.warmup_events > 0 and local.warmup_until
+    assert 0 < len(local.alerts) < len(cold_local.alerts)  # the first half alerts nobody
+    assert min(a["ts"] for a in local.alerts) >= local.warmup_until[:19]
+    assert (dask.warmup_events, dask.warmup_until) == (local.warmup_events, local.warmup_until)
+    _same(local, dask, tmp_path)
+
+
 def test_csv_with_bad_rows_and_accounts(tmp_path: Path, scheduler: str) -> None:
     frames = _data(1)
     logins = frames["logins"].astype({"ts": object, "success": object}).copy()

@@ -218,16 +218,7 @@ def backtest_cmd(ctx: click.Context, data: str, rules_path: str | None, out: str
     from vigil.backtest_dask import engine_runner
     from vigil.bootstrap import load_rule_set
 
-    if warmup_days and engine != "local":
-        raise ConfigError("--warmup runs on the local engine only (the Dask engine does not carry warm-up "
-                          "profiles yet): drop --engine dask, or build the profiles first with 'vigil profiles build'")
-    run = engine_runner(engine, scheduler=scheduler, workers=workers)
-    extra = {"warmup_days": warmup_days} if warmup_days else {}
-
-    def run_backtest(*args: Any, **kwargs: Any) -> Any:
-        kwargs.pop("warmup_days", None)
-        return run(*args, **kwargs, **extra)
-
+    run_backtest = engine_runner(engine, scheduler=scheduler, workers=workers)
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
     configured = (ctx.find_root().obj or {}).get("config_path")  # --config or VIGIL_CONFIG
