@@ -27,6 +27,8 @@ def test_a_failed_install_shows_the_end_of_pips_log(tmp_path: Path) -> None:
     repo = tmp_path / "vigil"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy(REPO / "scripts" / "demo", repo / "scripts" / "demo")
+    (repo / "lab").mkdir()
+    shutil.copy(REPO / "lab" / "pyproject.toml", repo / "lab" / "pyproject.toml")
     (repo / "pyproject.toml").write_text("[project\nname = 'broken'\n")  # not TOML: pip stops at once
     p = subprocess.run(["bash", "scripts/demo", "--no-serve"], cwd=repo, env=_env(), capture_output=True,
                        text=True, timeout=600, stdin=subprocess.DEVNULL)
