@@ -150,3 +150,71 @@ def test_a_new_push_device_cannot_confirm_either(scanned: Any, tmp_path: Path) -
     assert kinds == ["phone", "push"]
     with app.sessions.begin() as s:
         assert answer(s, alert.id, "confirm", channel="push:push", now=app.clock()).outcome == "unverified"
+
+
+def test_after_an_email_change_the_old_address_gets_a_copy_and_its_link_can_say_not_me(
+        db_url: str, tmp_path: Path, smtp_server: Any) -> None:
+    """End to end with a real SMTP server and the confirmation page: an attacker who changed the email
+    receives the alert at the new address, but "it was me" from there is only recorded; the holder's
+    old address gets a copy whose link freezes the account."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from vigil.daemon import deliver_once
+    from vigil.web.app import create_app
+
+    old, new = "a1@example.com", "attacker@evil.example"
+    clock = Clock()
+    app = make_app(db_url, clock, channels={
+        "console": {"enabled": False},
+        "email": {"enabled": True, "host": smtp_server.host, "port": smtp_server.port, "timeout": 5}})
+    import_dir(app.engine, small_dir(tmp_path / "data", bad_row=False, accounts=1))
+    scan_until_caught_up(app)
+    deliver_once(app)
+    before = len(smtp_server.messages)
+    d = tmp_path / "later"
+    d.mkdir()
+    write_csv(d / "accounts.csv", [{"account_id": "A1", "locale": "en", "timezone": "UTC", "email": new,
+                                    "phone": OLD_PHONE, "anti_phishing_code": "APC0"}])
+    write_csv(d / "security_events.csv", [{"event_id": "A1-s2", "account_id": "A1", "kind": "email_change",
+                                           "ts": iso(T0 + timedelta(days=8))}])
+    write_csv(d / "logins.csv", [{"event_id": "A1-l21", "account_id": "A1", "ts": iso(T0 + timedelta(days=8, hours=1)),
+                                  "success": "true", "country": "NG", "city": "Lagos", "ip": "41.1.1.1",
+                                  "device_id": "evil2"}])
+    clock.now = T0 + timedelta(days=8, hours=2)
+    import_dir(app.engine, d)
+    scan_until_caught_up(app)
+    with app.sessions() as s:
+        change = s.scalars(select(ContactChange).where(ContactChange.kind == "email")).one()
+        assert (change.previous, change.current, change.event_id) == (old, new, "A1-s2")
+        alert = next(a for a in s.scalars(select(AlertRow).where(AlertRow.rule_id == "login-new-country"))
+                     if "A1-l21" in a.event_ids)
+    sent = deliver_once(app).sent
+    mails = smtp_server.wait_for(before + sent)[before:]
+    links: dict[str, str] = {}
+    for m in mails:
+        text = m.message.get_body(("plain",)).get_content()
+        found = re.search(r"(http\S+/c/\S+)", text)
+        if "Lagos" in text and found:
+            links[m.rcpt_tos[0]] = found.group(1)
+    assert set(links) == {old, new}, links  # the alert went to the new address and a copy to the old one
+    client = TestClient(create_app(app))
+
+    def press(link: str, what: str) -> None:
+        path = "/c/" + link.split("/c/", 1)[1]
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+        assert token is not None
+        assert client.post(path, data={"answer": what, "csrf": token.group(1)}).status_code < 500
+
+    press(links[new], "confirm")  # the attacker, from the address they just set
+    with app.sessions() as s:
+        assert s.get(AlertRow, alert.id).status not in ("confirmed", "closed")  # type: ignore[union-attr]
+    assert _count(app, AlertEvent, AlertEvent.alert_id == alert.id,
+                  AlertEvent.event == "answer_confirm_unverified") == 1
+    assert _status(app) == "active"
+    press(links[old], "deny")  # the holder, from the address the attacker replaced
+    assert _status(app) == "frozen"
+    with app.sessions() as s:
+        assert s.get(AlertRow, alert.id).status == "denied"  # type: ignore[union-attr]
+    app.close()
