@@ -121,6 +121,44 @@ def fit(
     return out
 
 
+# categories without a parameter of their own: what the detector gives them
+DERIVED = {("change", "partial"): "sqrt(change_factor)", ("age", "month"): "sqrt(young_account)"}
+
+# the category of each feature whose factor a logistic fit holds at 1 (the reference)
+REFERENCE = {"address": "first", "share": "unknown", "change": "none", "device": "unknown", "network": "unknown",
+             "login": "none", "age": "old"}
+
+
+def fit_logistic(table: pd.DataFrame, *, c: float = 1.0, min_count: int = 5) -> dict[str, dict[str, Any]]:
+    """Like :func:`fit`, but the ratios are ``exp(coefficient)`` of an L2-regularised logistic
+    regression on one-hot categories (reference categories in :data:`REFERENCE` at 1) and the log of
+    the amount factor, so correlated features (a new device with a new network) are not counted
+    twice.  The intercept (the base rate of the sample) is left out of the factors."""
+    from sklearn.linear_model import LogisticRegression
+
+    cols: list[tuple[str, str]] = []
+    for feat, cats in CATEGORIES.items():
+        for cat in cats:
+            if cat != REFERENCE[feat] and int((table[feat] == cat).sum()) >= min_count:
+                cols.append((feat, cat))
+    x = np.column_stack(
+        [(table[f] == c_).to_numpy(dtype=float) for f, c_ in cols] + [np.log(table["amount"].to_numpy())]
+    )
+    model = LogisticRegression(C=c, max_iter=5000).fit(x, table["y"].to_numpy())
+    coef = dict(zip(cols, model.coef_[0][:-1], strict=True))
+    out: dict[str, dict[str, Any]] = {}
+    for feat, cats in CATEGORIES.items():
+        out[feat] = {}
+        for cat in cats:
+            n_pos = int(((table[feat] == cat) & (table["y"] == 1)).sum())
+            n_neg = int(((table[feat] == cat) & (table["y"] == 0)).sum())
+            lr = 1.0 if cat == REFERENCE[feat] else (round(float(np.exp(coef[(feat, cat)])), 2)
+                                                     if (feat, cat) in coef else None)
+            out[feat][cat] = {"lr": lr, "pos": n_pos, "neg": n_neg}
+    out["_amount_exponent"] = {"coef": float(model.coef_[0][-1])}
+    return out
+
+
 def fitted_params(fitted: Mapping[str, Mapping[str, Any]], hand: Mapping[str, Any]) -> dict[str, Any]:
     """The detector parameters: the fitted ratio where there was enough data, else the hand-set value."""
     out: dict[str, Any] = {}
@@ -184,12 +222,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--alpha", type=float, default=1.0, help="add-alpha smoothing of the counts")
     ap.add_argument("--min-count", type=int, default=5, help="fewer withdrawals in a category: keep hand-set")
     ap.add_argument("--clip", default="0.05,1000", metavar="LO,HI", help="bounds of a fitted ratio")
+    ap.add_argument("--method", choices=("bayes", "logistic"), default="bayes",
+                    help="naive-Bayes counts (default) or a logistic regression")
     ap.add_argument("--compare", default="", metavar="N,N", help="held-out seeds: hand-set vs fitted")
     args = ap.parse_args(argv)
     hand = dict(WithdrawalRisk().p)
     train = withdrawal_table(generate(_spec(args.seed, not args.no_stress)), hand)
     lo_c, hi_c = (float(x) for x in args.clip.split(","))
-    fitted = fit(train, alpha=args.alpha, min_count=args.min_count, clip=(lo_c, hi_c))
+    if args.method == "logistic":
+        fitted = fit_logistic(train, min_count=args.min_count)
+        print(f"logistic: amount factor exponent {fitted.pop('_amount_exponent')['coef']:.2f} (the detector uses 1)")
+    else:
+        fitted = fit(train, alpha=args.alpha, min_count=args.min_count, clip=(lo_c, hi_c))
     params = fitted_params(fitted, hand)
     print(f"seed {args.seed} ({'default knobs' if args.no_stress else 'stress knobs'}, ratios clipped to "
           f"{lo_c:g}-{hi_c:g}): "
@@ -206,7 +250,11 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 h = hand[param]
             lr = "kept" if c["lr"] is None else c["lr"]
-            print(f"| {feat} | {cat} | {c['pos']} | {c['neg']} | {lr if param else f'({lr}, fixed 1)'} | {h} |")
+            derived = DERIVED.get((feat, cat))
+            if derived is not None:
+                h = derived
+            shown = lr if param else f"({lr}, not a parameter)"
+            print(f"| {feat} | {cat} | {c['pos']} | {c['neg']} | {shown} | {h} |")
     print("\nparameters:", {k: params[k] for k in sorted(params)})
     seeds = [int(s) for s in args.compare.split(",") if s.strip()]
     if not seeds:
