@@ -35,3 +35,16 @@ def test_matched_thresholds_flag_no_more_legitimate_withdrawals_than_the_hand_se
     fitted = _table([{"y": 0, "log10": x} for x in (0.1, 1.0, 2.0, 3.5)])
     lo, hi = matched_thresholds(hand, fitted)
     assert lo == pytest.approx(1.05) and hi == pytest.approx(2.05)
+
+
+def test_logistic_ratios_hold_the_reference_at_one_and_follow_the_labels() -> None:
+    from vigil_lab.fitwithdrawal import REFERENCE, fit_logistic
+
+    rows = ([{"y": 1, "address": "new", "device": "new"}] * 30 + [{"y": 1, "address": "known", "device": "new"}] * 5
+            + [{"y": 0, "address": "new", "device": "known"}] * 20 + [{"y": 0, "address": "known"}] * 300
+            + [{"y": 0, "address": "first"}] * 20 + [{"y": 1, "address": "first"}] * 2)
+    got = fit_logistic(_table(rows), min_count=5)
+    assert got["address"][REFERENCE["address"]]["lr"] == 1.0
+    assert got["device"]["new"]["lr"] > 1 > got["device"]["known"]["lr"]
+    assert got["address"]["new"]["lr"] > got["address"]["known"]["lr"]
+    assert got["address"]["cooling"]["lr"] is None  # never seen: kept hand-set
