@@ -144,11 +144,12 @@ def main() -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    from alerts.store.db import normalise_url
     from vigil.bootstrap import bootstrap
     from vigil.scan import scan_once
     from vigil.settings import load_settings
 
-    base = make_url(args.pg)
+    base = make_url(normalise_url(args.pg))  # postgresql:// means psycopg 3, as everywhere in Vigil
     name = f"vigil_tick_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:

@@ -239,8 +239,14 @@ class Preparer:
             data["actions"] = "confirm,deny"
             if row.channel == "push" and token:
                 data["token"] = token  # the app posts it back to /push/action
+        inline: dict[str, tuple[bytes, str]] = {}
+        logo = getattr(getattr(self.settings, "branding", None), "email_logo", None)
+        if rendered.html and logo is not None:
+            from notifiers.branding import LOGO_CID
+
+            inline[LOGO_CID] = logo
         return Message(outbox_id=row.id, channel=row.channel, recipient=recipient, subject=rendered.subject,
-                       text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id)
+                       text=rendered.text, html=rendered.html, data=data, alert_id=row.alert_id, inline=inline)
 
     def _admit(self, row: OutboxRow, provider: str, batch: Batch, allowance: Allowance, now: datetime,
                report: DeliverReport) -> bool | None:

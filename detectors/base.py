@@ -183,12 +183,12 @@ class Detector:
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))
         if unknown:
-            from difflib import get_close_matches
+            from confkit import closest
 
             hints = []
             for u in unknown:
-                close = get_close_matches(u, list(self.params), n=1)
-                hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                close = closest(u, list(self.params))
+                hints.append(f"{u!r}" + (f" (did you mean {close!r}?)" if close else ""))
             raise ParameterError(
                 f"{type(self).__name__} got unknown parameter(s) {', '.join(hints)}. "
                 f"Known: {', '.join(sorted(self.params))}."

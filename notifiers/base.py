@@ -47,6 +47,7 @@ class Message:
     html: str | None = None
     data: Mapping[str, str] = field(default_factory=dict)
     alert_id: str | None = None
+    inline: Mapping[str, tuple[bytes, str]] = field(default_factory=dict)  # Content-ID -> (bytes, type): email
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,17 @@ into CSS and HTML email, so nothing else may get through.
 from __future__ import annotations
 
 import re
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+LOGO_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+EMAIL_LOGO_TYPES = ("image/png", "image/jpeg")  # mail clients do not show SVG
+LOGO_CID = "brand-logo"  # the logo travels inside the email (multipart/related), never fetched from a server
+MAX_LOGO_BYTES = 200_000
 
 
 class BrandingSettings(BaseModel):
@@ -25,6 +31,21 @@ class BrandingSettings(BaseModel):
     danger_color: str = Field("#c5221f", description='the "not me" button')
     support_hours: str = Field("", max_length=120, description='e.g. "24/7"; said on the page after "not me"')
 
+    @field_validator("logo_path")
+    @classmethod
+    def _logo(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        p = Path(v)
+        if p.suffix.lower() not in LOGO_TYPES:
+            raise ValueError(f"{v!r}: a logo is a .png, .svg, .jpg or .jpeg file")
+        if not p.is_file():
+            raise ValueError(f"{v!r}: no such file")
+        if p.stat().st_size > MAX_LOGO_BYTES:
+            raise ValueError(f"{v!r}: {p.stat().st_size} bytes; a logo travels in every email, keep it under "
+                             f"{MAX_LOGO_BYTES // 1000} kB")
+        return v
+
     @field_validator("primary_color", "danger_color")
     @classmethod
     def _colour(cls, v: str) -> str:
@@ -32,6 +53,19 @@ class BrandingSettings(BaseModel):
             raise ValueError(f"{v!r} is not a colour like #0969da")
         return v.lower()
 
+    @cached_property
+    def email_logo(self) -> tuple[bytes, str] | None:
+        """The logo's bytes and type for HTML email (PNG or JPEG; an SVG logo shows on the page only)."""
+        if not self.logo_path:
+            return None
+        kind = LOGO_TYPES[Path(self.logo_path).suffix.lower()]
+        if kind not in EMAIL_LOGO_TYPES:
+            return None
+        try:
+            return Path(self.logo_path).read_bytes(), kind
+        except OSError:
+            return None
+
     def context(self) -> dict[str, Any]:
         """What a message's rendering context carries of the brand."""
-        return {"brand": self.name, "brand_color": self.primary_color}
+        return {"brand": self.name, "brand_color": self.primary_color, "brand_logo": self.email_logo is not None}

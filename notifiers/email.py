@@ -127,6 +127,12 @@ class EmailChannel(Channel):
         msg.set_content(message.text)
         if message.html:
             msg.add_alternative(message.html, subtype="html")
+            html = msg.get_body(("html",))
+            for cid, (data, kind) in message.inline.items():  # the brand's logo: part of the mail, not a URL
+                if html is not None and f"cid:{cid}" in message.html:
+                    maintype, _, subtype = kind.partition("/")
+                    html.add_related(data, maintype=maintype, subtype=subtype, cid=f"<{cid}>",
+                                     disposition="inline")
         msg["Content-Language"] = message.recipient.locale  # after set_content, which drops Content-*
         return msg
 

@@ -50,10 +50,10 @@ MISSING = "?"  # an evidence value a message needs but the finding did not carry
 
 class UnknownTemplateError(LookupError):
     def __init__(self, template: str, known: Sequence[str]) -> None:
-        import difflib
+        from confkit import closest
 
-        close = difflib.get_close_matches(template, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        close = closest(template, known)
+        hint = f" Did you mean {close!r}?" if close else ""
         super().__init__(f"unknown message template {template!r}.{hint} Known: {', '.join(sorted(known))}")
         self.template = template
 
@@ -187,6 +187,7 @@ def build_view(
     view: dict[str, Any] = {
         "brand": fmt.safe_text(context.get("brand") or "Vigil", 24),
         "brand_color": _colour(context.get("brand_color")),
+        "brand_logo": bool(context.get("brand_logo")),
         "ticket_ref": fmt.safe_text(context.get("ticket_ref"), 40),
         "locale": loc,
         "template": template,

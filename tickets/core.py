@@ -287,10 +287,10 @@ def assign(session: Session, ticket_id: str, assignee: str | None, *, now: datet
     if t.status not in ACTIVE:
         raise TicketError(f"ticket {t.id} is {t.status}; reopen it before assigning")
     if queue is not None and queue not in policy_for(session).queues:
-        from difflib import get_close_matches
+        from confkit import closest
 
-        close = get_close_matches(queue, list(policy_for(session).queues), n=1)
-        raise TicketError(f"unknown queue {queue!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+        close = closest(queue, list(policy_for(session).queues))
+        raise TicketError(f"unknown queue {queue!r}" + (f"; did you mean {close!r}?" if close else ""))
     detail: dict[str, Any] = {"from": t.assignee, "to": assignee}
     if queue is not None and queue != t.queue:
         detail.update(from_queue=t.queue, queue=queue)

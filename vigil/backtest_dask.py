@@ -121,11 +121,29 @@ def _client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
             yield client
         return
     n = workers or os.cpu_count() or 1
-    with dask.config.set(LOCAL_CONFIG), \
+    with _quiet_local_cluster(), dask.config.set(LOCAL_CONFIG), \
             LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                          dashboard_address="127.0.0.1:0",
                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
+
+
+@contextmanager
+def _quiet_local_cluster() -> Iterator[None]:
+    """The local cluster's scheduler and nannies log to this process at INFO level; keep that off the
+    user's terminal while the cluster lives and until it has closed.
+
+    ``silence_logs`` only reaches the worker processes.  A worker's connection closing while the
+    cluster shuts down is logged at INFO *with a traceback* (distributed.batched) — not an error of
+    the backtest, but it reads like one.  Errors are still shown.
+    """
+    log = logging.getLogger("distributed")
+    before = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
 
 
 def bounds_of(minutes: np.ndarray, counts: np.ndarray, chunk_events: int) -> np.ndarray:

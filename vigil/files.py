@@ -141,8 +141,10 @@ class FileSource:
         return [n for n in EVENT_TABLES if n in self._files]
 
     def read(
-        self, table: str, state: Mapping[str, Any], limit: int, now: datetime, conn: Connection | None = None
+        self, table: str, state: Mapping[str, Any], limit: int, now: datetime, conn: Connection | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> ReadResult:
+        """``shard`` is not applied here (the scan keeps the shard's rows after the read)."""
         df = self._load(table)
         pos = int(state.get("pos", 0))
         chunk = df.iloc[pos : pos + limit].reset_index(drop=True)

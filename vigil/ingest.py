@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from difflib import get_close_matches
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pyarrow.lib import ArrowInvalid
 
+from confkit import closest
 from detectors.contract import TABLES, Table
 from vigil.limits import EPOCH_SECONDS_BELOW, MAX_RAW_CHARS, MAX_TS, MIN_TS, RANGES, ref_limit, text_limits
 
@@ -305,8 +305,8 @@ def _choice_reasons(name: str, values: pd.Series, choices: tuple[str, ...]) -> C
 def _unknown_choice(col: str, value: Any, choices: tuple[str, ...] | None) -> str:
     options = list(choices or ())
     shown = str(value)[:60]
-    close = get_close_matches(shown, options, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    close = closest(shown, options)
+    hint = f"; did you mean '{close}'?" if close else ""
     return f"unknown {col} {shown!r}{hint} (expected one of {', '.join(options)})"
 
 

@@ -81,18 +81,18 @@ class Replay:
             self._tables = list(self.source.tables())
         return self._tables
 
-    def read(self, table: str, state: Mapping[str, Any], limit: int, now: datetime, conn: Connection | None = None
-             ) -> Any:
+    def read(self, table: str, state: Mapping[str, Any], limit: int, now: datetime, conn: Connection | None = None,
+             shard: tuple[int, int] | None = None) -> Any:
         from vigil.sources import ReadResult
 
         if table not in self.reads:
-            self.reads[table] = self.source.read(table, state, limit, now, conn=conn)
+            self.reads[table] = self.source.read(table, state, limit, now, conn=conn, shard=shard)
         rr = self.reads[table]
         if self.keep is None:
             return rr
         raw = rr.raw.iloc[self.keep.get(table, np.arange(0))].reset_index(drop=True)
         raw.attrs = dict(rr.raw.attrs)
-        return ReadResult(raw, rr.state, rr.absent, rr.exhausted)
+        return ReadResult(raw, rr.state, rr.absent, rr.exhausted, rr.sharded)
 
     def accounts(self, ids: Iterable[str], conn: Connection | None = None) -> pd.DataFrame:
         wanted = [str(i) for i in ids]

@@ -18,10 +18,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher, get_close_matches
+from difflib import SequenceMatcher
 
 import pandas as pd
 
+from confkit import closest
 from detectors.contract import TABLES
 
 HASH = "@hash"
@@ -127,9 +128,9 @@ def plan(table: str, headers: list[str], columns: Mapping[str, str], *, filename
     unknown = [k for k in columns if k not in contract.names]
     problems: list[str] = []
     for k in unknown:
-        close = get_close_matches(k, contract.names, n=1)
+        close = closest(k, contract.names)
         problems.append(f"{where}.columns.{k}: not a column of the contract table {table!r}"
-                        + (f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(contract.names)})"))
+                        + (f"; did you mean {close!r}?" if close else f" (known: {', '.join(contract.names)})"))
     chosen: dict[str, str] = {}
     constants: dict[str, str] = {}
     hashed: list[str] = []
@@ -143,9 +144,9 @@ def plan(table: str, headers: list[str], columns: Mapping[str, str], *, filename
         elif src in headers:
             chosen[canon] = src
         else:
-            close = get_close_matches(src, headers, n=1) or [g for g in guesses(table, headers, [canon]).values()]
+            close = closest(src, headers) or next(iter(guesses(table, headers, [canon]).values()), None)
             problems.append(f"{where}.columns.{canon}: column {src!r} is not in {filename}"
-                            + (f"; did you mean {close[0]!r}?" if close else ""))
+                            + (f"; did you mean {close!r}?" if close else ""))
     for canon in contract.names:
         if canon not in chosen and canon not in constants and canon not in hashed and canon in headers \
                 and canon not in columns and headers.count(canon) == 1 and canon not in chosen.values():
@@ -234,10 +235,10 @@ def suggest_file(stem: str) -> str | None:
             table, kind = FILE_HINTS[w]
             break
     else:
-        close = get_close_matches(n, list(TABLES), n=1, cutoff=0.6)
-        if not close:
+        guess = closest(n, list(TABLES), loose=False)
+        if guess is None:
             return None
-        table, kind = close[0], None
+        table, kind = guess, None
     cols: dict[str, tuple[str, str]] = {"kind": (f"={kind}", "")} if kind else {}
     what = f"{table}.csv with kind={kind}" if kind else f"{table}.csv"
     hint = snippet(table, cols, stem) if cols else f"source.tables.{table}.table: {_yaml(stem)}"

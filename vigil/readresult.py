@@ -14,3 +14,4 @@ class ReadResult:
     state: dict[str, Any]  # the cursor state after this read (committed with the batch)
     absent: frozenset[str]  # optional contract columns this source does not provide
     exhausted: bool  # True when fewer rows than the limit were available
+    sharded: bool = False  # True when the source kept only the asked shard's rows (vigil/shards.py)

@@ -135,12 +135,13 @@ def scan_once(
                 state = seed_state(session, f"{source.kind}:{table}", shard.count)
             cur = Cursor(source=name, state=state, version=0)
             session.add(cur)
-        rr = source.read(table, cur.state or {}, batch_rows, now, conn=conn)
+        own = (shard.index, shard.count) if shard is not None and not shard.cross else None
+        rr = source.read(table, cur.state or {}, batch_rows, now, conn=conn, shard=own)
         raw = rr.raw
-        if shard is not None and not shard.cross and "account_id" in raw.columns:
+        if own is not None and not rr.sharded and "account_id" in raw.columns:
             from vigil.shards import shard_mask
 
-            raw = raw[shard_mask(raw["account_id"], shard.count, shard.index)].reset_index(drop=True)
+            raw = raw[shard_mask(raw["account_id"], own[1], own[0])].reset_index(drop=True)
         t = time.perf_counter()
         good, bad = validate(table, raw)
         report.timed("validate", t)

@@ -18,8 +18,9 @@ transaction-scoped advisory lock and the cursor row is read ``FOR UPDATE``, so t
 both believe they hold a shard (a paused process whose lease expired) scan it one after the other
 from the committed cursor, never the same rows twice.
 
-Rows are filtered by shard after they are read (each replica reads the table past the shard's
-cursor and keeps its accounts' rows); pushing the hash into the source query is left for later.
+A SQL source on PostgreSQL computes the hash in the query (:func:`shard_clause`), so a replica reads
+only its accounts' rows; other sources (files, other databases) are read whole past the shard's
+cursor and the scan keeps the shard's rows (:func:`shard_mask`) — the same rows either way.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ def shard_mask(accounts: pd.Series, count: int, shard: int) -> np.ndarray:
             s = memo[key] = shard_of(key, count)
         out[i] = s == shard
     return out
+
+
+def shard_clause(account_id: Any, count: int, index: int) -> Any:
+    """SQL (PostgreSQL) that is true for the rows whose ``account_id`` column falls in shard ``index``:
+    the first 7 hex digits of the MD5 of the id's text, as :func:`shard_of` computes them."""
+    from sqlalchemy import Integer, Text, cast, func, literal
+    from sqlalchemy.dialects.postgresql import BIT
+
+    digits = func.substr(func.md5(func.coalesce(cast(account_id, Text), "")), 1, 7)
+    value = cast(cast(literal("x", Text).concat(digits), BIT(28)), Integer)
+    return (value % count) == index
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,22 @@ def test_cli_engine_dask(tmp_path: Path, scheduler: str) -> None:
         assert _ids(out) == _ids(tmp_path / "local.csv") and _ids(out)
 
 
+def test_local_cluster_keeps_its_logs_off_the_terminal(tmp_path: Path) -> None:
+    """The scheduler and nannies of ``--workers`` log at INFO in the CLI's process (and a worker's
+    connection closing at shutdown comes with a traceback): the user sees the summary only."""
+    import subprocess
+    import sys
+
+    d = _write(_data(1), tmp_path / "data", "parquet")
+    res = subprocess.run([sys.executable, "-m", "vigil", "backtest", "--data", str(d), "--out",
+                          str(tmp_path / "a.csv"), "--engine", "dask", "--workers", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    both = res.stdout + res.stderr
+    assert "rows read" in both
+    assert "distributed." not in both and "Traceback" not in both, both[-3000:]
+
+
 def _ids(p: Path) -> list[str]:
     return pd.read_csv(p)["alert_id"].tolist()
 

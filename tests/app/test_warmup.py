@@ -136,7 +136,7 @@ def test_profiles_build_then_scan(tmp_path: Path, db_url: str) -> None:
         finally:
             eng.dispose()
 
-    r = runner.invoke(main, ["profiles", "build", "--data", str(history), "--db", db_url])
+    r = runner.invoke(main, ["--db", db_url, "profiles", "build", "--data", str(history)])
     assert r.exit_code == 0, r.output
     assert "history read: 45 rows (logins 40, transactions 5)" in r.output
     assert "accounts learned: 2" in r.output and "nothing was alerted" in r.output
@@ -162,6 +162,6 @@ def test_profiles_build_then_scan(tmp_path: Path, db_url: str) -> None:
 
 def test_profiles_build_reports_bad_input(tmp_path: Path) -> None:
     r = CliRunner().invoke(
-        main, ["profiles", "build", "--data", str(tmp_path / "nope"), "--db", f"sqlite:///{tmp_path / 'v.db'}"]
+        main, ["--db", f"sqlite:///{tmp_path / 'v.db'}", "profiles", "build", "--data", str(tmp_path / "nope")]
     )
     assert r.exit_code != 0 and "data directory not found" in r.output and "Traceback" not in r.output

@@ -34,7 +34,7 @@ FENCE = re.compile(r"^```([^\s`]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 NOT_RUN = re.compile(r"^#\s*not run:\s*(.*)$")
 COMMAND_LIKE = re.compile(r"^\s*(\$ |vigil |\.venv/bin/|bash scripts/|npm |pip install |python -[mc] )")
 REPO_DIRS = ("alerts/", "bench/", "delivery/", "detectors/", "docs/", "notifiers/", "rules/", "scripts/",
-             "tests/", "tickets/", "vigil/", "vigil_lab/")
+             "tests/", "tickets/", "vigil/", "lab/")
 
 
 def doc_files() -> list[Path]:
@@ -121,11 +121,33 @@ def check_command(cmd: str) -> list[str]:
     if words[0] == "vigil":
         return check_vigil(words[1:])
     problems = []
+    if words[0].endswith("python") and len(words) > 1 and words[1].startswith("bench/") and words[1].endswith(".py"):
+        problems += check_script(words[1], words[2:])
     for w in words:
         w = w.strip("[](),;'\"")
         if w.startswith(REPO_DIRS) and not (REPO / w).exists():
             problems.append(f"{cmd!r}: {w} does not exist in the repository")
     return problems
+
+
+_SCRIPT_OPTIONS: dict[str, set[str]] = {}
+
+
+def check_script(script: str, args: list[str]) -> list[str]:
+    """A benchmark script's options as the doc shows them, against the script's own ``--help``."""
+    import subprocess
+    import sys
+
+    if not (REPO / script).is_file():
+        return []  # reported as a missing path
+    if script not in _SCRIPT_OPTIONS:
+        r = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+        _SCRIPT_OPTIONS[script] = set(re.findall(r"(?<![\w-])(--[a-zA-Z][\w-]*)", r.stdout)) if r.returncode == 0 \
+            else set()
+    known = _SCRIPT_OPTIONS[script]
+    used = {o for a in args for o in re.findall(r"(?<![\w-])(--[a-zA-Z][\w-]*)", a)}
+    return [f"{script} has no option {o} (its --help lists: {', '.join(sorted(known)) or 'none'})"
+            for o in sorted(used - known)]
 
 
 def check_vigil(args: list[str]) -> list[str]:

@@ -23,13 +23,6 @@ def profiles_group() -> None:
     help="History directory: NAME.csv / NAME.parquet per table, as for 'vigil backtest' and 'vigil import'.",
 )
 @click.option(
-    "--db",
-    "db_url",
-    default=None,
-    metavar="URL",
-    help="Database to store the profiles in (else the global --db, VIGIL_DATABASE_URL or the settings).",
-)
-@click.option(
     "--rules",
     "rules_path",
     type=click.Path(),
@@ -44,7 +37,7 @@ def profiles_group() -> None:
     help="Events per time-ordered chunk (one transaction each).",
 )
 @click.pass_context
-def build_cmd(ctx: click.Context, data: str, db_url: str | None, rules_path: str | None, chunk_events: int) -> None:
+def build_cmd(ctx: click.Context, data: str, rules_path: str | None, chunk_events: int) -> None:
     """Learn profiles from past records without alerting and store them in the database.
 
     The first withdrawal to an address the account used in the history, and the first login from a
@@ -62,7 +55,7 @@ def build_cmd(ctx: click.Context, data: str, db_url: str | None, rules_path: str
 
     if not Path(data).is_dir():
         raise ConfigError(f"{data}: data directory not found")
-    settings = _settings(ctx, database_url=db_url)
+    settings = _settings(ctx)  # the database: the global --db, VIGIL_DATABASE_URL or the settings
     configured = (ctx.find_root().obj or {}).get("config_path")
     rules = _with_models(ctx, load_rule_set(rules_path or settings.rules_path))
     geo = (

@@ -148,10 +148,10 @@ def tune_cmd(ctx: click.Context, rule_id: str, data: str, labels: str, budget: f
     rules = _with_models(ctx, load_rule_set(rules_path))
     compiled = rules.get(rule_id)
     if compiled is None:
-        from difflib import get_close_matches
+        from confkit import closest
 
-        close = get_close_matches(rule_id, [r.id for r in rules.rules], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = closest(rule_id, [r.id for r in rules.rules])
+        hint = f"; did you mean {close!r}?" if close else ""
         raise ConfigError(f"no rule {rule_id!r} in the rule set{hint}")
     detector = compiled.rule.detectors[0]
     base = rules.detectors[detector]

@@ -14,12 +14,12 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
 from alerts.store.models import AccountRow, AlertRow, Ticket
+from notifiers.branding import LOGO_TYPES
 from notifiers.catalogue import N_, fill, lookup
 
 KEYS = (N_("page.denied_title"), N_("page.denied_frozen"), N_("page.denied_not_frozen"), N_("page.denied_ref"),
         N_("page.denied_next_title"), N_("page.denied_step1"), N_("page.denied_step2"), N_("page.denied_step3"),
         N_("page.denied_contact"), N_("page.denied_hours"))
-LOGO_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
 def denied_view(session: Session, alert: AlertRow, acct: AccountRow | None, lang: str, brand: Any) -> dict[str, Any]:

@@ -133,10 +133,10 @@ def eval_command(
     for k in knobs:
         name, _, raw = k.partition("=")
         if name not in KNOBS:
-            from difflib import get_close_matches
+            from confkit import closest
 
-            close = get_close_matches(name, KNOBS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = closest(name, KNOBS)
+            hint = f" (did you mean {close!r}?)" if close else ""
             raise ConfigError(f"--knob {k!r}: unknown knob {name!r}{hint}; known: {', '.join(KNOBS)}")
         try:
             v = float(raw)
