@@ -150,7 +150,7 @@ class Group:
         for d in decisions:
             grp = d.rule.group
             if grp is not None and d.rule.mode == "live":
-                into = ctx.loaded.index.muting(GROUP, d.finding.account_id, d.finding.ts, grp.window, 1)
+                into = ctx.loaded.index.muting(GROUP, d.group_key() or "", d.finding.ts, grp.window, 1)
                 sev = ctx.loaded.severity.get(into) if into is not None else None
                 if into is not None and sev is not None and SEVERITY_RANK[sev] >= SEVERITY_RANK[d.rule.severity]:
                     ctx.out.coalesce(into, d, ctx.now, "grouped")
@@ -200,7 +200,7 @@ class Create:
             if tkey is not None:
                 ctx.loaded.index.add(rule.id, tkey, f.ts, aid)
             if rule.group is not None and not shadow:
-                ctx.loaded.index.add(GROUP, f.account_id, f.ts, aid)
+                ctx.loaded.index.add(GROUP, d.group_key() or "", f.ts, aid)
             ctx.loaded.severity[aid] = rule.severity
             ctx.out.event(aid, ctx.now, "created", {"rule_hash": d.rule_hash, "score": f.score, "mode": rule.mode})
             if shadow:

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from alerts.actions import run_actions
 from alerts.store.bulk import chunk_size, chunks, insert_rows, update_rows
 from alerts.store.models import AlertEvent, AlertRow, OutboxRow, Suppression
-from rules.engine import Decision, Recent
+from rules.engine import Decision, Recent, family_of, group_key_of
 from rules.loader import RuleSet
 
-GROUP = "\x00group"  # the index key of rules' ``group`` windows (per account, across rules)
+GROUP = "\x00group"  # the index key of rules' ``group`` windows (per group key, across rules)
 ALERTS = AlertRow.__table__
 EVENTS = AlertEvent.__table__
 OUTBOX = OutboxRow.__table__
@@ -67,8 +67,8 @@ def load(session: Session, ordered: list[Decision], rules: RuleSet | None, now: 
     index = ThrottleIndex()
     severity: dict[str, str] = {}
     _load_throttles(session, ordered, index, n)
-    group_rules = {cr.rule.id for cr in rules.rules if cr.rule.group is not None} if rules is not None else {
-        d.rule.id for d in ordered if d.rule.group is not None}
+    group_rules: dict[str, str] = {cr.rule.id: cr.rule.group.scope for cr in rules.rules if cr.rule.group is not None} \
+        if rules is not None else {d.rule.id: d.rule.group.scope for d in ordered if d.rule.group is not None}
     _load_groups(session, ordered, group_rules, index, severity, n)
     inhibitors = _live_inhibitors(session, ordered, rules, n) if rules is not None else []
     known.update(r.alert_id for r in inhibitors)
@@ -91,9 +91,10 @@ def _load_throttles(session: Session, decisions: list[Decision], index: Throttle
             index.add(rule_id, tkey, ts, aid)
 
 
-def _load_groups(session: Session, decisions: list[Decision], group_rules: set[str], index: ThrottleIndex,
+def _load_groups(session: Session, decisions: list[Decision], group_rules: dict[str, str], index: ThrottleIndex,
                  severity: dict[str, str], n: int) -> None:
-    """Live alerts of grouping rules per account (key ``GROUP``), for ``group.window``."""
+    """Live alerts of grouping rules (rule id -> ``group.scope``) per group key (``GROUP``), for
+    ``group.window``."""
     wanted = [d for d in decisions if d.rule.group is not None]
     if not wanted or not group_rules:
         return
@@ -102,12 +103,13 @@ def _load_groups(session: Session, decisions: list[Decision], group_rules: set[s
     hi = max(d.finding.ts for d in wanted)
     for part in chunks(accounts, n):
         rows = session.execute(
-            select(AlertRow.account_id, AlertRow.ts, AlertRow.id, AlertRow.severity).where(
+            select(AlertRow.account_id, AlertRow.ts, AlertRow.id, AlertRow.severity, AlertRow.rule_id,
+                   AlertRow.detector).where(
                 AlertRow.rule_id.in_(sorted(group_rules)), AlertRow.account_id.in_(part),
                 AlertRow.mode == "live", AlertRow.status.notin_(("suppressed", "shadow")),
                 AlertRow.ts > lo, AlertRow.ts <= hi))
-        for acct, ts, aid, sev in rows:
-            index.add(GROUP, acct, ts, aid)
+        for acct, ts, aid, sev, rule_id, detector in rows:
+            index.add(GROUP, group_key_of(acct, group_rules[rule_id], family_of(detector)), ts, aid)
             severity[aid] = sev
 
 

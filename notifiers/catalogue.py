@@ -44,11 +44,15 @@ DYNAMIC_KEYS = (
     N_("events.trading_spike"), N_("events.isolation"), N_("events.impossible_travel"), N_("events.login_risk"),
     N_("events.new_device"), N_("events.new_subnet"), N_("events.new_asn"), N_("events.failed_logins"),
     N_("events.credential_stuffing"), N_("events.new_location"), N_("events.large_withdrawal"),
-    N_("events.high_leverage"), N_("events.generic"),
+    N_("events.high_leverage"), N_("events.withdrawal_risk"), N_("events.generic"),
     N_("label.time_full"), N_("label.time_short"), N_("label.place"), N_("label.ip"), N_("label.device"),
     N_("label.amount"), N_("label.value_usd"), N_("label.address"), N_("label.network"), N_("label.symbol"),
     N_("label.leverage"), N_("label.margin_ratio"), N_("label.liquidation_price"), N_("label.mark_price"),
-    N_("label.expires"), N_("label.what"),
+    N_("label.expires"), N_("label.what"), N_("label.why"), N_("common.list_join"),
+    # withdrawal_risk's evidence factors in plain words (``withdrawal_risk.factor_<feature>``, the "why" row)
+    N_("withdrawal_risk.factor_address"), N_("withdrawal_risk.factor_amount"), N_("withdrawal_risk.factor_share"),
+    N_("withdrawal_risk.factor_change"), N_("withdrawal_risk.factor_device"), N_("withdrawal_risk.factor_network"),
+    N_("withdrawal_risk.factor_login"), N_("withdrawal_risk.factor_age"),
     N_("freeze_guidance.sms_next"), N_("freeze_guidance.sms_next_short"),  # chosen by length in the template
     # every message template's subject and push title (``<template>.subject``, ``<template>.push_title``)
     N_("freeze_guidance.subject"), N_("freeze_guidance.push_title"), N_("high_leverage.subject"),

@@ -219,6 +219,7 @@ def build_view(
         "link": context.get("link") or None,
         "sms_code": str(context["sms_code"]) if context.get("sms_code") else None,
         "coalesced": _count(context.get("coalesced")),  # held messages riding along in this one
+        "why": _why(loc, detector, ev),
     }
     if template in NO_CONFIRM:
         view["link"] = view["sms_code"] = None
@@ -230,6 +231,35 @@ def build_view(
     ]
     view["t"] = lambda key, **kw: _t(loc, key, {**view, **kw})
     return view
+
+
+WHY_MIN_FACTOR = 1.5  # the withdrawal_risk factors the "why" row names (those its evidence text names)
+WHY_MAX = 3
+
+
+def _why(loc: str, detector: str, ev: Any) -> str | None:
+    """A ``withdrawal_risk`` finding's strongest factors in the holder's words ("an address this
+    account has not used before, most of your balance"), at most :data:`WHY_MAX`; None otherwise."""
+    factors = _get(ev, "factors") if detector == "withdrawal_risk" else None
+    if not isinstance(factors, Mapping):
+        return None
+    known = cat.load(cat.DEFAULT_LOCALE)
+    strong: list[tuple[float, str]] = []
+    for name, item in factors.items():
+        try:
+            f = float(_get(item, "factor") or 0.0)
+        except (TypeError, ValueError):
+            continue
+        if f >= WHY_MIN_FACTOR and f"withdrawal_risk.factor_{name}" in known:
+            strong.append((-f, str(name)))
+    parts = [_t(loc, f"withdrawal_risk.factor_{name}", {}) for _f, name in sorted(strong)[:WHY_MAX]]
+    if not parts:
+        return None
+    join = cat.lookup(loc, "common.list_join")
+    text = parts[0]
+    for part in parts[1:]:
+        text = cat.fill(join, {"first": text, "next": part}, "common.list_join")
+    return text
 
 
 def _join_parts(loc: str, parts: list[str]) -> str:

@@ -65,8 +65,12 @@ class Decision:
         return "|".join(parts)
 
     def group_key(self) -> str | None:
-        """Alerts with the same group key within the rule's ``group.window`` share one message."""
-        return self.finding.account_id if self.rule.group is not None else None
+        """Alerts with the same group key within the rule's ``group.window`` share one message: the
+        account, or the account and the detector family (``group.scope: family``)."""
+        g = self.rule.group
+        if g is None:
+            return None
+        return group_key_of(self.finding.account_id, g.scope, self.finding.family)
 
     def actions(self, outcome: str) -> list[Any]:
         return self.rule.actions(outcome)
@@ -172,10 +176,7 @@ class Recent:
         if cr is None or cr.rule.inhibit is None or alert.get("mode", "live") != "live":
             return None
         if not family:
-            from detectors import DETECTORS
-
-            det = DETECTORS.get(str(alert.get("detector", "")))
-            family = det.family if det is not None else ""
+            family = family_of(str(alert.get("detector", "")))
         return cls(
             str(alert["id"]),
             str(alert["account_id"]),
@@ -185,6 +186,19 @@ class Recent:
             cr.rule.inhibit.window,
             cr.rule.inhibit.scope,
         )
+
+
+def family_of(detector: str) -> str:
+    """The detector family (``login``, ``transfer``, ...) of a detector name; "" when unknown."""
+    from detectors import DETECTORS
+
+    det = DETECTORS.get(str(detector))
+    return det.family if det is not None else ""
+
+
+def group_key_of(account_id: str, scope: str, family: str) -> str:
+    """The group window's key: the account, or ``account|family`` for ``group.scope: family``."""
+    return f"{account_id}|{family}" if scope == "family" else account_id
 
 
 def _utc(ts: datetime) -> datetime:

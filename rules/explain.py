@@ -231,8 +231,9 @@ def _then(r: Rule) -> list[str]:
             f"the rest are recorded as throttled"
         )
     if r.group:
+        fam = "" if r.group.scope == "account" else " of the same family"
         out.append(
-            f"  group: this account's alerts within {format_duration(r.group.window)} go out as one message"
+            f"  group: this account's alerts{fam} within {format_duration(r.group.window)} go out as one message"
         )
     if r.inhibit:
         scope = "" if r.inhibit.scope == "account" else " of the same family"

@@ -133,9 +133,12 @@ class Throttle(Strict):
 
 
 class Group(Strict):
-    """Coalesce one account's alerts raised within ``window`` into one message."""
+    """Coalesce one account's alerts raised within ``window`` into one message; with ``scope:
+    family`` only the alerts of the same detector family whose rules group by family too (one
+    withdrawal's questions, not a sign-in's)."""
 
     window: timedelta
+    scope: Literal["account", "family"] = "account"
 
     _dur = field_validator("window", mode="before")(_bounded(MINUTE, DAY))
 

@@ -69,7 +69,8 @@ from vigil.errors import ConfigError
 @click.option(
     "--robustness",
     is_flag=True,
-    help="Then rerun with each nonzero knob doubled in turn and print the prompt rates (one run per knob).",
+    help="Then rerun with every noise knob changed in turn (doubled, or at its --stress default when off) and "
+    "print the prompt rates (one run per knob).",
 )
 @click.option("--stress", is_flag=True, help="Turn the stress knobs on at their documented defaults (docs/quality.md).")
 @click.option(
@@ -126,7 +127,7 @@ def eval_command(
         raise ConfigError(
             f"--accounts {accounts} is too small for {attacks} attacks per model: use at least {attacks * 6} accounts"
         )
-    from vigil_lab.evalgen import KNOBS, NOT_NOISE, STRESS
+    from vigil_lab.evalgen import KNOBS, STRESS
 
     values: dict[str, Any] = dict(STRESS) if stress else {}
     for k in knobs:
@@ -213,27 +214,28 @@ def eval_command(
         click.echo("wrote " + ", ".join(str(p) for p in written))
     assert rep is not None
     if robustness:
-        rows = [robustness_row("as above", rep)]
-        for k in KNOBS:
-            v = float(getattr(spec, k))
-            if v <= 0 or k in NOT_NOISE:
-                continue
-            doubled: dict[str, Any] = {k: min(1.0, 2 * v)}
-            other = dataclasses.replace(spec, **doubled)
-            d2 = generate(other)
+        rows = [robustness_row("as above", "", rep)]
+        for k, v, to in robustness_steps(spec):
+            changed: dict[str, Any] = {k: to}
+            d2 = generate(dataclasses.replace(spec, **changed))
             r2 = score(
                 d2,
                 run_backtest(d2.frames, rules=rules).alerts,
                 live_only=not include_shadow,
                 prompt_rules=prompt_rule_ids(rules),
             )
-            rows.append(robustness_row(f"{k} {v:g} -> {min(1.0, 2 * v):g}", r2))
-        table += "\n\nRobustness (each nonzero knob doubled in turn):\n\n" + "\n".join(
-            [
-                "| run | login prompts / 100 | withdrawal prompts / 100 | naive | vpn | targeted |",
-                "|---|---:|---:|---:|---:|---:|",
-                *rows,
-            ]
+            how = "doubled" if v > 0 else "off -> its --stress default"
+            rows.append(robustness_row(f"{k} {v:g} -> {to:g}", how, r2))
+        table += (
+            "\n\nRobustness (every noise knob in turn: doubled, or turned on at its --stress default when "
+            f"off; the others as above, {knob_line}):\n\n"
+            + "\n".join(
+                [
+                    "| knob changed | how | login prompts / 100 | withdrawal prompts / 100 | naive | vpn | targeted |",
+                    "|---|---|---:|---:|---:|---:|---:|",
+                    *rows,
+                ]
+            )
         )
         click.echo(table[table.index("Robustness") :])
     if md_path:
@@ -244,9 +246,28 @@ def eval_command(
         click.echo(f"wrote {md_path}")
 
 
-def robustness_row(label: str, rep: Any) -> str:
+def robustness_steps(spec: Any) -> list[tuple[str, float, float]]:
+    """``(knob, value, new value)`` for every noise knob of ``KNOBS`` (not ``NOT_NOISE``): a knob that
+    is on is doubled (at most 1), a knob that is off is turned on at its ``--stress`` default."""
+    from vigil_lab.evalgen import KNOBS, NOT_NOISE, STRESS
+
+    out = []
+    for k in KNOBS:
+        if k in NOT_NOISE:
+            continue
+        v = float(getattr(spec, k))
+        to = min(1.0, 2 * v) if v > 0 else float(STRESS.get(k, 0.0))
+        if to != v:
+            out.append((k, v, to))
+    return out
+
+
+def robustness_row(label: str, how: str, rep: Any) -> str:
     recall = " | ".join(f"{r['login_recall']:.1%}" for r in rep.rows)
-    return f"| {label} | {rep.login_prompt_rate or 0.0:.2f} | {rep.withdrawal_prompt_rate or 0.0:.2f} | {recall} |"
+    return (
+        f"| {label} | {how} | {rep.login_prompt_rate or 0.0:.2f} | {rep.withdrawal_prompt_rate or 0.0:.2f} "
+        f"| {recall} |"
+    )
 
 
 def below_target(rep: Any) -> list[str]:

@@ -107,10 +107,13 @@ def test_a_rules_named_webhook_action_posts_to_that_webhook(db_url: str, tmp_pat
 
     pack = tmp_path / "rules"
     shutil.copytree(DEFAULT_PACK, pack)
-    f = pack / "transfers_risk.yaml"  # withdrawal-risk-high: the live withdrawal question with on_match
-    text = f.read_text()
-    assert "    on_match:\n" in text
-    f.write_text(text.replace("    on_match:\n", "    on_match:\n      - webhook: {name: risk-engine}\n", 1))
+    # withdrawal-risk-high and withdrawal-large: the live withdrawal questions with on_match; they group
+    # by family, so the withdrawal gets one alert (whichever of the two asks) and one webhook call
+    for name in ("transfers_risk.yaml", "transfers.yaml"):
+        f = pack / name
+        text = f.read_text()
+        assert "    on_match:\n" in text
+        f.write_text(text.replace("    on_match:\n", "    on_match:\n      - webhook: {name: risk-engine}\n", 1))
     clock = Clock()
     app = make_app(db_url, clock=clock, rules_path=str(pack),
                    hooks={"named": {"risk-engine": {"enabled": True, "url": service.url, "secret": SECRET}}})

@@ -71,12 +71,19 @@ def test_ten_batches_give_the_alerts_of_one(db_url: str, tmp_path: Path) -> None
     # withdrawal_risk reads the session's login from another table; each table advances on its own
     # cursor, so on a backlog cut in ten it judges with the logins read so far (docs/architecture.md,
     # "Read"): it can lack a session factor either way; on this data it only misses one prompt that one
-    # batch raises. Every other rule: identical alerts and messages.
-    assert [a[:3] for a in got if a[1] not in cross] == [a[:3] for a in expected if a[1] not in cross]
+    # batch raises. Every other rule: identical alerts and messages -- except that the withdrawal
+    # rules group by family (one withdrawal, one message), so where that prompt is missing, the other
+    # withdrawal rules' alerts about the same withdrawal stand alone instead of joining it.
     assert {a[:3] for a in got if a[1] in cross} <= {a[:3] for a in expected if a[1] in cross}
-    kept = {a[0] for a in expected if a[1] not in cross}
+    missed = {e for a in expected if a[1] in cross and a[:3] not in {g[:3] for g in got} for e in a[3]}
+    exp_other = [a for a in expected if a[1] not in cross]
+    got_other = [a for a in got if a[1] not in cross]
+    assert {a[:3] for a in exp_other} <= {a[:3] for a in got_other}
+    alone = [a for a in got_other if a[:3] not in {x[:3] for x in exp_other}]
+    assert all(a[1].startswith("withdrawal-") and set(a[3]) <= missed for a in alone), alone
+    kept = {a[0] for a in exp_other}
     assert {o for o in _outbox_of(ten) if o[0] in kept} == {o for o in outbox_of if o[0] in kept}
-    assert set(_outbox_of(ten)) <= outbox_of
+    assert {o for o in _outbox_of(ten) if o[0] not in {a[0] for a in alone}} <= outbox_of
     ten.close()
 
 

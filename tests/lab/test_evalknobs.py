@@ -171,3 +171,17 @@ def test_plots_need_a_risk_score(tmp_path: Path) -> None:
     res = CliRunner().invoke(eval_command, ["--accounts", "60", "--attacks", "3", "--days", "20", "--rules", str(rules),
                                             "--plots", str(tmp_path / "p")])
     assert res.exit_code != 0 and "neither login_risk nor withdrawal_risk" in str(res.exception)
+
+
+def test_robustness_changes_every_noise_knob_and_states_its_values() -> None:
+    from vigil_lab.eval_cmd import robustness_steps
+    from vigil_lab.evalgen import KNOBS, NOT_NOISE, STRESS
+
+    noise = [k for k in KNOBS if k not in NOT_NOISE]
+    plain = robustness_steps(EvalSpec())
+    assert [k for k, _v, _to in plain] == noise  # every noise knob, margin_share left alone
+    for k, v, to in plain:
+        assert to == (min(1.0, 2 * v) if v > 0 else STRESS[k]) and to != v
+    stressed = robustness_steps(dataclasses.replace(EvalSpec(), **STRESS))
+    assert [k for k, _v, _to in stressed] == noise
+    assert all(to == min(1.0, 2 * v) for _k, v, to in stressed)

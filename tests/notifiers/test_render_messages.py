@@ -337,3 +337,33 @@ def test_coalesced_messages_are_announced_in_every_channel() -> None:
             )
     plain = render("new_location", "email", "en", ctx("new_location"))
     assert "more security alert" not in plain.text
+
+
+RISKY = {
+    **WITHDRAWAL,
+    "factors": {
+        "address": {"factor": 8.0, "text": "new address"},
+        "share": {"factor": 4.0, "text": "95% of the balance"},
+        "device": {"factor": 6.0, "text": "device new in this session (first seen 1.0 h before)"},
+        "login": {"factor": 1.2, "text": "0.5 h after login"},  # below 1.5: not named
+        "network": {"factor": 0.8, "text": "network known for 40 days"},
+    },
+}
+
+
+@pytest.mark.parametrize("locale", cat.LOCALES)
+def test_withdrawal_risk_names_its_strongest_factors_in_the_holders_words(locale: str) -> None:
+    ctx = context("withdrawal_risk", RISKY, locale=locale, kind="score")
+    text = render("large_withdrawal", "email", locale, ctx).text
+    loc = cat.catalogue_locale(locale)
+    names = [cat.lookup(loc, f"withdrawal_risk.factor_{k}") for k in ("address", "device", "share")]
+    why = cat.lookup(loc, "label.why")
+    row = next(line for line in text.splitlines() if why in line)
+    # strongest first (address x8, device x6, share x4); the factors below 1.5 are left out
+    assert [row.index(n) for n in names] == sorted(row.index(n) for n in names)
+    assert cat.lookup(loc, "withdrawal_risk.factor_login") not in row
+    assert cat.lookup(loc, "withdrawal_risk.factor_network") not in row
+    assert cat.lookup(loc, "events.withdrawal_risk") != cat.lookup(loc, "events.generic")
+    # the large-withdrawal detector's evidence has no factors: no such row
+    plain = render("large_withdrawal", "email", locale, context("large_withdrawal", WITHDRAWAL, locale=locale)).text
+    assert why not in plain

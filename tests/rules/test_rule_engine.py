@@ -218,3 +218,12 @@ def _build() -> RuleSet:
 
 
 _RS = _build()
+
+
+def test_group_scope_family_keys_the_window_by_account_and_family(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, RULES.replace("group: {window: 10m}", "group: {window: 10m, scope: family}"))
+    (d,) = evaluate(rs, [finding("a1", family="transfer")], ACCOUNTS, now=NOW)
+    assert d.rule.group is not None and d.rule.group.scope == "family"
+    assert d.group_key() == "a1|transfer"
+    (d2,) = evaluate(rs, [finding("a1", family="login")], ACCOUNTS, now=NOW)
+    assert d2.group_key() == "a1|login"
