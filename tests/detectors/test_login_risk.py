@@ -104,3 +104,68 @@ def test_batches_equal_one_scan() -> None:
     assert sorted((f.finding_id, f.evidence["log10_score"]) for f in parts) == sorted(
         (f.finding_id, f.evidence["log10_score"]) for f in one
     )
+
+
+# -- the client factor (user agent x device) weighed by the network it comes from -------------------------
+PHONE_UA = "ExApp/3.0.0 (iPhone; iOS 17.0; Scale/3.00)"
+OTHER_HOME_IP = {"ip": "121.134.77.9", "asn": 4766}  # a new IP of the account's own provider
+HOSTING_KR = {"ip": "45.32.1.9", "asn": 20473, "country": "KR"}  # a hosting network, same country
+
+
+def scored(det: LoginRisk, extra: dict, n: int = 40) -> dict:
+    rows = [*history(n), login("x", n * 24, **{**HOME, **extra})]
+    f = {x.event_ids[0]: x for x in scan(det, rows).findings}["x"]
+    return dict(f.evidence)
+
+
+def test_a_cookie_cleared_browser_on_the_familiar_ip_scores_low() -> None:
+    # same IP, same user-agent string, a fresh device id: 1 of 41 -> x41 on its own
+    got = scored(LoginRisk(**ALL), {"device_id": "dev-1-cleared"})
+    assert got["factors"]["device"]["factor"] == pytest.approx(41.0)
+    assert got["client_gate"] == "known_ip" and got["client_factor_used"] == pytest.approx(30.0)
+    assert got["log10_score"] == pytest.approx(math.log10(30), abs=1e-3)
+    assert got["log10_score"] < LoginRisk().p["min_log10_score"]
+    assert "IP known" in got["text"]
+    off = scored(LoginRisk(client_cap_known_ip=0, **ALL), {"device_id": "dev-1-cleared"})
+    assert off["client_gate"] is None and off["log10_score"] == pytest.approx(math.log10(41), abs=1e-3)
+
+
+def test_a_new_phone_on_the_familiar_network_is_capped() -> None:
+    # a new IP of the usual provider, a new device with a new user agent
+    got = scored(LoginRisk(**ALL), {**OTHER_HOME_IP, "device_id": "new-phone", "user_agent": PHONE_UA})
+    assert got["client_factor"] > 1000 and got["client_gate"] == "known_network"
+    ip = got["factors"]["ip"]["factor"]
+    assert ip == pytest.approx(1 / 0.4, abs=1e-3)  # IP new, network and country known
+    assert got["log10_score"] == pytest.approx(math.log10(ip * 10), abs=1e-3)
+    new_phone = {**HOME, **OTHER_HOME_IP, "device_id": "new-phone", "user_agent": PHONE_UA}
+    assert not scan(LoginRisk(), [*history(40), login("x", 40 * 24, **new_phone)]).findings
+
+
+def test_a_copied_user_agent_on_a_new_device_and_ip_is_not_capped() -> None:
+    # a new device id presenting the exact user agent of the account's browser, from a new IP of its
+    # provider: not a cookie loss (that happens where the browser lives), so counted in full
+    got = scored(LoginRisk(**ALL), {**OTHER_HOME_IP, "device_id": "clone"})
+    assert got["client_gate"] is None
+    assert got["client_factor_used"] == got["client_factor"] == pytest.approx(41.0)
+
+
+def test_a_replayed_device_from_an_unfamiliar_network_scores_high() -> None:
+    # the account's own device id and user agent, from a hosting network it never used
+    got = scored(LoginRisk(**ALL), HOSTING_KR)
+    assert got["factors"]["device"]["factor"] == 1.0 and got["factors"]["ua"]["factor"] == 1.0
+    assert got["client_gate"] == "new_network" and got["client_factor_used"] == pytest.approx(30.0)
+    ip = got["factors"]["ip"]["factor"]
+    assert ip == pytest.approx(1 / 0.1, abs=1e-3)  # only the country is known
+    assert got["log10_score"] == pytest.approx(math.log10(ip * 30), abs=1e-3)
+    assert got["log10_score"] >= LoginRisk().p["min_log10_score"]
+    assert "network never used" in got["text"]
+    off = scored(LoginRisk(new_network_floor=0, **ALL), HOSTING_KR)
+    assert off["client_gate"] is None and off["log10_score"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_new_device_from_an_unfamiliar_network_is_counted_in_full() -> None:
+    got = scored(LoginRisk(**ALL), {**HOSTING_KR, "device_id": "atk", "user_agent": FIREFOX})
+    assert got["client_gate"] is None and got["client_factor"] > 30
+    assert got["log10_score"] == pytest.approx(
+        math.log10(got["factors"]["ip"]["factor"] * got["client_factor"]), abs=1e-2
+    )
