@@ -31,8 +31,9 @@ the client factor (user agent x device) is weighed by the network it comes from
 
 * from an IP the account has used: at most ``client_cap_known_ip`` (cookies cleared, an update);
 * from a new IP of a network (ASN) it uses: at most ``client_cap_known_network`` (a new phone on the
-  usual carrier) -- except a new device id with the exact user agent of one of the account's
-  devices, which a lost cookie does not explain away from a new IP (a copied fingerprint);
+  usual carrier) -- except a new device id running the account's own client software (the exact
+  user-agent string, or a browser version and an OS version it uses), which a lost cookie does not
+  explain away from a new IP (a copied fingerprint);
 * from a network it never used: at least ``new_network_floor`` -- a familiar device id or user
   agent does not cancel an unfamiliar network (a replayed fingerprint).
 The finding carries each feature's factor, so a message or a ticket can say *why*:
@@ -131,8 +132,8 @@ class LoginRisk(Detector):
         "client_cap_known_network": Param(
             10.0,
             "From a new IP of a network (ASN) the account uses: the same cap (a new phone on the "
-            "usual carrier), unless a new device id presents the exact user agent of one of the "
-            "account's devices (a copied fingerprint); 0: off.",
+            "usual carrier), unless a new device id presents the account's own user agent (exact "
+            "string, or browser and OS versions it uses: a copied fingerprint); 0: off.",
             ge=0,
             le=1e12,
         ),
@@ -277,8 +278,13 @@ class LoginRisk(Detector):
             ua_d, dev_d = detail.get("ua", {}), detail.get("device", {})
             copied = np.zeros(n_rows, dtype=bool)
             if "ua" in ua_d and "device" in dev_d:
-                # a new device id presenting the exact user agent of one of the account's devices
-                copied = (ua_d["ua"] > 0) & (dev_d["device"] == 0) & counts.known(levels["device"])
+                # a new device id presenting the account's own client software: the exact user-agent
+                # string, or a browser version and an OS version the account uses (the string may
+                # differ in minor versions) -- a new phone or a new browser shows new software
+                same = ua_d["ua"] > 0
+                if "browser" in ua_d and "os" in ua_d:
+                    same = same | ((ua_d["browser"] > 0) & (ua_d["os"] > 0))
+                copied = same & (dev_d["device"] == 0) & counts.known(levels["device"])
             hit = ~ip_seen & asn_seen & ~copied & (used > cap_net)
             used = np.where(hit, cap_net, used)
             gate[hit] = "known_network"

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from detectors.login_risk import LoginRisk
-from tests.detectors.login_frames import FIREFOX, HOME, history, ids, login, scan, scan_in_parts
+from tests.detectors.login_frames import CHROME, FIREFOX, HOME, history, ids, login, scan, scan_in_parts
 
 ALL = {"min_log10_score": 0.0}
 
@@ -169,3 +169,14 @@ def test_a_new_device_from_an_unfamiliar_network_is_counted_in_full() -> None:
     assert got["log10_score"] == pytest.approx(
         math.log10(got["factors"]["ip"]["factor"] * got["client_factor"]), abs=1e-2
     )
+
+
+def test_the_account_s_browser_and_os_versions_on_a_new_device_count_as_a_copy() -> None:
+    # the same Chrome 120 on Windows 10, a different build string: the account's own software
+    chrome_build = CHROME.replace("Chrome/120.0.0.0", "Chrome/120.0.6099.71")
+    got = scored(LoginRisk(**ALL), {**OTHER_HOME_IP, "device_id": "clone", "user_agent": chrome_build})
+    assert got["factors"]["ua"]["factor"] > 1 and got["client_gate"] is None
+    # Chrome 121 is new software (an update, or another browser): capped on the known network
+    chrome_121 = CHROME.replace("Chrome/120.0.0.0", "Chrome/121.0.0.0")
+    got = scored(LoginRisk(**ALL), {**OTHER_HOME_IP, "device_id": "clone", "user_agent": chrome_121})
+    assert got["client_gate"] == "known_network" and got["client_factor_used"] == pytest.approx(10.0)
