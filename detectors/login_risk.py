@@ -145,6 +145,14 @@ class LoginRisk(Detector):
             ge=0,
             le=1e12,
         ),
+        "ip_novelty_cap": Param(
+            1.0,
+            "A new IP of a network the account uses counts up to this many times more when the "
+            "account rarely shows new IPs there (a home line, not a carrier's NAT); 1: off "
+            "(docs/quality.md measures 3).",
+            ge=1,
+            le=1000,
+        ),
         "max_values": Param(
             500,
             "Distinct values kept per level and account (least used dropped).",
@@ -214,6 +222,7 @@ class LoginRisk(Detector):
             with np.errstate(divide="ignore"):
                 factor = np.where(f_known & (n > 0), 1.0 / like, 1.0)
             factors[feat] = factor
+        novelty = self._ip_novelty(factors, detail, levels, counts)
         client, used, gate = self._client(factors, detail, levels, counts)
         log10 = np.log10(factors["ip"]) if "ip" in factors else np.zeros(n_rows)
         log10 = log10 + np.log10(used)
@@ -233,11 +242,47 @@ class LoginRisk(Detector):
                     {f: {lvl: int(c[k]) for lvl, c in d.items()} for f, d in detail.items()},
                     {lvl: levels[lvl][k] for lvl in levels},
                     (float(client[k]), float(used[k]), str(gate[k])),
+                    {name: float(v[k]) for name, v in novelty.items()},
                 )
             )
         tops = {feat: lvls[0][0] for feat, lvls in HIERARCHY.items() if lvls[0][0] in levels}
         result.profiles = counts.update(levels, tops, self.p["max_values"])
         return result
+
+    def _ip_novelty(
+        self,
+        factors: dict[str, np.ndarray],
+        detail: Mapping[str, Mapping[str, np.ndarray]],
+        levels: dict[str, np.ndarray],
+        counts: Counts,
+    ) -> dict[str, np.ndarray]:
+        """A new IP on a network the account uses, weighed by how often the account shows new IPs there.
+
+        Freeman's back-off gives every new IP of a known network the same likelihood, whether the
+        network is a phone carrier's NAT (a new address nearly every time) or a home line that kept
+        one address for months.  The account's own rate of new addresses on that network, the
+        Good-Turing style estimate ``(new IPs seen there + 1) / (logins there + 2)``, says which:
+        the IP factor is multiplied by its inverse, at most ``ip_novelty_cap``.  The level
+        ``asn_new_ip`` (the network of each login that brought a new IP) keeps the count in the
+        profile.
+        """
+        cap = self.p["ip_novelty_cap"]
+        ip_d = detail.get("ip", {})
+        if cap <= 1 or "ip" not in factors or "ip" not in ip_d or "asn" not in ip_d:
+            return {}
+        asn_known = counts.known(levels["asn"])
+        new_ip = counts.known(levels["ip"]) & (ip_d["ip"] == 0)
+        derived = np.full(len(new_ip), None, dtype=object)
+        sel = new_ip & asn_known
+        derived[sel] = levels["asn"][sel]
+        levels["asn_new_ip"] = derived
+        new_ips, _, _ = counts.prior_count(derived, "asn_new_ip")
+        on_net = ip_d["asn"]
+        rate = (new_ips + 1.0) / (on_net + 2.0)
+        boost = np.where(new_ip & asn_known & (on_net > 0), np.minimum(1.0 / rate, cap), 1.0)
+        boost = np.maximum(boost, 1.0)
+        factors["ip"] = factors["ip"] * boost
+        return {"factor": boost, "new_ips_on_network": new_ips, "logins_on_network": on_net}
 
     def _client(
         self,
@@ -369,6 +414,7 @@ class LoginRisk(Detector):
         counts: Mapping[str, Mapping[str, int]],
         values: Mapping[str, Any],
         client: tuple[float, float, str] = (1.0, 1.0, ""),
+        novelty: Mapping[str, float] | None = None,
     ) -> Any:
         parts = []
         feats: dict[str, Any] = {}
@@ -382,6 +428,12 @@ class LoginRisk(Detector):
             if f >= 1.5:
                 parts.append(f"{_explain(feat, lv)} (×{_fmt(f)})")
         raw, used, gate = client
+        nov = novelty or {}
+        if nov.get("factor", 1.0) >= 1.5:
+            parts.append(
+                f"new IPs rare on that network: {int(nov['new_ips_on_network'])} in "
+                f"{int(nov['logins_on_network'])} logins (×{_fmt(nov['factor'])} in the IP factor)"
+            )
         if gate:
             parts.append(_GATE_TEXT[gate].format(f=_fmt(used)))
         text = " · ".join(parts) or "unusual combination"
@@ -401,6 +453,7 @@ class LoginRisk(Detector):
                 "client_factor": round(raw, 3),
                 "client_factor_used": round(used, 3),
                 "client_gate": gate or None,
+                "ip_novelty": {k: round(v, 3) if k == "factor" else int(v) for k, v in nov.items()} or None,
                 "text": text,
                 "ip": _plain(row.get("ip")),
                 "country": _plain(row.get("country")),

@@ -180,3 +180,37 @@ def test_the_account_s_browser_and_os_versions_on_a_new_device_count_as_a_copy()
     chrome_121 = CHROME.replace("Chrome/120.0.0.0", "Chrome/121.0.0.0")
     got = scored(LoginRisk(**ALL), {**OTHER_HOME_IP, "device_id": "clone", "user_agent": chrome_121})
     assert got["client_gate"] == "known_network" and got["client_factor_used"] == pytest.approx(10.0)
+
+
+def test_a_new_ip_counts_more_on_a_network_where_the_account_rarely_shows_new_ips() -> None:
+    # 40 logins from one home IP (one new IP there: the first login): a new IP of the same provider
+    # is rare for this account -- (1 + 1) / (40 + 2), x21, capped at x3
+    det = LoginRisk(ip_novelty_cap=3, **ALL)
+    got = scored(det, OTHER_HOME_IP)
+    assert got["ip_novelty"] == {"factor": 3.0, "new_ips_on_network": 1, "logins_on_network": 40}
+    assert got["factors"]["ip"]["factor"] == pytest.approx(3 / 0.4, abs=1e-3)
+    assert "new IPs rare on that network: 1 in 40 logins" in got["text"]
+    # a carrier's NAT: every earlier login on that network came from a new IP -> no extra weight
+    rows = [
+        *(login(f"h{i}", i * 24, **{**HOME, "ip": f"10.0.{i}.1", "asn": 4766}) for i in range(40)),
+        login("x", 40 * 24, **{**HOME, **OTHER_HOME_IP}),
+    ]
+    f = {x.event_ids[0]: x for x in scan(det, rows).findings}["x"]
+    assert f.evidence["ip_novelty"]["new_ips_on_network"] == 40
+    assert f.evidence["ip_novelty"]["factor"] == pytest.approx(42 / 41, abs=1e-3)
+    # off by default: Freeman's back-off alone
+    assert scored(LoginRisk(**ALL), OTHER_HOME_IP)["ip_novelty"] is None
+
+
+def test_the_ip_novelty_count_survives_batches() -> None:
+    rows = [
+        *history(30),
+        *(login(f"n{i}", 30 * 24 + i * 24, **{**HOME, "ip": f"121.134.1.{i}"}) for i in range(4)),
+        login("x", 40 * 24, **{**HOME, **OTHER_HOME_IP}),
+    ]
+    det = LoginRisk(ip_novelty_cap=10, **ALL)
+    one = {f.event_ids[0]: f.evidence["ip_novelty"] for f in scan(det, rows).findings}
+    parts = {f.event_ids[0]: f.evidence["ip_novelty"] for f in scan_in_parts(det, rows, 5)}
+    # 5 new IPs (the home IP and 4 others) in 34 logins: (5 + 1) / (34 + 2) -> x6
+    want = {"factor": pytest.approx(6.0), "new_ips_on_network": 5, "logins_on_network": 34}
+    assert one["x"] == want and parts["x"] == want
