@@ -21,6 +21,21 @@ time (an unrelated account must never change another's findings, and profiles lo
   likelihood) instead of "global / 4", which needed the platform-wide figure.
 
 A third feature, the device id, is used when present (Entra's unfamiliar-properties list has it).
+
+Freeman's product assumes the features independent; the client (user agent and device id) is not
+independent of the network.  A browser that lost its cookie or a new phone shows a new device id,
+often a new user-agent string, on the account's own IP or provider; an attacker shows whatever client
+he likes -- the victim's user agent, even a replayed device id -- but from a network of his own.  So
+the client factor (user agent x device) is weighed by the network it comes from
+(:meth:`LoginRisk._client`):
+
+* from an IP the account has used: at most ``client_cap_known_ip`` (cookies cleared, an update);
+* from a new IP of a network (ASN) it uses: at most ``client_cap_known_network`` (a new phone on the
+  usual carrier) -- except a new device id running the account's own client software (the exact
+  user-agent string, or a browser version and an OS version it uses), which a lost cookie does not
+  explain away from a new IP (a copied fingerprint);
+* from a network it never used: at least ``new_network_floor`` -- a familiar device id or user
+  agent does not cancel an unfamiliar network (a replayed fingerprint).
 The finding carries each feature's factor, so a message or a ticket can say *why*:
 "device new (×24) · IP new, network AS4766 known (×3.2) · browser Chrome 121 new, Chrome known (×1.9)".
 """
@@ -65,6 +80,13 @@ _LABEL = {
     "device": "device",
 }
 
+# why the client factor (user agent x device) was capped or floored, for the finding's text
+_GATE_TEXT = {
+    "known_ip": "user agent and device counted ×{f} at most: IP known",
+    "known_network": "user agent and device counted ×{f} at most: network known",
+    "new_network": "user agent and device counted ×{f} at least: network never used",
+}
+
 
 class LoginRisk(Detector):
     name = "login_risk"
@@ -100,6 +122,37 @@ class LoginRisk(Detector):
             ge=0,
             le=1000,
         ),
+        "client_cap_known_ip": Param(
+            30.0,
+            "From an IP the account has used, the user agent and the device together count at most "
+            "this factor (cookies cleared, a browser update, a new phone at home); 0: off.",
+            ge=0,
+            le=1e12,
+        ),
+        "client_cap_known_network": Param(
+            10.0,
+            "From a new IP of a network (ASN) the account uses: the same cap (a new phone on the "
+            "usual carrier), unless a new device id presents the account's own user agent (exact "
+            "string, or browser and OS versions it uses: a copied fingerprint); 0: off.",
+            ge=0,
+            le=1e12,
+        ),
+        "new_network_floor": Param(
+            30.0,
+            "From a network (ASN) the account has never used, the user agent and the device together "
+            "count at least this factor: a familiar (possibly replayed) device id or user agent does "
+            "not cancel an unfamiliar network; 0 or 1: off.",
+            ge=0,
+            le=1e12,
+        ),
+        "ip_novelty_cap": Param(
+            1.0,
+            "A new IP of a network the account uses counts up to this many times more when the "
+            "account rarely shows new IPs there (a home line, not a carrier's NAT); 1: off "
+            "(docs/quality.md measures 3).",
+            ge=1,
+            le=1000,
+        ),
         "max_values": Param(
             500,
             "Distinct values kept per level and account (least used dropped).",
@@ -129,7 +182,6 @@ class LoginRisk(Detector):
         counts = Counts(ok, profiles)
         total_prior = counts.total_prior[counts.code] + cumcount(counts.code)
         n_rows = len(ok)
-        log10 = np.zeros(n_rows)
         factors: dict[str, np.ndarray] = {}
         detail: dict[str, dict[str, np.ndarray]] = {}
         trust_ns = int(pd.Timedelta(hours=self.p["trust_after_hours"]).value)
@@ -170,7 +222,10 @@ class LoginRisk(Detector):
             with np.errstate(divide="ignore"):
                 factor = np.where(f_known & (n > 0), 1.0 / like, 1.0)
             factors[feat] = factor
-            log10 += np.log10(factor)
+        novelty = self._ip_novelty(factors, detail, levels, counts)
+        client, used, gate = self._client(factors, detail, levels, counts)
+        log10 = np.log10(factors["ip"]) if "ip" in factors else np.zeros(n_rows)
+        log10 = log10 + np.log10(used)
         eligible = total_prior >= self.p["min_history_logins"]
         flagged = np.flatnonzero(eligible & (log10 >= self.p["min_log10_score"]))
         cols = [c for c in _EVIDENCE_COLUMNS if c in ok.columns]
@@ -186,11 +241,104 @@ class LoginRisk(Detector):
                     {f: float(s[k]) for f, s in factors.items()},
                     {f: {lvl: int(c[k]) for lvl, c in d.items()} for f, d in detail.items()},
                     {lvl: levels[lvl][k] for lvl in levels},
+                    (float(client[k]), float(used[k]), str(gate[k])),
+                    {name: float(v[k]) for name, v in novelty.items()},
                 )
             )
         tops = {feat: lvls[0][0] for feat, lvls in HIERARCHY.items() if lvls[0][0] in levels}
         result.profiles = counts.update(levels, tops, self.p["max_values"])
         return result
+
+    def _ip_novelty(
+        self,
+        factors: dict[str, np.ndarray],
+        detail: Mapping[str, Mapping[str, np.ndarray]],
+        levels: dict[str, np.ndarray],
+        counts: Counts,
+    ) -> dict[str, np.ndarray]:
+        """A new IP on a network the account uses, weighed by how often the account shows new IPs there.
+
+        Freeman's back-off gives every new IP of a known network the same likelihood, whether the
+        network is a phone carrier's NAT (a new address nearly every time) or a home line that kept
+        one address for months.  The account's own rate of new addresses on that network, the
+        Good-Turing style estimate ``(new IPs seen there + 1) / (logins there + 2)``, says which:
+        the IP factor is multiplied by its inverse, at most ``ip_novelty_cap``.  The level
+        ``asn_new_ip`` (the network of each login that brought a new IP) keeps the count in the
+        profile.
+        """
+        cap = self.p["ip_novelty_cap"]
+        ip_d = detail.get("ip", {})
+        if cap <= 1 or "ip" not in factors or "ip" not in ip_d or "asn" not in ip_d:
+            return {}
+        asn_known = counts.known(levels["asn"])
+        new_ip = counts.known(levels["ip"]) & (ip_d["ip"] == 0)
+        derived = np.full(len(new_ip), None, dtype=object)
+        sel = new_ip & asn_known
+        derived[sel] = levels["asn"][sel]
+        levels["asn_new_ip"] = derived
+        new_ips, _, _ = counts.prior_count(derived, "asn_new_ip")
+        on_net = ip_d["asn"]
+        rate = (new_ips + 1.0) / (on_net + 2.0)
+        boost = np.where(new_ip & asn_known & (on_net > 0), np.minimum(1.0 / rate, cap), 1.0)
+        boost = np.maximum(boost, 1.0)
+        factors["ip"] = factors["ip"] * boost
+        return {"factor": boost, "new_ips_on_network": new_ips, "logins_on_network": on_net}
+
+    def _client(
+        self,
+        factors: Mapping[str, np.ndarray],
+        detail: Mapping[str, Mapping[str, np.ndarray]],
+        levels: Mapping[str, np.ndarray],
+        counts: Counts,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The client factor (user agent x device), as scored and as used, and why they differ.
+
+        Freeman's product treats the features as independent; the device id is not: a browser that
+        lost its cookie or a new phone shows a new device id (and often a new user-agent string) on
+        the account's own networks, an attacker shows whatever client he likes -- even a replayed
+        one -- from a network of his own.  So the client evidence is weighed by the network it comes
+        from: capped on a familiar IP or network, floored on a network the account never used.
+        """
+        n_rows = len(counts.t)
+        client = np.ones(n_rows)
+        for feat in ("ua", "device"):
+            if feat in factors:
+                client = client * factors[feat]
+        used = client.copy()
+        gate = np.full(n_rows, "", dtype=object)
+        ip_d = detail.get("ip", {})
+        ip_seen = ip_d["ip"] > 0 if "ip" in ip_d else np.zeros(n_rows, dtype=bool)
+        asn_known = counts.known(levels["asn"]) if "asn" in ip_d else np.zeros(n_rows, dtype=bool)
+        asn_seen = asn_known & (ip_d["asn"] > 0) if "asn" in ip_d else np.zeros(n_rows, dtype=bool)
+        cap_ip, cap_net, floor = (
+            self.p["client_cap_known_ip"],
+            self.p["client_cap_known_network"],
+            self.p["new_network_floor"],
+        )
+        if cap_ip > 0:
+            hit = ip_seen & (used > cap_ip)
+            used = np.where(hit, cap_ip, used)
+            gate[hit] = "known_ip"
+        if cap_net > 0:
+            ua_d, dev_d = detail.get("ua", {}), detail.get("device", {})
+            copied = np.zeros(n_rows, dtype=bool)
+            if "ua" in ua_d and "device" in dev_d:
+                # a new device id presenting the account's own client software: the exact user-agent
+                # string, or a browser version and an OS version the account uses (the string may
+                # differ in minor versions) -- a new phone or a new browser shows new software
+                same = ua_d["ua"] > 0
+                if "browser" in ua_d and "os" in ua_d:
+                    same = same | ((ua_d["browser"] > 0) & (ua_d["os"] > 0))
+                copied = same & (dev_d["device"] == 0) & counts.known(levels["device"])
+            hit = ~ip_seen & asn_seen & ~copied & (used > cap_net)
+            used = np.where(hit, cap_net, used)
+            gate[hit] = "known_network"
+        if floor > 1:
+            scored = factors["ip"] > 1 if "ip" in factors else np.zeros(n_rows, dtype=bool)
+            hit = asn_known & ~asn_seen & scored & (used < floor)
+            used = np.where(hit, floor, used)
+            gate[hit] = "new_network"
+        return client, used, gate
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _levels(self, ok: pd.DataFrame, batch: Batch, result: DetectorResult) -> dict[str, np.ndarray]:
@@ -265,6 +413,8 @@ class LoginRisk(Detector):
         factors: Mapping[str, float],
         counts: Mapping[str, Mapping[str, int]],
         values: Mapping[str, Any],
+        client: tuple[float, float, str] = (1.0, 1.0, ""),
+        novelty: Mapping[str, float] | None = None,
     ) -> Any:
         parts = []
         feats: dict[str, Any] = {}
@@ -277,6 +427,15 @@ class LoginRisk(Detector):
             feats[feat] = {"factor": round(f, 3), "levels": lv}
             if f >= 1.5:
                 parts.append(f"{_explain(feat, lv)} (×{_fmt(f)})")
+        raw, used, gate = client
+        nov = novelty or {}
+        if nov.get("factor", 1.0) >= 1.5:
+            parts.append(
+                f"new IPs rare on that network: {int(nov['new_ips_on_network'])} in "
+                f"{int(nov['logins_on_network'])} logins (×{_fmt(nov['factor'])} in the IP factor)"
+            )
+        if gate:
+            parts.append(_GATE_TEXT[gate].format(f=_fmt(used)))
         text = " · ".join(parts) or "unusual combination"
         return self.finding(
             row["account_id"],
@@ -291,6 +450,10 @@ class LoginRisk(Detector):
                 "history_logins": history,
                 "factors": feats,
                 "top_feature": max(factors, key=lambda k: factors[k]) if factors else None,
+                "client_factor": round(raw, 3),
+                "client_factor_used": round(used, 3),
+                "client_gate": gate or None,
+                "ip_novelty": {k: round(v, 3) if k == "factor" else int(v) for k, v in nov.items()} or None,
                 "text": text,
                 "ip": _plain(row.get("ip")),
                 "country": _plain(row.get("country")),
