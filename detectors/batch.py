@@ -44,7 +44,11 @@ class Batch:
         ids: set[str] = set()
         for name, df in self.frames.items():
             if name != "accounts" and df is not None and not df.empty:
-                values = df["account_id"].astype(object).to_numpy()
+                col = df["account_id"]
+                if isinstance(col.dtype, pd.StringDtype) and not col.hasnans:  # Arrow: distinct in C
+                    ids.update(col.unique().tolist())
+                    continue
+                values = col.astype(object).to_numpy()
                 ids.update(str(a) for a in pd.unique(values) if a is not None and a is not pd.NA)
         self.__dict__["_accounts"] = (key, frozenset(ids))
         return ids

@@ -27,6 +27,7 @@ from detectors.base import Detector, DetectorResult, Param, Skip
 from detectors.batch import Batch
 from detectors.columns import as_str, distinct_map, iso_to_ns, isoformat_utc, to_ns
 from detectors.login_history import value_is_known
+from detectors.sequence import unique_str
 from detectors.sorting import lexsort
 
 _MAX_EVENT_IDS = 20
@@ -57,7 +58,7 @@ class CredentialStuffing(Detector):
         df = self.frame(batch)
         if df is None or not batch.has_column(self.table, "ip"):
             return set()
-        ips = df["ip"][value_is_known(df["ip"])].astype(str).unique()
+        ips = unique_str(df["ip"][value_is_known(df["ip"])])
         return {ip_key(ip) for ip in ips}
 
     def scan(self, batch: Batch, profiles: Mapping[str, Mapping[str, Any]], *, now: datetime) -> DetectorResult:

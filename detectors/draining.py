@@ -43,6 +43,7 @@ from detectors.sequence import (
     state_of,
     to_cents,
     ts_of,
+    unique_str,
     window_sums,
 )
 
@@ -94,7 +95,7 @@ class Draining(Detector):
         k = self.p["max_events"]
         w_ns = int(self.p["window_hours"] * NS_PER_HOUR)
         d_ns = self.p["deposit_days"] * NS_PER_DAY
-        accounts = flows["account_id"].astype(str).unique()
+        accounts = unique_str(flows["account_id"])
         hist = (
             (a, it[0], it[1], (int(it[2]), int(it[3])))
             for a in accounts

@@ -29,7 +29,7 @@ import pandas as pd
 
 from detectors.base import Detector, DetectorResult, Param, ParameterError, Skip
 from detectors.batch import Batch
-from detectors.columns import isoformat_utc, to_ns
+from detectors.columns import NAT, cumcount, isoformat_utc, previous_in_group, to_ns
 from detectors.geo import haversine_km, places
 from detectors.login_history import successful_in
 from detectors.useragent import describe
@@ -123,51 +123,65 @@ class ImpossibleTravel(Detector):
         if chain.empty:
             return result
         prec = chain["geo_precision"] if "geo_precision" in chain.columns else pd.Series("given", index=chain.index)
-        g = chain.groupby("account_id", sort=False, observed=True)
-        prev = pd.DataFrame(
-            {
-                "ts": g["ts"].shift(1),
-                "lat": g["lat"].shift(1),
-                "lon": g["lon"].shift(1),
-                "event_id": g["event_id"].shift(1),
-                "country": _shift(chain, g, "country"),
-                "city": _shift(chain, g, "city"),
-                "precision": prec.groupby(chain["account_id"], sort=False, observed=True).shift(1),
-            },
-            index=chain.index,
-        )
-        first = prev["ts"].isna()
-        n_prior = g.cumcount()
-        if first.any():
-            prof_rows = {a: profiles.get(a, {}).get("last") for a in chain.loc[first, "account_id"].unique()}
-            for col in ("ts", "lat", "lon", "event_id", "country", "city", "precision"):
-                vals = chain.loc[first, "account_id"].map({a: (p or {}).get(col) for a, p in prof_rows.items()})
-                if col == "ts":
-                    prev.loc[first, "ts"] = pd.to_datetime(vals, utc=True, format="ISO8601")
-                else:
-                    prev[col] = prev[col].astype("object")
-                    prev.loc[first, col] = vals
-        prior_n = chain["account_id"].map(
-            {a: int(profiles.get(a, {}).get("n", 0)) for a in chain["account_id"].unique()}
-        )
-        n_prior = n_prior + prior_n.astype("int64")
+        # each row's previous located login of the same account: in the batch (integer codes and
+        # positions, no groupby), else the profile's last one; text columns are read only at the
+        # rows that need them (Arrow strings become Python objects only there)
+        codes, uniq = pd.factorize(chain["account_id"])
+        accts = [str(a) for a in uniq]
+        stored = [profiles.get(a, {}) for a in accts]
+        lasts = [p.get("last") or {} for p in stored]
+        prev_pos = previous_in_group(codes)
+        first = prev_pos < 0
+        at = np.where(first, 0, prev_pos)
 
-        plat, plon = prev["lat"].astype("float64"), prev["lon"].astype("float64")
-        dist = pd.Series(
-            haversine_km(plat, plon, chain["lat"].astype("float64"), chain["lon"].astype("float64")),
-            index=chain.index,
-        )
-        slack = self.p["tolerance_km"] + _radius(prev["precision"], prev["country"]) + _radius(prec, chain["country"])
+        def column_at(col: str, rows: np.ndarray) -> np.ndarray:
+            series = prec if col == "precision" else chain[col]
+            return series.iloc[rows].to_numpy(dtype=object)
+
+        def prev_values(col: str, rows: np.ndarray) -> np.ndarray:
+            """The previous row's ``col`` at ``rows`` (object); for a first row the profile's (None if absent)."""
+            out = np.empty(len(rows), dtype=object)
+            f = first[rows]
+            for j, c in zip(np.flatnonzero(f).tolist(), codes[rows[f]].tolist(), strict=True):
+                out[j] = lasts[c].get(col)
+            if (~f).any():
+                out[~f] = column_at(col, at[rows[~f]]) if col == "precision" or col in chain.columns else None
+            return out
+
+        cur_ns = to_ns(chain["ts"])
+        p_ns = to_ns(pd.to_datetime(pd.Series([x.get("ts") for x in lasts], dtype=object), utc=True,
+                                    format="ISO8601"))
+        prev_ns = np.where(first, p_ns[codes], cur_ns[at])
+        cur_lat, cur_lon = chain["lat"].astype("float64").to_numpy(), chain["lon"].astype("float64").to_numpy()
+        p_lat = pd.Series([x.get("lat") for x in lasts], dtype=object).astype("float64").to_numpy()
+        p_lon = pd.Series([x.get("lon") for x in lasts], dtype=object).astype("float64").to_numpy()
+        plat = np.where(first, p_lat[codes], cur_lat[at])
+        plon = np.where(first, p_lon[codes], cur_lon[at])
+        prior_n = np.array([int(p.get("n", 0)) for p in stored], dtype=np.int64)
+        n_prior = cumcount(codes) + prior_n[codes]
+
+        dist = pd.Series(haversine_km(plat, plon, cur_lat, cur_lon), index=chain.index)
+        cur_coarse = _is_country(prec).to_numpy(dtype=bool)
+        stored_coarse = _is_country(pd.Series([x.get("precision") for x in lasts] + [None], dtype=object)
+                                    ).to_numpy(dtype=bool)[:-1]
+        prev_coarse = np.where(first, stored_coarse[codes], cur_coarse[at])
+        prev_radius = np.zeros(len(chain))
+        rows = np.flatnonzero(prev_coarse)
+        if len(rows):
+            prev_radius[rows] = _radius(pd.Series(prev_values("precision", rows), dtype=object),
+                                        pd.Series(prev_values("country", rows), dtype=object)).to_numpy()
+        slack = self.p["tolerance_km"] + pd.Series(prev_radius, index=chain.index) + _radius(prec, chain["country"])
         eff = (dist - slack).clip(lower=0)
         # one point known only as "somewhere in country X" and the other in X: no evidence of travel
-        coarse = _is_country(prev["precision"]) | _is_country(prec)
-        same_cc = (
-            upper_str(prev["country"]) == upper_str(chain["country"])
-            if "country" in chain.columns
-            else pd.Series(False, index=chain.index)
-        )
-        eff = eff.where(~(coarse & same_cc), 0.0)
-        hours = (chain["ts"] - pd.to_datetime(prev["ts"], utc=True, cache=False)).dt.total_seconds() / 3600.0
+        rows = np.flatnonzero(prev_coarse | cur_coarse)
+        if len(rows) and "country" in chain.columns:
+            same_cc = upper_str(pd.Series(prev_values("country", rows), dtype=object)) == upper_str(
+                pd.Series(column_at("country", rows), dtype=object))
+            zero = np.zeros(len(chain), dtype=bool)
+            zero[rows[same_cc.astype(bool)]] = True
+            eff = eff.where(~zero, 0.0)
+        known = (prev_ns != NAT) & (cur_ns != NAT)
+        hours = pd.Series(np.where(known, (cur_ns - prev_ns) / 1_000_000_000, np.nan) / 3600.0, index=chain.index)
         speed = eff / hours.clip(lower=self.p["min_hours"])
         flag = (
             dist.notna()
@@ -176,32 +190,42 @@ class ImpossibleTravel(Detector):
             & (speed > self.p["max_speed_kmh"])
             & (hours >= 0)
         )
-        for idx in chain.index[flag.fillna(False).to_numpy()]:
+        hits = np.flatnonzero(flag.fillna(False).to_numpy())
+        dist_v, eff_v = dist.to_numpy(dtype=np.float64), eff.to_numpy(dtype=np.float64)
+        hours_v, speed_v = hours.to_numpy(dtype=np.float64), speed.to_numpy(dtype=np.float64)
+        prev_of = {col: prev_values(col, hits) for col in ("event_id", "country", "city", "precision")}
+        for j, i in enumerate(hits.tolist()):
+            prev_row = {
+                "ts": pd.Timestamp(int(prev_ns[i]), tz="UTC"),
+                "lat": plat[i],
+                "lon": plon[i],
+                **{col: vals[j] for col, vals in prev_of.items()},
+            }
             result.findings.append(
                 self._finding(
-                    chain.loc[idx],
-                    prev.loc[idx],
-                    float(dist[idx]),
-                    float(eff[idx]),
-                    float(hours[idx]),
-                    float(speed[idx]),
-                    str(prec[idx]),
+                    chain.iloc[i],
+                    prev_row,
+                    float(dist_v[i]),
+                    float(eff_v[i]),
+                    float(hours_v[i]),
+                    float(speed_v[i]),
+                    str(prec.iat[i]),
                 )
             )
-        last = chain.assign(precision=prec).groupby("account_id", sort=False, observed=True).tail(1)
-        counts = chain.groupby("account_id", sort=False, observed=True).size()
-        accts = [str(a) for a in last["account_id"].tolist()]
-        n_new = counts.reindex(last["account_id"]).to_numpy(dtype=np.int64)
-        isos = isoformat_utc(to_ns(last["ts"]))
-        lat = last["lat"].astype("float64").tolist()
-        lon = last["lon"].astype("float64").tolist()
-        eids = last["event_id"].astype(str).tolist()
-        cc = [_str(v) for v in last["country"].tolist()] if "country" in last else [None] * len(last)
-        city = [_str(v) for v in last["city"].tolist()] if "city" in last else [None] * len(last)
-        precs = [str(v) for v in last["precision"].tolist()]
-        for i, a in enumerate(accts):
-            result.profiles[a] = {
-                "n": int(profiles.get(a, {}).get("n", 0)) + int(n_new[i]),
+        is_last = np.ones(len(chain), dtype=bool)
+        is_last[prev_pos[prev_pos >= 0]] = False
+        last = np.flatnonzero(is_last)  # each account's last row, in row order
+        n_new = np.bincount(codes, minlength=len(uniq))
+        isos = isoformat_utc(cur_ns[last])
+        lat, lon = cur_lat[last].tolist(), cur_lon[last].tolist()
+        eids = [str(v) for v in column_at("event_id", last).tolist()]
+        absent = [None] * len(last)
+        cc = [_str(v) for v in column_at("country", last).tolist()] if "country" in chain.columns else absent
+        city = [_str(v) for v in column_at("city", last).tolist()] if "city" in chain.columns else absent
+        precs = [str(v) for v in column_at("precision", last).tolist()]
+        for i, c in enumerate(codes[last].tolist()):
+            result.profiles[accts[c]] = {
+                "n": int(prior_n[c]) + int(n_new[c]),
                 "last": {
                     "ts": isos[i],
                     "lat": lat[i],
@@ -217,7 +241,7 @@ class ImpossibleTravel(Detector):
     def _finding(
         self,
         cur: pd.Series,
-        prev: pd.Series,
+        prev: Mapping[str, Any],
         dist: float,
         eff: float,
         hours: float,
@@ -270,12 +294,6 @@ class ImpossibleTravel(Detector):
                 "text": text,
             },
         )
-
-
-def _shift(chain: pd.DataFrame, g: Any, col: str) -> pd.Series:
-    if col not in chain.columns:
-        return pd.Series(None, index=chain.index, dtype="object")
-    return g[col].shift(1)
 
 
 def upper_str(s: pd.Series) -> np.ndarray:

@@ -38,6 +38,7 @@ from detectors.sequence import (
     to_cents,
     to_ns,
     ts_of,
+    unique_str,
     window_sums,
 )
 
@@ -130,7 +131,7 @@ class LargeWithdrawal(Detector):
         k = self.p["max_history"]
         hist = (
             (acct, it[0], it[1], (int(it[2]),))
-            for acct in wd["account_id"].astype(str).unique()
+            for acct in unique_str(wd["account_id"])
             for it in state_of(profiles, acct).get("w", [])
         )
         seq = build_seq(wd, {"cents": to_cents(wd["_usd"].to_numpy())}, hist, ("cents",))

@@ -39,6 +39,19 @@ def to_ns(ts: pd.Series) -> np.ndarray:
     return np.asarray(s.dt.as_unit("ns").dt.tz_localize(None).to_numpy().view("int64"), dtype=np.int64)
 
 
+def str_values(s: pd.Series) -> np.ndarray:
+    """``s.astype(str).to_numpy(dtype=object)``: Arrow strings without nulls are converted in C
+    (``astype(str)`` goes value by value, four times slower)."""
+    if isinstance(s.dtype, pd.StringDtype) and not s.hasnans:
+        return np.asarray(s.to_numpy(dtype=object), dtype=object)
+    return np.asarray(s.astype(str).to_numpy(dtype=object), dtype=object)
+
+
+def unique_str(s: pd.Series) -> np.ndarray:
+    """``s.astype(str).unique()``: the distinct values as text, in order of appearance."""
+    return np.asarray(pd.unique(str_values(s)), dtype=object)
+
+
 def ns_to_iso(ns: np.ndarray) -> list[str]:
     """Int nanoseconds -> ISO 8601 UTC strings, millisecond precision when that is exact."""
     arr = np.asarray(ns, dtype=np.int64)
@@ -175,9 +188,9 @@ def build_seq(
                 np.array([h[3][j] for h in hist], dtype=np.asarray(cols[n]).dtype if n in cols else object)
             )
     if frame is not None and n_new:
-        acc_parts.append(frame["account_id"].astype(str).to_numpy(dtype=object))
+        acc_parts.append(str_values(frame["account_id"]))
         t_parts.append(to_ns(frame["ts"]))
-        eid_parts.append(frame["event_id"].astype(str).to_numpy(dtype=object))
+        eid_parts.append(str_values(frame["event_id"]))
         row_parts.append(frame.index.to_numpy(dtype=np.int64))
         for n in names:
             col_parts[n].append(np.asarray(cols[n]))

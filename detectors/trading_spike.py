@@ -41,6 +41,7 @@ from detectors.sequence import (
     records,
     state_of,
     ts_of,
+    unique_str,
     window_start,
 )
 
@@ -85,7 +86,7 @@ class TradingSpike(Detector):
         k = self.p["max_events"]
         w_ns = self.p["window_minutes"] * NS_PER_MINUTE
         b_ns = self.p["baseline_days"] * NS_PER_DAY
-        accounts = trades["account_id"].astype(str).unique()
+        accounts = unique_str(trades["account_id"])
         states = {a: state_of(profiles, a) for a in accounts}
         hist = ((a, it[0], it[1], ()) for a in accounts for it in states[a].get("t", []))
         seq = build_seq(trades, {}, hist, ())

@@ -162,11 +162,14 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
             t = report.timed("read", t)
             frames: dict[str, pd.DataFrame] = {}
             absent: dict[str, frozenset[str]] = {}
-            for table, raw in chunk.raw.items():
+            events = chunk.events
+            for table in list(chunk.raw):
+                raw = chunk.raw.pop(table)  # the raw rows go once validated: not held through the scan
                 good, bad = validate(table, raw)
                 frames[table], absent[table] = good, chunks.absent(table, raw)
                 report.rows[table] = len(raw)
                 report.quarantined.extend(bad)
+                del raw
             t = report.timed("validate", t)
             with sessions.begin() as s:
                 process_batch(s, frames, absent, rules, now=now, report=report, geo=geo,
@@ -180,7 +183,7 @@ def _run(data_dir: Path, db: Path, rules: RuleSet, now: datetime, geo: Any, chun
             for phase, secs in report.timings.items():
                 result.timings[phase] = result.timings.get(phase, 0.0) + secs
             if bar is not None:
-                bar.advance(chunk.events)
+                bar.advance(events)
             t = time.perf_counter()
         if bar is not None:
             bar.done()

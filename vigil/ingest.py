@@ -259,7 +259,17 @@ def _in_order(df: pd.DataFrame) -> bool:
     ties = np.flatnonzero(step == 0)
     if not len(ties):
         return True
-    ids = df["event_id"].to_numpy(dtype=object)
+    col = df["event_id"]
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow" and not col.hasnans:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # UTF-8 bytes order as code points do, so Arrow's comparison is Python's ``str`` order
+        arr = pa.chunked_array(col.array._pa_array)  # type: ignore[attr-defined]
+        here = pc.take(arr, pa.array(ties))
+        after = pc.take(arr, pa.array(ties + 1))
+        return bool(pc.all(pc.less_equal(here, after)).as_py())
+    ids = col.to_numpy(dtype=object)
     return bool(all(str(ids[i]) <= str(ids[i + 1]) for i in ties))
 
 

@@ -378,7 +378,7 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
                     row[f] = v
             created = s.get("created_at")
             if created is not None:  # nulls are None already (_nulls_as_none)
-                row["created_at"] = pd.Timestamp(created).to_pydatetime()
+                row["created_at"] = created if type(created) is datetime else pd.Timestamp(created).to_pydatetime()
             if s.get("status"):
                 row["source_status"] = s["status"]
         if new:
@@ -401,9 +401,11 @@ def sync_accounts(session: Session, src: pd.DataFrame, ids: list[str], now: date
 
 
 def _nulls_as_none(col: pd.Series) -> list[Any]:
-    """The column's values, None where null: one vectorised null test, not ``pd.isna`` per value."""
+    """The column's values, None where null: one vectorised null test, not ``pd.isna`` per value;
+    timestamps as ``datetime`` (converted in one call, not a ``Timestamp`` per value)."""
     null = col.isna().to_numpy(dtype=bool).tolist()
-    return [None if n else v for v, n in zip(col.tolist(), null, strict=True)]
+    values = col.array.to_pydatetime().tolist() if isinstance(col.dtype, pd.DatetimeTZDtype) else col.tolist()
+    return [None if n else v for v, n in zip(values, null, strict=True)]
 
 
 def _aware(dt: datetime | None) -> datetime | None:

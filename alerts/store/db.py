@@ -18,7 +18,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kw: Any) -> Engine:
+def make_engine(url: str, *, wal: bool = True, **kw: Any) -> Engine:
+    """``wal=False``: SQLite keeps its default journal (a throw-away database sets its own; switching
+    a new file to WAL costs a disk sync)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         kw.setdefault("connect_args", {"timeout": 30})
@@ -29,8 +31,9 @@ def make_engine(url: str, **kw: Any) -> Engine:
         def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            if wal:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
     return engine
@@ -41,7 +44,7 @@ def scratch_engine(url: str) -> Engine:
     replay -- and SQLite told not to wait for the disk (nothing here must survive a crash)."""
     from alerts.store.models import Base
 
-    engine = make_engine(url)
+    engine = make_engine(url, wal=False)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

@@ -78,10 +78,13 @@ class PackedJSON(TypeDecorator[Any]):
         return None if value is None else unpack_json(value)
 
 
+PACK_OPTIONS = 1 << 2 | 1 << 5  # orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS (orjson imported on use)
+
+
 def pack_json(value: Any) -> bytes:
     import orjson
 
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
+    return orjson.dumps(value, option=PACK_OPTIONS)
 
 
 def unpack_json(data: bytes | memoryview) -> Any:

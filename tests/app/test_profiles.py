@@ -45,3 +45,12 @@ def test_memory_profiles_keep_packed_states() -> None:
     assert store.save("draining", {"A1": {"w": [1, 2]}, "A2": {"w": [3]}}, T0) == 1  # A1 unchanged
     assert store.load("draining", ["A1", "A2", "A3"]) == {"A1": {"w": [1, 2]}, "A2": {"w": [3]}}
     assert isinstance(store.raw["draining"]["A1"], bytes)
+
+
+def test_pack_options_are_orjsons_flags() -> None:
+    import orjson
+
+    from alerts.store.models import PACK_OPTIONS, pack_json
+
+    assert PACK_OPTIONS == orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+    assert pack_json({"b": 1, 2: [3], "a": None}) == b'{"2":[3],"a":null,"b":1}'
