@@ -138,6 +138,19 @@ def still_absent(absent: Iterable[str], enriched: Enriched) -> frozenset[str]:
     return frozenset(absent) - enriched.filled
 
 
+def enrich_batch(frames: dict[str, pd.DataFrame], absent: dict[str, frozenset[str]],
+                 resolver: Resolver | None) -> Enriched | None:
+    """Enrich a batch's logins in place: ``frames["logins"]`` gets the filled frame and ``absent["logins"]``
+    loses the columns the IPs filled.  None when there is nothing to enrich (no resolver, no logins)."""
+    if resolver is None or "logins" not in frames or not len(frames["logins"]):
+        return None
+    before = absent.get("logins", frozenset())
+    enriched = enrich(frames["logins"], resolver, before)
+    frames["logins"] = enriched.frame
+    absent["logins"] = still_absent(before, enriched)
+    return enriched
+
+
 def _blank(s: pd.Series) -> pd.Series:
     """Null or blank (``str(v).strip() == ""``), judged once per distinct value, not per row."""
     return pd.Series(~known_mask(s), index=s.index)

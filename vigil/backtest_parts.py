@@ -151,15 +151,17 @@ def run_cross(piece: pd.DataFrame, n_chunks: int, spec: RuleSpec, names: tuple[s
             continue
         frame = frame.drop(columns=[h for h in HELPERS if h in frame.columns]).reset_index(drop=True)
         table_absent = dict(absent)
+        enriched_logins: dict[str, pd.DataFrame] = {}  # the chunk's logins enriched once, for every detector
         for name in names:
             det = rules.detectors[name]
             frames = {det.table: frame}
-            if geo is not None and det.table == "logins":
-                from detectors.geo import enrich, still_absent
+            if det.table == "logins":
+                if not enriched_logins:
+                    from detectors.geo import enrich_batch
 
-                enriched = enrich(frame, geo, absent.get("logins", frozenset()))
-                frames = {"logins": enriched.frame}
-                table_absent["logins"] = still_absent(absent.get("logins", frozenset()), enriched)
+                    enriched_logins = {"logins": frame}
+                    enrich_batch(enriched_logins, table_absent, geo)
+                frames = enriched_logins
             batch = Batch(frames, table_absent)
             result = det.scan(batch, profiles.load(name, det.profile_keys(batch)), now=now)
             profiles.save(name, result.profiles, now)

@@ -210,13 +210,11 @@ def process_batch(
         report.replayed_events += sum(dropped.values())
         t = report.timed("ledger", t)
     absent = dict(absent)
-    if geo is not None and "logins" in frames and len(frames["logins"]):
-        from detectors.geo import enrich, still_absent
+    from detectors.geo import enrich_batch
 
-        enriched = enrich(frames["logins"], geo, absent.get("logins", frozenset()))
-        frames["logins"], counts = enriched.frame, enriched.counts
-        absent["logins"] = still_absent(absent.get("logins", frozenset()), enriched)  # filled from the IP
-        for reason, n in counts.items():
+    enriched = enrich_batch(frames, absent, geo)  # columns filled from the IP leave the absent set
+    if enriched is not None:
+        for reason, n in enriched.counts.items():
             if n and str(reason).startswith("unknown"):
                 report.skips[f"geo: {reason}"] = report.skips.get(f"geo: {reason}", 0) + int(n)
         t = report.timed("enrich", t)

@@ -138,12 +138,9 @@ def learn_frames(
             lo, hi = good["ts"].min(), good["ts"].max()
             report.first = lo if report.first is None or lo < report.first else report.first
             report.last = hi if report.last is None or hi > report.last else report.last
-    if geo is not None and "logins" in frames and len(frames["logins"]):
-        from detectors.geo import enrich, still_absent
+    from detectors.geo import enrich_batch
 
-        enriched = enrich(frames["logins"], geo, absent.get("logins", frozenset()))
-        frames["logins"] = enriched.frame
-        absent["logins"] = still_absent(absent.get("logins", frozenset()), enriched)
+    enrich_batch(frames, absent, geo)
     batch = Batch(frames, absent)
     ids = sorted(batch.accounts())
     directory: dict[str, dict[str, Any]] = {a: {"account_id": a} for a in ids}
