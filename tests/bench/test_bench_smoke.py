@@ -6,6 +6,7 @@ runs end to end against the current code and prints its report."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,9 @@ def test_a_benchmark_runs_at_a_toy_size(tmp_path: Path, args: list[str], expect:
 
 
 def test_the_startup_benchmark_and_the_detector_micro_bench_run(tmp_path: Path) -> None:
-    assert "help" in _run(["bench/backtest_bench.py", "--startup", "1"], tmp_path).lower()
+    startup = _run(["bench/backtest_bench.py", "--startup", "1"], tmp_path)
+    assert re.search(r"vigil --help\s+wall [0-9.]+ s", startup) and re.search(r"50 rows a table\s+wall [0-9.]+ s",
+                                                                            startup), startup[-2000:]
     from vigil_lab.synth import big, write_dir
 
     data = tmp_path / "data"
